@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# System packages the test suite drives for real: OpenSSH's sshd (SFTP tests).
+# Installs what is missing when run as root; otherwise says what to install.
+set -euo pipefail
+
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "system-deps: please install: ${missing[*]} (apt-get install ${missing[*]})" >&2
+    exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "system-deps: installed ${missing[*]}"

@@ -1,0 +1,137 @@
+"""Typed configuration: one TOML file plus environment overrides.
+
+The file is given by ``--config FILE`` or ``VHUB_CONFIG``. Secrets may stay out of
+the file: ``VHUB_PSEUDONYM_KEY`` and ``VHUB_ARCHIVE_KEY`` override the keys there.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+AGENCIES: tuple[str, ...] = ("commerce", "police", "customs", "tax")
+Agency = Literal["commerce", "police", "customs", "tax"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgencyEndpoint(_Model):
+    """Where an agency's exchange root lives (``outbox/`` and ``inbox/`` below it)."""
+
+    url: str
+    private_key: Path | None = None
+    known_hosts: Path | None = None
+    connect_timeout_s: float = 20.0
+    retries: int = Field(default=3, ge=0)
+    backoff_s: float = Field(default=2.0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not (value.startswith("file://") or value.startswith("sftp://")):
+            raise ValueError("must start with file:// or sftp://")
+        return value
+
+
+class RuleParameters(_Model):
+    """The bracketed parameters of RULES.md, with its defaults."""
+
+    dereg_window_days: int = 60
+    new_car_days: int = 180
+    pending_export_days: int = 60
+    licence_wd: int = 3
+    refund_wd_class12: int = 3
+    refund_wd_other: int = 5
+    subsidy_min_vehicles: int = 50
+    subsidy_per_vehicle_cny: int = 1000
+
+
+class Settings(_Model):
+    database_url: str
+    work_dir: Path
+    pseudonym_key: str = Field(min_length=16, repr=False)
+    archive_key: str | None = Field(default=None, repr=False)
+    timezone: str = "Asia/Shanghai"
+    agencies: dict[Agency, AgencyEndpoint]
+    rules: RuleParameters = RuleParameters()
+    source: Path | None = None
+
+    @field_validator("work_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("agencies")
+    @classmethod
+    def _all_agencies(cls, value: dict[str, AgencyEndpoint]) -> dict[str, AgencyEndpoint]:
+        missing = [a for a in AGENCIES if a not in value]
+        if missing:
+            raise ValueError(f"missing [agencies.{missing[0]}] (need {', '.join(AGENCIES)})")
+        return value
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.work_dir / "reports"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.work_dir / "archive"
+
+
+@dataclass(frozen=True)
+class _Env:
+    config: str = "VHUB_CONFIG"
+    pseudonym_key: str = "VHUB_PSEUDONYM_KEY"
+    archive_key: str = "VHUB_ARCHIVE_KEY"
+    database_url: str = "VHUB_DATABASE_URL"
+
+
+ENV = _Env()
+
+
+def resolve_config_path(path: str | Path | None) -> Path:
+    """The config file named on the command line, else ``VHUB_CONFIG``."""
+    chosen = path or os.environ.get(ENV.config)
+    if not chosen:
+        raise ConfigError("no configuration: pass --config FILE or set VHUB_CONFIG")
+    return Path(chosen)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate the TOML configuration; raise ConfigError saying what to fix."""
+    config_path = resolve_config_path(path)
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {config_path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {config_path} is not valid TOML: {exc}") from exc
+    for field, var in (
+        ("pseudonym_key", ENV.pseudonym_key),
+        ("archive_key", ENV.archive_key),
+        ("database_url", ENV.database_url),
+    ):
+        if os.environ.get(var):
+            raw[field] = os.environ[var]
+    raw["source"] = str(config_path.resolve())
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"configuration file {config_path} is invalid: {problems}") from exc

@@ -1,0 +1,11 @@
+"""Exchange: reaching each agency's ``outbox/`` (read) and ``inbox/`` (write), ICD §1."""
+
+from vehiclehub.exchange.base import (
+    Exchange,
+    ExchangeUnavailable,
+    OutboxEntry,
+    complete_files,
+    open_exchange,
+)
+
+__all__ = ["Exchange", "ExchangeUnavailable", "OutboxEntry", "complete_files", "open_exchange"]

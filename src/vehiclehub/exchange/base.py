@@ -1,0 +1,102 @@
+"""The exchange interface shared by every transport.
+
+An agency root holds ``outbox/`` (agency -> hub; the hub only reads, never deletes)
+and ``inbox/`` (hub -> agency; the hub only writes). Uploads in both directions write
+``<name>.part`` and rename it; the manifest is written last, so a data file without
+its manifest does not exist yet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from vehiclehub.config import AgencyEndpoint
+
+MANIFEST_SUFFIX = ".manifest.json"
+PART_SUFFIX = ".part"
+FILE_NAME = re.compile(
+    r"^(?P<agency>[a-z]+)_(?P<feed>[a-z_]+?)_(?P<date>\d{8})_(?P<seq>\d{3})\.csv$"
+)
+
+
+class ExchangeUnavailable(Exception):
+    """The agency's exchange could not be reached (after retries); the run goes on without it."""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A complete outbox file: the data file and its manifest both present."""
+
+    data_name: str
+    manifest_name: str
+
+
+class Exchange(Protocol):
+    """One agency's exchange root, whatever the transport."""
+
+    agency: str
+    description: str
+
+    def list_outbox(self) -> list[str]:
+        """Names of the files in ``outbox/`` (no directories)."""
+        ...
+
+    def read_outbox(self, name: str) -> bytes:
+        """A small outbox file (a manifest) in full."""
+        ...
+
+    def copy_outbox(self, name: str, sink: BinaryIO, chunk_size: int = 1 << 20) -> int:
+        """Stream an outbox file into ``sink``; return the number of bytes copied."""
+        ...
+
+    def put_inbox(self, name: str, source: BinaryIO) -> None:
+        """Upload ``source`` to ``inbox/name`` as ``name.part``, then rename over any old one."""
+        ...
+
+    def list_inbox(self) -> list[str]:
+        """Names of the files in ``inbox/``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def complete_files(names: Iterable[str]) -> list[OutboxEntry]:
+    """The data files whose manifest has arrived, in name order; ``.part`` files never count."""
+    present = {n for n in names if not n.endswith(PART_SUFFIX)}
+    entries = []
+    for name in sorted(present):
+        if name.endswith(".csv") and name[: -len(".csv")] + MANIFEST_SUFFIX in present:
+            entries.append(OutboxEntry(name, name[: -len(".csv")] + MANIFEST_SUFFIX))
+    return entries
+
+
+def waiting_files(names: Iterable[str]) -> list[str]:
+    """Data files that are present but whose manifest has not arrived yet."""
+    present = {n for n in names if not n.endswith(PART_SUFFIX)}
+    return sorted(
+        n for n in present if n.endswith(".csv") and n[:-4] + MANIFEST_SUFFIX not in present
+    )
+
+
+@contextmanager
+def open_exchange(agency: str, endpoint: AgencyEndpoint) -> Iterator[Exchange]:
+    """Open the transport the endpoint's url names, and close it afterwards."""
+    exchange: Exchange
+    if endpoint.url.startswith("file://"):
+        from vehiclehub.exchange.local import LocalExchange
+
+        exchange = LocalExchange(agency, endpoint)
+    elif endpoint.url.startswith("sftp://"):
+        from vehiclehub.exchange.sftp import SftpExchange
+
+        exchange = SftpExchange(agency, endpoint)
+    else:
+        raise ExchangeUnavailable(f"{agency}: unsupported exchange url {endpoint.url!r}")
+    try:
+        yield exchange
+    finally:
+        exchange.close()

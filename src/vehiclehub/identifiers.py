@@ -1,0 +1,163 @@
+"""Identifier checks (ICD §2), pseudonyms for personal data (ICD §5) and sample generators.
+
+The checks take a Series of any dtype and return a bool Series with the same index; a
+missing value is never valid.
+"""
+
+import hashlib
+import hmac
+import random
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pycountry
+
+USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC_CHAR = f"[{USCC_CHARS}]"
+_USCC_PATTERN = f"[159Y]{_USCC_CHAR}[0-9]{{6}}{_USCC_CHAR}{{10}}"
+_USCC_VALUES = np.zeros(128, dtype=np.int64)
+_USCC_VALUES[[ord(c) for c in USCC_CHARS]] = np.arange(len(USCC_CHARS))
+
+PROVINCE_CODES = (
+    *range(11, 16),
+    *range(21, 24),
+    *range(31, 38),
+    *range(41, 47),
+    *range(50, 55),
+    *range(61, 66),
+    71,
+    81,
+    82,
+)
+_RID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_RID_CHECK = "10X98765432"
+_RID_PATTERN = f"(?:{'|'.join(str(p) for p in PROVINCE_CODES)})[0-9]{{15}}[0-9X]"
+
+_HS_PATTERN = "(?:8702|8703|8704|8716)(?:[0-9]{4}|[0-9]{6})"
+_SCI_PATTERN = r"\s*[+-]?[0-9]+(?:[.,][0-9]*)?[eE][+-]?[0-9]+\s*"
+_COUNTRIES = frozenset(c.alpha_3 for c in pycountry.countries)
+
+
+def text(s: pd.Series) -> pd.Series:
+    """Return ``s`` as the pandas string dtype, keeping missing values missing."""
+    return s.astype("str")
+
+
+def char_matrix(s: pd.Series, width: int) -> np.ndarray:
+    """Return the ASCII codes of ``s`` as a ``(len(s), width)`` uint8 array.
+
+    Every value must be an ASCII string of exactly ``width`` characters.
+    """
+    return s.to_numpy(dtype=f"S{width}").view(np.uint8).reshape(-1, width)
+
+
+def _uscc_check(codes: np.ndarray) -> np.ndarray:
+    remainder = -(_USCC_VALUES[codes[:, :17]] @ np.array(_USCC_WEIGHTS)) % 31
+    return np.frombuffer(USCC_CHARS.encode("ascii"), dtype=np.uint8)[remainder]
+
+
+def _resident_id_check(codes: np.ndarray) -> np.ndarray:
+    remainder = ((codes[:, :17].astype(np.int64) - ord("0")) @ np.array(_RID_WEIGHTS)) % 11
+    return np.frombuffer(_RID_CHECK.encode("ascii"), dtype=np.uint8)[remainder]
+
+
+def is_uscc(s: pd.Series) -> pd.Series:
+    """Unified social credit code: 18 chars, GB 32100-2015 layout and check character."""
+    t = text(s)
+    ok = t.str.fullmatch(_USCC_PATTERN).to_numpy(copy=True)
+    codes = char_matrix(t[ok], 18)
+    ok[ok] = _uscc_check(codes) == codes[:, 17]
+    return pd.Series(ok, index=s.index)
+
+
+def is_resident_id(s: pd.Series) -> pd.Series:
+    """Resident ID (GB 11643) as ICD §3 police/events owner_id defines it.
+
+    Upper-cased first: 17 digits then a digit or X, a province code, a real birth date in
+    digits 7-14 and the right check character.
+    """
+    t = text(s).str.upper()
+    ok = t.str.fullmatch(_RID_PATTERN).to_numpy(copy=True)
+    well_formed = t[ok]
+    born = pd.to_datetime(well_formed.str.slice(6, 14), format="%Y%m%d", errors="coerce")
+    codes = char_matrix(well_formed, 18)
+    ok[ok] = born.notna().to_numpy() & (_resident_id_check(codes) == codes[:, 17])
+    return pd.Series(ok, index=s.index)
+
+
+def is_digits(s: pd.Series, n: int) -> pd.Series:
+    """Exactly ``n`` ASCII digits."""
+    return text(s).str.fullmatch(f"[0-9]{{{n}}}")
+
+
+def is_decl_no(s: pd.Series) -> pd.Series:
+    """Declaration number: 18 digits, the 9th (export/import flag) ``0``."""
+    return text(s).str.fullmatch("[0-9]{8}0[0-9]{9}")
+
+
+def is_decl_ref(s: pd.Series) -> pd.Series:
+    """Declaration reference: a declaration number followed by item number 001-999."""
+    return text(s).str.fullmatch("[0-9]{8}0[0-9]{9}(?:00[1-9]|0[1-9][0-9]|[1-9][0-9]{2})")
+
+
+def is_hs_code(s: pd.Series) -> pd.Series:
+    """HS code of a used vehicle: 8 or 10 digits under heading 8702, 8703, 8704 or 8716."""
+    return text(s).str.fullmatch(_HS_PATTERN)
+
+
+def is_country(s: pd.Series) -> pd.Series:
+    """ISO 3166-1 alpha-3 country code (current codes, upper case)."""
+    return text(s).isin(_COUNTRIES)
+
+
+def looks_like_sci_notation(s: pd.Series) -> pd.Series:
+    """Value in scientific notation (``5.30E+17``, ``5.3e17``): an id mangled by Excel."""
+    return text(s).str.fullmatch(_SCI_PATTERN)
+
+
+def pseudonymise(s: pd.Series, key: bytes) -> pd.Series:
+    """HMAC-SHA256 hex digest of each upper-cased value under ``key``; missing stays missing."""
+    t = text(s).str.upper()
+    digests = {
+        v: hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest() for v in t.dropna().unique()
+    }
+    return t.map(digests).astype("str")
+
+
+def mask_resident_id(s: pd.Series) -> pd.Series:
+    """Keep the first 6 characters and replace every later one with ``*``."""
+    t = text(s)
+    return t.str.slice(0, 6) + t.str.slice(6).str.replace("(?s).", "*", regex=True)
+
+
+def make_uscc(rng: random.Random) -> str:
+    """Return a random valid USCC (sample data)."""
+    body = (
+        rng.choice(["91", "92", "93", "11", "12", "51", "52", "Y1"])
+        + str(rng.choice(PROVINCE_CODES))
+        + f"{rng.randrange(10_000):04d}"
+        + "".join(rng.choices(USCC_CHARS, k=9))
+    )
+    total = sum(USCC_CHARS.index(c) * w for c, w in zip(body, _USCC_WEIGHTS, strict=True))
+    return body + USCC_CHARS[-total % 31]
+
+
+def make_resident_id(rng: random.Random, birth: date | None = None) -> str:
+    """Return a random valid resident ID, born on ``birth`` or a random day 1950-2005."""
+    if birth is None:
+        birth = date(1950, 1, 1) + timedelta(days=rng.randrange(20_089))
+    body = (
+        f"{rng.choice(PROVINCE_CODES)}{rng.randrange(1, 10_000):04d}"
+        f"{birth:%Y%m%d}{rng.randrange(1000):03d}"
+    )
+    total = sum(int(c) * w for c, w in zip(body, _RID_WEIGHTS, strict=True))
+    return body + _RID_CHECK[total % 11]
+
+
+def make_decl_no(rng: random.Random, district: str, year: int) -> str:
+    """Return a random export declaration number of customs ``district`` (4 digits) and ``year``."""
+    if not (len(district) == 4 and district.isascii() and district.isdigit()):
+        raise ValueError(f"customs district must be 4 digits, got {district!r}")
+    return f"{district}{year:04d}0{rng.randrange(10**9):09d}"

@@ -1,0 +1,1 @@
+"""Intake: decode, validate and load what the agencies send (ICD §1–§3, §5)."""

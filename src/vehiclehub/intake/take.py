@@ -1,0 +1,303 @@
+"""Taking an agency's new files: fetch, verify, decode, validate, load — one file at a time.
+
+Every complete file is accounted for in ``intake_files`` (loaded, rejected or a
+duplicate), every rejected row or file in ``rejections``; a file's rows, its
+rejections and its bookkeeping are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from vehiclehub.config import Settings
+from vehiclehub.contract import FeedSpec, feeds
+from vehiclehub.crypto import ArchiveWriter, archive_key, pseudonym_key, read_archive
+from vehiclehub.exchange.base import Exchange, complete_files, waiting_files
+from vehiclehub.intake.manifest import FileRejected, Manifest, parse_manifest
+from vehiclehub.intake.prepare import duplicate_keys, prepare_records
+from vehiclehub.intake.read import read_csv
+from vehiclehub.intake.validate import REJECTION_COLUMNS, check_header, validate_rows
+from vehiclehub.store.load import bulk_insert, load_records
+from vehiclehub.store.schema import intake_files, rejections
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FileOutcome:
+    name: str
+    status: str  # loaded | rejected | duplicate
+    feed: str | None = None
+    rows: int = 0
+    loaded: int = 0
+    ignored: int = 0
+    rejected: int = 0
+    error: str | None = None
+
+
+@dataclass
+class AgencyIntake:
+    agency: str
+    files: list[FileOutcome] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _already_taken(engine: Engine, agency: str, name: str, manifest_digest: str) -> bool:
+    with engine.connect() as conn:
+        return (
+            conn.execute(
+                select(intake_files.c.id).where(
+                    intake_files.c.agency == agency,
+                    intake_files.c.name == name,
+                    intake_files.c.manifest_sha256 == manifest_digest,
+                )
+            ).first()
+            is not None
+        )
+
+
+def _loaded_with_sha(engine: Engine, sha256: str) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(intake_files.c.id).where(
+                intake_files.c.sha256 == sha256, intake_files.c.status == "loaded"
+            )
+        ).scalar()
+
+
+def _record_file(engine: Engine, values: dict[str, object], problems: pd.DataFrame) -> int:
+    """Bookkeeping for a file that loads nothing: rejected whole, or a duplicate."""
+    with engine.begin() as conn:
+        file_id = _insert_file(conn, values)
+        if not problems.empty:
+            bulk_insert(
+                conn,
+                rejections,
+                problems.assign(
+                    file_id=file_id, agency=str(values["agency"]), file=str(values["name"])
+                ),
+            )
+    return file_id
+
+
+def _insert_file(conn: Connection, values: dict[str, object]) -> int:
+    inserted = conn.execute(insert(intake_files).values(**values)).inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
+
+
+def _file_rejection(reason: str) -> pd.DataFrame:
+    return pd.DataFrame([{"line": None, "column": None, "value": None, "error": reason}])
+
+
+def take_agency(
+    settings: Settings, engine: Engine, exchange: Exchange, run_date: date
+) -> AgencyIntake:
+    """Take every complete file in the agency's outbox that the hub has not taken before."""
+    agency = exchange.agency
+    listing = exchange.list_outbox()
+    result = AgencyIntake(agency, waiting=waiting_files(listing))
+    for entry in complete_files(listing):
+        outcome = take_file(
+            settings, engine, exchange, entry.data_name, entry.manifest_name, run_date
+        )
+        if outcome is not None:
+            result.files.append(outcome)
+    return result
+
+
+def take_file(
+    settings: Settings,
+    engine: Engine,
+    exchange: Exchange,
+    data_name: str,
+    manifest_name: str,
+    run_date: date,
+) -> FileOutcome | None:
+    """Take one complete file; None when it was taken before."""
+    agency = exchange.agency
+    manifest_raw = exchange.read_outbox(manifest_name)
+    manifest_digest = hashlib.sha256(manifest_raw).hexdigest()
+    if _already_taken(engine, agency, data_name, manifest_digest):
+        return None
+    base: dict[str, object] = {
+        "agency": agency,
+        "name": data_name,
+        "manifest_sha256": manifest_digest,
+        "run_date": run_date,
+        "taken_at": _now(),
+    }
+    try:
+        manifest = parse_manifest(manifest_raw, data_name)
+        if manifest.agency != agency:
+            raise FileRejected(
+                f"file names agency {manifest.agency!r} but arrived in the {agency} outbox"
+            )
+        spec = feeds().get((agency, manifest.feed))
+        if spec is None:
+            raise FileRejected(f"{agency} sends no feed {manifest.feed!r} (ICD §3)")
+    except FileRejected as exc:
+        _record_file(engine, {**base, "status": "rejected"}, _file_rejection(str(exc)))
+        return FileOutcome(data_name, "rejected", rejected=0, error=str(exc))
+    base |= {
+        "feed": manifest.feed,
+        "business_date": manifest.business_date,
+        "seq": manifest.seq,
+        "rows_declared": manifest.rows,
+    }
+    duplicate_of = _loaded_with_sha(engine, manifest.sha256)
+    if duplicate_of is not None:
+        _record_file(
+            engine,
+            {
+                **base,
+                "status": "duplicate",
+                "sha256": manifest.sha256,
+                "duplicate_of": duplicate_of,
+            },
+            pd.DataFrame(),
+        )
+        return FileOutcome(data_name, "duplicate", feed=manifest.feed, rows=manifest.rows)
+    archive_path = _fetch(settings, exchange, data_name)
+    base |= {"archive_path": str(archive_path.relative_to(settings.work_dir))}
+    try:
+        return _load_file(settings, engine, spec, manifest, archive_path, base)
+    except FileRejected as exc:
+        _record_file(engine, {**base, "status": "rejected"}, _file_rejection(str(exc)))
+        return FileOutcome(
+            data_name, "rejected", feed=manifest.feed, rows=manifest.rows, error=str(exc)
+        )
+
+
+def _fetch(settings: Settings, exchange: Exchange, data_name: str) -> Path:
+    """Stream the data file into the encrypted archive, named by its sha256."""
+    landing = settings.archive_dir / exchange.agency
+    landing.mkdir(parents=True, exist_ok=True)
+    writer = ArchiveWriter(landing / f"incoming-{data_name}", archive_key(settings))
+    try:
+        exchange.copy_outbox(data_name, writer)  # type: ignore[arg-type]
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    final = landing / f"{writer.sha256.hexdigest()}.csv.enc"
+    writer.path.replace(final)
+    return final
+
+
+def _load_file(
+    settings: Settings,
+    engine: Engine,
+    spec: FeedSpec,
+    manifest: Manifest,
+    archive_path: Path,
+    base: dict[str, object],
+) -> FileOutcome:
+    data = b"".join(read_archive(archive_path, archive_key(settings)))
+    sha = hashlib.sha256(data).hexdigest()
+    base["sha256"], base["bytes"] = sha, len(data)
+    if sha != manifest.sha256:
+        raise FileRejected(
+            f"checksum mismatch: the file's sha256 is {sha}, the manifest says {manifest.sha256}"
+        )
+    frame, malformed = read_csv(data, manifest.codec)
+    del data
+    if len(frame) != manifest.rows:
+        raise FileRejected(
+            f"row count mismatch: the file has {len(frame)} data rows, the manifest says "
+            f"{manifest.rows}"
+        )
+    check_header(spec, list(frame.columns))
+    problems = validate_rows(spec, frame.drop(index=pd.Index(malformed["line"] - 2)))
+    if not malformed.empty:
+        problems = pd.concat(
+            [
+                problems,
+                pd.DataFrame(
+                    {
+                        "line": malformed["line"],
+                        "column": None,
+                        "value": None,
+                        "error": [
+                            f"line has {got} fields, the header has {want}"
+                            for got, want in zip(
+                                malformed["fields"], malformed["expected"], strict=True
+                            )
+                        ],
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
+    bad_index = pd.Index(problems["line"].astype("int64") - 2).unique()
+    records = prepare_records(spec, frame.drop(index=bad_index), pseudonym_key(settings))
+    del frame
+    dupes = duplicate_keys(spec, records)
+    records = records[~records["line"].isin(dupes["line"])]
+    problems = pd.concat([problems, dupes], ignore_index=True)
+    with engine.begin() as conn:
+        file_id = _insert_file(conn, {**base, "status": "loaded"})
+        result = load_records(conn, spec, records.assign(file_id=file_id))
+        if not result.conflicts.empty:
+            problems = pd.concat(
+                [
+                    problems,
+                    pd.DataFrame(
+                        {
+                            "line": result.conflicts["line"],
+                            "column": "record_version",
+                            "value": result.conflicts["record_version"].astype(str),
+                            "error": "this record_version of the key was already loaded with "
+                            "different content; send a higher record_version to correct it",
+                        }
+                    ),
+                ],
+                ignore_index=True,
+            )
+        rejected_lines = int(problems["line"].nunique())
+        if not problems.empty:
+            bulk_insert(
+                conn,
+                rejections,
+                problems[REJECTION_COLUMNS]
+                .sort_values(["line", "column"], na_position="first")
+                .assign(file_id=file_id, agency=spec.agency, file=manifest.file),
+            )
+        conn.execute(
+            update(intake_files)
+            .where(intake_files.c.id == file_id)
+            .values(
+                rows_read=manifest.rows,
+                rows_loaded=result.loaded,
+                rows_ignored=result.ignored,
+                rows_rejected=rejected_lines,
+            )
+        )
+    log.info(
+        "%s: %d rows, %d loaded, %d ignored, %d rejected",
+        manifest.file,
+        manifest.rows,
+        result.loaded,
+        result.ignored,
+        rejected_lines,
+    )
+    return FileOutcome(
+        manifest.file,
+        "loaded",
+        feed=spec.feed,
+        rows=manifest.rows,
+        loaded=result.loaded,
+        ignored=result.ignored,
+        rejected=rejected_lines,
+    )

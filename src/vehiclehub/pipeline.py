@@ -1,0 +1,114 @@
+"""The nightly cycle's stages, as the CLI, the DAG and the tests call them.
+
+    intake_agency (per agency, in parallel) -> reconcile -> publish
+
+Each stage takes the settings and the business date and returns a small JSON-able
+summary; nothing large passes between stages but the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert
+
+from vehiclehub.config import AGENCIES, Settings
+from vehiclehub.exchange import ExchangeUnavailable, open_exchange
+from vehiclehub.intake.take import take_agency
+from vehiclehub.publish.drops import build_drops, deliver, write_drop
+from vehiclehub.publish.report import write_report
+from vehiclehub.rules.engine import reconcile as run_rules
+from vehiclehub.store import connect
+from vehiclehub.store.schema import agency_intakes
+
+log = logging.getLogger(__name__)
+
+
+def _engine(settings: Settings) -> Engine:
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    return connect(settings.database_url)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _record_agency(engine: Engine, day: date, agency: str, status: str, **extra: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            delete(agency_intakes).where(
+                agency_intakes.c.run_date == day, agency_intakes.c.agency == agency
+            )
+        )
+        conn.execute(
+            insert(agency_intakes).values(
+                run_date=day, agency=agency, status=status, attempted_at=_now(), **extra
+            )
+        )
+
+
+def intake_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
+    """Fetch, validate and load every new file of one agency.
+
+    An unreachable agency is recorded as not received for the day, and its files
+    are picked up by the next run.
+    """
+    engine = _engine(settings)
+    try:
+        with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
+            result = take_agency(settings, engine, exchange, day)
+    except ExchangeUnavailable as exc:
+        log.warning("%s not received: %s", agency, exc)
+        _record_agency(engine, day, agency, "not received", detail=str(exc))
+        return {"agency": agency, "status": "not received", "detail": str(exc), "files": []}
+    files = [asdict(f) for f in result.files]
+    _record_agency(engine, day, agency, "received", waiting=json.dumps(result.waiting), detail=None)
+    return {"agency": agency, "status": "received", "files": files, "waiting": result.waiting}
+
+
+def reconcile(settings: Settings, day: date) -> dict[str, Any]:
+    """Run every rule over everything stored; record findings and verdicts for the day."""
+    result = run_rules(_engine(settings), day, settings.rules)
+    return asdict(result)
+
+
+def publish(settings: Settings, day: date) -> dict[str, Any]:
+    """Write the day's drops, deliver them to the agency inboxes, and write the report."""
+    engine = _engine(settings)
+    with engine.connect() as conn:
+        drops = build_drops(conn, day)
+    directory = settings.work_dir / "drops" / day.isoformat()
+    written = [(d, *write_drop(d, directory, settings.timezone)) for d in drops]
+    delivered: dict[str, str] = {}
+    for agency in AGENCIES:
+        mine = [(data, manifest) for d, data, manifest in written if d.agency == agency]
+        try:
+            with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
+                for data, manifest in mine:
+                    deliver(exchange, data, manifest)
+            delivered[agency] = "delivered"
+        except ExchangeUnavailable as exc:
+            log.warning("drops to %s not delivered: %s", agency, exc)
+            delivered[agency] = f"not delivered: {exc}"
+    report = write_report(engine, settings, day, delivered)
+    return {
+        "drops": {d.name: len(d.frame) for d in drops},
+        "delivered": delivered,
+        "drops_dir": str(directory),
+        "report": str(report),
+    }
+
+
+def run_cycle(settings: Settings, day: date) -> dict[str, Any]:
+    """One whole nightly cycle for a business date."""
+    intakes = [intake_agency(settings, agency, day) for agency in AGENCIES]
+    return {
+        "date": day.isoformat(),
+        "intake": intakes,
+        "reconcile": reconcile(settings, day),
+        "publish": publish(settings, day),
+    }

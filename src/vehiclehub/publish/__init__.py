@@ -1,0 +1,1 @@
+"""Publish: drops into the agency inboxes and the operator's run report."""

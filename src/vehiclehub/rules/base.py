@@ -1,0 +1,180 @@
+"""The rule registry and what every rule sees: the evidence in the store.
+
+A rule is one function, registered with :func:`rule`, that runs one set-based query
+and returns a frame with a row per (finding, related record): ``vin``,
+``record_key``, ``detail`` and ``related`` (``agency:key`` or null). The engine
+gathers the related records of a finding and stamps id, severity and agency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    String,
+    Subquery,
+    and_,
+    cast,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from vehiclehub.config import RuleParameters
+from vehiclehub.store.schema import feed_table
+
+FINDING_COLUMNS = ["vin", "record_key", "related", "detail"]
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: str
+    agency: str
+    find: Callable[[RuleContext], pd.DataFrame]
+
+    @property
+    def summary(self) -> str:
+        return (self.find.__doc__ or "").strip().splitlines()[0]
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(rule_id: str, severity: str, on: str) -> Callable[[Callable[..., pd.DataFrame]], Any]:
+    """Register a rule: its RULES.md id, severity, and the agency whose record it is on."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"{rule_id}: unknown severity {severity}")
+
+    def register(find: Callable[[RuleContext], pd.DataFrame]) -> Callable[..., pd.DataFrame]:
+        if rule_id in RULES:
+            raise ValueError(f"rule {rule_id} registered twice")
+        RULES[rule_id] = Rule(rule_id, severity, on, find)
+        return find
+
+    return register
+
+
+class days_between(FunctionElement[int]):
+    """``later - earlier`` in whole days, on SQLite and PostgreSQL alike."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (
+        f"CAST(julianday({compiler.process(later, **kw)}) - "
+        f"julianday({compiler.process(earlier, **kw)}) AS INTEGER)"
+    )
+
+
+@compiles(days_between, "postgresql")
+def _days_between_pg(element: days_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return f"({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)})"
+
+
+def text_of(column: ColumnElement[Any]) -> ColumnElement[str]:
+    return cast(column, String)
+
+
+def joined(*parts: ColumnElement[Any]) -> ColumnElement[str]:
+    """Key columns joined by ``/`` (ICD §4 record_key), integers unpadded."""
+    out: ColumnElement[str] = text_of(parts[0])
+    for part in parts[1:]:
+        out = out + literal("/") + text_of(part)
+    return out
+
+
+def ref(agency: str, key: ColumnElement[str]) -> ColumnElement[str]:
+    """A related record as ``agency:key``."""
+    return literal(f"{agency}:") + key
+
+
+@dataclass
+class RuleContext:
+    """The store as the rules see it on business date ``day``."""
+
+    conn: Connection
+    day: date
+    params: RuleParameters
+
+    def evidence(self, agency: str, feed: str, name: str | None = None) -> Subquery:
+        """The latest version of each key, active only (RULES.md, Definitions)."""
+        table = feed_table(agency, feed)
+        return select(table).where(table.c.record_status == "active").subquery(name)
+
+    def latest(self, agency: str, feed: str, name: str | None = None) -> Subquery:
+        """The latest version of each key, cancelled ones included."""
+        return select(feed_table(agency, feed)).subquery(name)
+
+    def cleared_items(self, name: str = "cleared") -> Subquery:
+        """Customs items that are evidence, cleared and exported."""
+        items = self.evidence("customs", "declarations")
+        return (
+            select(items)
+            .where(items.c.status == "cleared", items.c.exported_at.is_not(None))
+            .subquery(name)
+        )
+
+    def export_deregistrations(self, name: str = "dereg") -> Subquery:
+        events = self.evidence("police", "events")
+        return (
+            select(events)
+            .where(events.c.event_type == "deregister", events.c.dereg_reason == "export")
+            .subquery(name)
+        )
+
+    def refund_lines(self, name: str = "refund") -> Subquery:
+        """Refund lines inside the TAX rules (status not rejected), with their item's key."""
+        refunds = self.evidence("tax", "refunds")
+        return (
+            select(
+                refunds,
+                func.substr(refunds.c.decl_ref, 1, 18).label("item_decl_no"),
+                cast(func.substr(refunds.c.decl_ref, 19, 3), Integer).label("item_no"),
+            )
+            .where(refunds.c.status != "rejected")
+            .subquery(name)
+        )
+
+    def frame(self, query: Select[Any]) -> pd.DataFrame:
+        """Run a query; dates come back as ISO text, nulls as NA."""
+        result = self.conn.execute(query)
+        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+        for name in frame.columns:
+            first = frame[name].first_valid_index()
+            sample = None if first is None else frame.at[first, name]
+            if isinstance(sample, date):
+                frame[name] = frame[name].map(_plain, na_action="ignore")
+            # Text and dates as the string dtype, so that formatting details works
+            # alike whether a column has values or is all null.
+            if sample is None or isinstance(sample, (str, date)):
+                frame[name] = frame[name].astype("str")
+        return frame
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def item_key(items: Any) -> ColumnElement[str]:
+    return joined(items.c.decl_no, items.c.item_no)
+
+
+def same_item(refund: Any, items: Any) -> ColumnElement[bool]:
+    return and_(items.c.decl_no == refund.c.item_decl_no, items.c.item_no == refund.c.item_no)

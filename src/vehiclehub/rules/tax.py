@@ -1,0 +1,113 @@
+"""Tax refunds against customs items (RULES.md). Lines with status rejected are outside."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import ColumnElement, Subquery, and_, or_, select
+
+from vehiclehub.rules.base import RuleContext, item_key, joined, ref, rule, same_item
+
+
+def _refund_key(refund: Subquery) -> ColumnElement[str]:
+    return joined(refund.c.refund_no, refund.c.decl_ref)
+
+
+@rule("TAX-001", "error", on="tax")
+def find_refunds_without_export(ctx: RuleContext) -> pd.DataFrame:
+    """A refund line citing no customs item, or an active item that has not cleared."""
+    refund = ctx.refund_lines()
+    items = ctx.latest("customs", "declarations", "item")
+    found = ctx.frame(
+        select(
+            items.c.vin,
+            _refund_key(refund).label("record_key"),
+            refund.c.decl_ref,
+            items.c.status,
+            ref("customs", item_key(items)).label("related"),
+        )
+        .outerjoin(items, same_item(refund, items))
+        .where(
+            or_(
+                items.c.decl_no.is_(None),
+                and_(
+                    items.c.record_status == "active",
+                    or_(items.c.status != "cleared", items.c.exported_at.is_(None)),
+                ),
+            )
+        )
+    )
+    missing = found["related"].isna()
+    found["detail"] = (
+        "the declaration item " + found["decl_ref"] + " has not cleared export"
+    ).where(~missing, "no customs declaration item " + found["decl_ref"])
+    return found
+
+
+@rule("TAX-002", "error", on="tax")
+def find_refunds_on_cancelled_items(ctx: RuleContext) -> pd.DataFrame:
+    """A refund line citing a customs item that has been withdrawn (修撤单)."""
+    refund = ctx.refund_lines()
+    items = ctx.latest("customs", "declarations", "item")
+    found = ctx.frame(
+        select(
+            items.c.vin,
+            _refund_key(refund).label("record_key"),
+            refund.c.decl_ref,
+            ref("customs", item_key(items)).label("related"),
+        )
+        .join(items, same_item(refund, items))
+        .where(items.c.record_status == "cancelled")
+    )
+    found["detail"] = "the declaration item " + found["decl_ref"] + " was cancelled by customs"
+    return found
+
+
+@rule("TAX-003", "error", on="tax")
+def find_duplicate_refund_claims(ctx: RuleContext) -> pd.DataFrame:
+    """Each refund line of a declaration item that more than one refund line cites."""
+    refund, other = ctx.refund_lines(), ctx.refund_lines("other")
+    items = ctx.latest("customs", "declarations", "item")
+    found = ctx.frame(
+        select(
+            items.c.vin,
+            _refund_key(refund).label("record_key"),
+            refund.c.decl_ref,
+            ref("tax", _refund_key(other)).label("related"),
+        )
+        .join(
+            other,
+            and_(other.c.decl_ref == refund.c.decl_ref, other.c.refund_no != refund.c.refund_no),
+        )
+        .outerjoin(items, same_item(refund, items))
+    )
+    count = found.groupby("record_key")["related"].transform("count") + 1
+    found["detail"] = (
+        "declaration item "
+        + found["decl_ref"]
+        + " is claimed by "
+        + count.astype(str)
+        + " refund lines"
+    )
+    return found
+
+
+@rule("TAX-004", "error", on="tax")
+def find_refunds_claimed_by_another_party(ctx: RuleContext) -> pd.DataFrame:
+    """A refund line whose claimant is not the enterprise that declared the export."""
+    refund = ctx.refund_lines()
+    items = ctx.evidence("customs", "declarations", "item")
+    found = ctx.frame(
+        select(
+            items.c.vin,
+            _refund_key(refund).label("record_key"),
+            refund.c.uscc.label("claimant"),
+            items.c.uscc.label("exporter"),
+            ref("customs", item_key(items)).label("related"),
+        )
+        .join(items, same_item(refund, items))
+        .where(items.c.uscc != refund.c.uscc)
+    )
+    found["detail"] = (
+        "claimed by " + found["claimant"] + " but the export was declared by " + found["exporter"]
+    )
+    return found

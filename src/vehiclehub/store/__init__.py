@@ -1,0 +1,6 @@
+"""Store: the hub's database (SQLite by default, PostgreSQL in production)."""
+
+from vehiclehub.store.db import StoreUnavailable, connect
+from vehiclehub.store.schema import feed_table, metadata
+
+__all__ = ["StoreUnavailable", "connect", "feed_table", "metadata"]

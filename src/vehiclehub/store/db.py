@@ -1,0 +1,46 @@
+"""Connecting to the store and creating its tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from vehiclehub.store.schema import metadata
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or set up; the message says what to fix."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=120000")
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute("PRAGMA cache_size=-262144")
+    cursor.close()
+
+
+def connect(database_url: str, *, create: bool = True) -> Engine:
+    """An engine for the store, its tables created; StoreUnavailable if it cannot be reached."""
+    try:
+        if database_url.startswith("sqlite"):
+            engine = create_engine(database_url, connect_args={"timeout": 120})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(database_url, pool_pre_ping=True)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        if create:
+            metadata.create_all(engine)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        shown = database_url.split("@")[-1] if "@" in database_url else database_url
+        raise StoreUnavailable(
+            f"cannot use the store at {shown}: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}. Check database_url in the "
+            "configuration and that the database server is running."
+        ) from exc
+    return engine

@@ -1,0 +1,164 @@
+"""Tables: one per feed, derived from the contract, plus the hub's own bookkeeping.
+
+A feed table holds the latest ``record_version`` of each key (cancelled records
+included); evidence is its ``active`` rows. VIN columns hold the normalised VIN,
+with the raw value and the substitution and check-digit flags beside it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeEngine
+
+from vehiclehub.contract import FeedSpec, feeds
+
+metadata = MetaData()
+
+_SQL_TYPES: dict[str, TypeEngine] = {
+    "date": Date(),
+    "integer": Integer(),
+    "decimal": Numeric(18, 2),
+}
+
+
+def _feed_columns(spec: FeedSpec) -> list[Column]:
+    columns: list[Column] = []
+    for col in spec.columns:
+        if col.name in ("record_version", "record_status"):
+            continue
+        columns.append(Column(col.name, _SQL_TYPES.get(col.type, String(128)), nullable=True))
+        if col.type == "vin":
+            columns += [
+                Column(f"{col.name}_raw", String(64)),
+                Column(f"{col.name}_substituted", Boolean, nullable=False),
+                Column(f"{col.name}_check_ok", Boolean, nullable=False),
+            ]
+    columns += [
+        Column("record_version", Integer, nullable=False),
+        Column("record_status", String(16), nullable=False),
+        Column("content_hash", BigInteger, nullable=False),
+        Column("file_id", Integer, nullable=False),
+        Column("line", Integer, nullable=False),
+    ]
+    return columns
+
+
+def _build_feed_table(spec: FeedSpec) -> Table:
+    table = Table(
+        spec.table,
+        metadata,
+        *_feed_columns(spec),
+        PrimaryKeyConstraint(*spec.key, name=f"pk_{spec.table}"),
+    )
+    for vin_column in spec.vin_columns:
+        Index(f"ix_{spec.table}_{vin_column}", table.c[vin_column])
+    return table
+
+
+FEED_TABLES: dict[tuple[str, str], Table] = {
+    key: _build_feed_table(spec) for key, spec in sorted(feeds().items())
+}
+
+Index("ix_customs_declarations_licence", FEED_TABLES["customs", "declarations"].c.licence_no)
+Index("ix_tax_refunds_decl_ref", FEED_TABLES["tax", "refunds"].c.decl_ref)
+
+
+def feed_table(agency: str, feed: str) -> Table:
+    return FEED_TABLES[agency, feed]
+
+
+intake_files = Table(
+    "intake_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency", String(16), nullable=False),
+    Column("feed", String(32)),
+    Column("name", String(255), nullable=False),
+    Column("manifest_sha256", String(64)),
+    Column("sha256", String(64)),
+    Column("business_date", Date),
+    Column("seq", Integer),
+    Column("run_date", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("rows_declared", Integer),
+    Column("rows_read", Integer, nullable=False, default=0),
+    Column("rows_loaded", Integer, nullable=False, default=0),
+    Column("rows_ignored", Integer, nullable=False, default=0),
+    Column("rows_rejected", Integer, nullable=False, default=0),
+    Column("bytes", BigInteger),
+    Column("archive_path", Text),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Column("duplicate_of", Integer),
+    Index("ix_intake_files_name", "agency", "name", "manifest_sha256"),
+    Index("ix_intake_files_sha", "sha256"),
+)
+
+rejections = Table(
+    "rejections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("file_id", Integer, nullable=False, index=True),
+    Column("agency", String(16), nullable=False),
+    Column("file", String(255), nullable=False),
+    Column("line", Integer),
+    Column("column", String(64)),
+    Column("value", Text),
+    Column("error", Text, nullable=False),
+)
+
+agency_intakes = Table(
+    "agency_intakes",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("agency", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("detail", Text),
+    Column("waiting", Text),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("run_date", "agency"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("identity", String(64), nullable=False),
+    Column("rule_id", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("vin", String(32)),
+    Column("agency", String(16), nullable=False),
+    Column("record_key", String(255), nullable=False),
+    Column("related", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False),
+    Column("first_seen", Date, nullable=False),
+    Column("last_seen", Date, nullable=False),
+    Column("resolved_on", Date),
+    UniqueConstraint("identity", name="uq_findings_identity"),
+    Index("ix_findings_rule", "rule_id"),
+)
+
+verdicts = Table(
+    "verdicts",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("report", String(32), nullable=False),
+    Column("record_key", String(255), nullable=False),
+    Column("verdict", String(32), nullable=False),
+    Column("row_json", Text, nullable=False),
+    PrimaryKeyConstraint("run_date", "report", "record_key"),
+)

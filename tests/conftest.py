@@ -1,0 +1,63 @@
+"""Fixtures shared by the whole suite: a hub configured in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vehiclehub.config import AGENCIES, Settings, load_settings
+
+PG_ADMIN_URL = os.environ.get(
+    "VHUB_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def write_config(root: Path, database_url: str, **extra_toml: str) -> Path:
+    """A hub configuration with a local exchange root per agency under ``root``."""
+    lines = [
+        f'database_url = "{database_url}"',
+        f'work_dir = "{root / "work"}"',
+        'pseudonym_key = "test-pseudonym-key-0123456789"',
+        *(f"{k} = {v}" for k, v in extra_toml.items()),
+    ]
+    for agency in AGENCIES:
+        (root / "exchange" / agency / "outbox").mkdir(parents=True, exist_ok=True)
+        (root / "exchange" / agency / "inbox").mkdir(parents=True, exist_ok=True)
+        lines += [f"[agencies.{agency}]", f'url = "file://{root / "exchange" / agency}"']
+    path = root / "hub.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def hub_config(tmp_path: Path) -> Path:
+    """A configuration file for a hub on SQLite with local agency folders."""
+    return write_config(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}")
+
+
+@pytest.fixture
+def settings(hub_config: Path) -> Settings:
+    return load_settings(hub_config)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on 127.0.0.1:5432, dropped afterwards."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"vhub_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
