@@ -36,8 +36,14 @@ def send(
 ) -> Path:
     """Put a file with its manifest into an agency's outbox under ``root/exchange``."""
     return write_feed(
-        root / "exchange" / agency, agency, feed_name, day, seq,
-        kwargs.pop("header", None) or columns(agency, feed_name), rows, **kwargs,
+        root / "exchange" / agency,
+        agency,
+        feed_name,
+        day,
+        seq,
+        kwargs.pop("header", None) or columns(agency, feed_name),
+        rows,
+        **kwargs,
     )
 
 
@@ -55,28 +61,50 @@ class Vehicle:
 
     def filing(self, **kw: Any) -> dict[str, Any]:
         return {
-            "uscc": self.uscc, "name": "天津某某汽车贸易有限公司", "filing_no": f"F-{self.uscc[-6:]}",
-            "region_code": "120000", "valid_from": "2025-01-01", "valid_to": "2025-12-31",
-            "status": "active", **kw,
+            "uscc": self.uscc,
+            "name": "天津某某汽车贸易有限公司",
+            "filing_no": f"F-{self.uscc[-6:]}",
+            "region_code": "120000",
+            "valid_from": "2025-01-01",
+            "valid_to": "2025-12-31",
+            "status": "active",
+            **kw,
         }
 
     def licence(self, **kw: Any) -> dict[str, Any]:
         return {
-            "licence_no": self.licence_no, "uscc": self.uscc, "vin": self.vin,
-            "brand": self.brand, "model": self.model, "hs_code": "87032342",
-            "destination_country": "RUS", "port_code": "0201",
-            "registration_date": "2023-03-01", "pending_export_date": "2025-09-26",
-            "applied_at": "2025-09-26", "issued_at": "2025-09-29", "valid_to": "2025-12-29",
+            "licence_no": self.licence_no,
+            "uscc": self.uscc,
+            "vin": self.vin,
+            "brand": self.brand,
+            "model": self.model,
+            "hs_code": "87032342",
+            "destination_country": "RUS",
+            "port_code": "0201",
+            "registration_date": "2023-03-01",
+            "pending_export_date": "2025-09-26",
+            "applied_at": "2025-09-26",
+            "issued_at": "2025-09-29",
+            "valid_to": "2025-12-29",
             **kw,
         }
 
     def item(self, **kw: Any) -> dict[str, Any]:
         return {
-            "decl_no": self.decl_no, "item_no": "1", "vin": self.vin, "uscc": self.uscc,
-            "licence_no": self.licence_no, "hs_code": "87032342",
-            "goods_name": "旧比亚迪1.5L轿车", "declared_at": "2025-10-09",
-            "exported_at": "2025-10-12", "status": "cleared", "port_code": "0201",
-            "destination_country": "RUS", "fob_usd": "12500.00", **kw,
+            "decl_no": self.decl_no,
+            "item_no": "1",
+            "vin": self.vin,
+            "uscc": self.uscc,
+            "licence_no": self.licence_no,
+            "hs_code": "87032342",
+            "goods_name": "旧比亚迪1.5L轿车",
+            "declared_at": "2025-10-09",
+            "exported_at": "2025-10-12",
+            "status": "cleared",
+            "port_code": "0201",
+            "destination_country": "RUS",
+            "fob_usd": "12500.00",
+            **kw,
         }
 
     @property
@@ -89,25 +117,41 @@ class Vehicle:
 
     def event(self, event_id: str, event_type: str, event_date: str, **kw: Any) -> dict[str, Any]:
         return {
-            "event_id": event_id, "vin": self.vin, "plate_no": "津A12345",
-            "event_type": event_type, "event_date": event_date,
+            "event_id": event_id,
+            "vin": self.vin,
+            "plate_no": "津A12345",
+            "event_type": event_type,
+            "event_date": event_date,
             "owner_id": self.uscc if event_type != "register" else self.person,
-            "dereg_reason": None, "decl_no": None, "registration_date": "2023-03-01",
-            "brand": self.brand, "model": self.model, **kw,
+            "dereg_reason": None,
+            "decl_no": None,
+            "registration_date": "2023-03-01",
+            "brand": self.brand,
+            "model": self.model,
+            **kw,
         }
 
-    def export_deregistration(self, event_id: str, event_date: str = "2025-10-20",
-                              **kw: Any) -> dict[str, Any]:
+    def export_deregistration(
+        self, event_id: str, event_date: str = "2025-10-20", **kw: Any
+    ) -> dict[str, Any]:
         return self.event(
-            event_id, "deregister", event_date, **{"dereg_reason": "export",
-                                                   "decl_no": self.decl_no, **kw}
+            event_id,
+            "deregister",
+            event_date,
+            **{"dereg_reason": "export", "decl_no": self.decl_no, **kw},
         )
 
     def refund(self, refund_no: str = "R20251103001", **kw: Any) -> dict[str, Any]:
         return {
-            "refund_no": refund_no, "uscc": self.uscc, "enterprise_class": "1",
-            "decl_ref": self.decl_ref, "amount_cny": "13000.00", "applied_at": "2025-10-21",
-            "approved_at": "2025-10-23", "status": "approved", **kw,
+            "refund_no": refund_no,
+            "uscc": self.uscc,
+            "enterprise_class": "1",
+            "decl_ref": self.decl_ref,
+            "amount_cny": "13000.00",
+            "applied_at": "2025-10-21",
+            "approved_at": "2025-10-23",
+            "status": "approved",
+            **kw,
         }
 
 

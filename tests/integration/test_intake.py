@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-
 from tests.factories import Vehicle, columns, read_drop, send
+
 from vehiclehub.config import Settings
 from vehiclehub.pipeline import intake_agency, run_cycle
 from vehiclehub.store import connect
@@ -124,7 +124,7 @@ def test_missing_required_column_rejects_the_file(settings: Settings) -> None:
 
 def test_gb18030_and_bom_files_load_and_columns_match_by_name(settings: Settings) -> None:
     root = _root(settings)
-    header = list(reversed(columns("police", "events"))) + ["extra_column"]
+    header = [*list(reversed(columns("police", "events"))), "extra_column"]
     v = Vehicle()
     send(
         root,
@@ -276,7 +276,7 @@ def test_corrections_by_record_version(settings: Settings) -> None:
         seq=2,
     )
     run_cycle(settings, DAY)
-    second = [f for f in _files(settings) if f["seq"] == 2][0]
+    second = next(f for f in _files(settings) if f["seq"] == 2)
     assert (second["rows_loaded"], second["rows_ignored"], second["rows_rejected"]) == (1, 2, 1)
     drop = read_drop(root, "customs", "rejections")
     assert drop[["file", "line", "column", "value"]].values.tolist() == [

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-
 from tests.factories import Vehicle, read_drop, send
+
 from vehiclehub.config import Settings
 from vehiclehub.pipeline import run_cycle
 
@@ -58,7 +57,7 @@ def test_a_complete_story_raises_nothing_and_is_verified(settings: Settings) -> 
     police = drops["police_export_verification"]
     assert police.values.tolist() == [["E1", v.vin, "verified", v.decl_no, "2025-10-12", ""]]
     tax = drops["tax_refund_verification"]
-    assert tax.values.tolist() == [[f"R20251103001", v.decl_ref, v.vin, "verified", ""]]
+    assert tax.values.tolist() == [["R20251103001", v.decl_ref, v.vin, "verified", ""]]
 
 
 # EXP -------------------------------------------------------------------------------------
