@@ -33,12 +33,15 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
     columns = list(frame.columns)
     if conn.dialect.name == "postgresql":
         buffer = io.StringIO()
-        frame.to_csv(buffer, header=False, index=False)
+        # \N marks null, so that an empty string stays an empty string.
+        frame.to_csv(buffer, header=False, index=False, na_rep="\\N")
         names = ", ".join(f'"{c}"' for c in columns)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with (
             cursor,
-            cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy,
+            cursor.copy(
+                f"""COPY "{table.name}" ({names}) FROM STDIN (FORMAT csv, NULL '\\N')"""
+            ) as copy,
         ):
             copy.write(buffer.getvalue())
         return
@@ -72,35 +75,34 @@ def load_records(conn: Connection, spec: FeedSpec, records: pd.DataFrame) -> Loa
     """
     target = feed_table(spec.agency, spec.feed)
     staging = _staging_table(conn, target)
-    try:
-        bulk_insert(conn, staging, records)
-        same_key = and_(*(target.c[k] == staging.c[k] for k in spec.key))
-        conflicts = pd.DataFrame(
-            conn.execute(
-                sa_select(staging.c.line, staging.c.record_version)
-                .join(target, same_key)
-                .where(
-                    staging.c.record_version == target.c.record_version,
-                    staging.c.content_hash != target.c.content_hash,
-                )
-                .order_by(staging.c.line)
-            ).all(),
-            columns=["line", "record_version"],
-        )
-        superseded = exists().where(
-            and_(*(staging.c[k] == target.c[k] for k in spec.key)),
-            staging.c.record_version > target.c.record_version,
-        )
-        conn.execute(delete(target).where(superseded))
-        still_stored = exists().where(and_(*(target.c[k] == staging.c[k] for k in spec.key)))
-        columns = [c.name for c in target.columns]
-        loaded = conn.execute(
-            insert(target).from_select(
-                columns,
-                sa_select(*(staging.c[c] for c in columns)).where(~still_stored),
+    bulk_insert(conn, staging, records)
+    same_key = and_(*(target.c[k] == staging.c[k] for k in spec.key))
+    conflicts = pd.DataFrame(
+        conn.execute(
+            sa_select(staging.c.line, staging.c.record_version)
+            .join(target, same_key)
+            .where(
+                staging.c.record_version == target.c.record_version,
+                staging.c.content_hash != target.c.content_hash,
             )
-        ).rowcount
-    finally:
-        staging.drop(conn)
+            .order_by(staging.c.line)
+        ).all(),
+        columns=["line", "record_version"],
+    )
+    superseded = exists().where(
+        and_(*(staging.c[k] == target.c[k] for k in spec.key)),
+        staging.c.record_version > target.c.record_version,
+    )
+    conn.execute(delete(target).where(superseded))
+    still_stored = exists().where(and_(*(target.c[k] == staging.c[k] for k in spec.key)))
+    columns = [c.name for c in target.columns]
+    loaded = conn.execute(
+        insert(target).from_select(
+            columns,
+            sa_select(*(staging.c[c] for c in columns)).where(~still_stored),
+        )
+    ).rowcount
+    # Dropped on success only: on failure the rollback undoes its creation.
+    staging.drop(conn)
     ignored = len(records) - loaded - len(conflicts)
     return LoadResult(loaded=loaded, ignored=ignored, conflicts=conflicts)
