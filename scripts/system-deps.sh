@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# System packages the test suite drives for real: OpenSSH's sshd (SFTP tests).
+# System packages the test suite drives for real: OpenSSH's sshd (SFTP tests) and
+# Debian's Chromium, run headless by the browser tests of the run report.
 # Installs what is missing when run as root; otherwise says what to install.
 set -euo pipefail
 
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -20,6 +20,38 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date YYYY-MM-DD") from exc
 
 
+def _quality_lines(files: list[dict[str, Any]]) -> list[str]:
+    """Files the quality gate rejected whole, and files loaded with warnings."""
+    lines = []
+    for f in files:
+        if f["status"] == "rejected" and str(f.get("error") or "").startswith("data quality"):
+            lines.append(f"    {f['name']}: REJECTED WHOLE, {f['error']}")
+        elif f.get("warnings"):
+            lines.append(f"    {f['name']}: quality warnings: {', '.join(f['warnings'])}")
+    return lines
+
+
+def _completeness_lines(completeness: dict[str, Any] | None) -> list[str]:
+    """Expected feeds not (yet) received for the date, and missing file numbers."""
+    if not completeness:
+        return []
+    lines = [
+        f"  completeness: {completeness['received']} of {completeness['expected']} expected "
+        "feeds received"
+    ]
+    for state, label in (
+        ("not received", "not received"),
+        ("rejected", "every file rejected"),
+        ("waiting", "waiting for a manifest"),
+    ):
+        shown = [f"{f['agency']}/{f['feed']}" for f in completeness["feeds"] if f["state"] == state]
+        if shown:
+            lines.append(f"    {label}: {', '.join(shown)}")
+    for gap in completeness["gaps"]:
+        lines.append(f"    missing file number(s): {', '.join(gap['files'])}")
+    return lines
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A few lines an operator reads at a glance after a run."""
     lines = [f"business date {summary['date']}"]
@@ -42,6 +74,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  {intake['agency']:<9} {len(files)} files ({whole} rejected whole, {dupes} "
             f"already loaded): {loaded} rows loaded, {ignored} ignored, {rejected} rejected{note}"
         )
+        lines += _quality_lines(files)
+    lines += _completeness_lines(summary.get("completeness"))
     rec = summary["reconcile"]
     lines.append(f"  findings: {rec['findings']}")
     for rule_id, count in rec["per_rule"].items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Literal
 
@@ -57,6 +58,33 @@ class RuleParameters(_Model):
     subsidy_per_vehicle_cny: int = 1000
 
 
+class QualitySettings(_Model):
+    """Data-quality gates (``expectations/``) and feed completeness.
+
+    ``expected_feeds`` names, per agency, the feeds it must send every business date;
+    an agency left out sends every feed of the contract (the default: all six feeds
+    daily), ``[]`` means none is expected. Volume: a feed's first file of a business
+    date (seq 001) is compared with the median rows of the last
+    ``volume_history_files`` loaded first files of that feed from earlier runs, once
+    there are ``volume_min_history`` of them and their median is at least
+    ``volume_min_median_rows`` (small feeds vary too much to judge). Below
+    ``volume_floor_ratio`` x median is critical (the file is rejected whole); above
+    ``volume_ceiling_ratio`` x median is a warning. Late files: an agency's files for
+    business date D are due by its ``arrival_deadlines`` time (local, on D + 1; default
+    ``default_arrival_deadline``); the late-file sensor waits for them until then.
+    """
+
+    expected_feeds: dict[Agency, list[str]] = {}
+    volume_history_files: int = Field(default=10, ge=1)
+    volume_min_history: int = Field(default=3, ge=1)
+    volume_min_median_rows: int = Field(default=100, ge=0)
+    volume_floor_ratio: float = Field(default=1 / 3, gt=0, lt=1)
+    volume_ceiling_ratio: float = Field(default=3.0, gt=1)
+    gap_lookback_days: int = Field(default=7, ge=0)
+    arrival_deadlines: dict[Agency, time] = {}
+    default_arrival_deadline: time = time(6, 0)
+
+
 class Settings(_Model):
     database_url: str
     work_dir: Path
@@ -65,6 +93,7 @@ class Settings(_Model):
     timezone: str = "Asia/Shanghai"
     agencies: dict[Agency, AgencyEndpoint]
     rules: RuleParameters = RuleParameters()
+    quality: QualitySettings = QualitySettings()
     source: Path | None = None
 
     @field_validator("work_dir")

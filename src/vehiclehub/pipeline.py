@@ -19,8 +19,15 @@ from sqlalchemy import Engine, delete, insert
 from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.exchange import ExchangeUnavailable, open_exchange
 from vehiclehub.intake.take import take_agency
-from vehiclehub.publish.drops import build_drops, deliver, write_drop
+from vehiclehub.publish.drops import (
+    build_drops,
+    deliver_pending,
+    pending_deliveries,
+    register_deliveries,
+    write_drop,
+)
 from vehiclehub.publish.report import write_report
+from vehiclehub.quality.completeness import feed_completeness
 from vehiclehub.rules.engine import reconcile as run_rules
 from vehiclehub.store import connect
 from vehiclehub.store.schema import agency_intakes
@@ -70,30 +77,53 @@ def intake_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
     return {"agency": agency, "status": "received", "files": files, "waiting": result.waiting}
 
 
+def completeness(settings: Settings, day: date) -> dict[str, Any]:
+    """Which expected feeds arrived for the day, and which file numbers are missing."""
+    with _engine(settings).connect() as conn:
+        return feed_completeness(conn, settings, day).summary()
+
+
 def reconcile(settings: Settings, day: date) -> dict[str, Any]:
     """Run every rule over everything stored; record findings and verdicts for the day."""
     result = run_rules(_engine(settings), day, settings.rules)
     return asdict(result)
 
 
+def _deliver_agency(settings: Settings, engine: Engine, agency: str, day: date) -> str:
+    """Push the agency's pending drops; return its delivery status for summary and report."""
+    try:
+        with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
+            outcome = deliver_pending(engine, exchange, settings.work_dir / "drops")
+    except ExchangeUnavailable as exc:
+        with engine.connect() as conn:
+            left = len(pending_deliveries(conn, agency))
+        log.warning("drops to %s not delivered (%d pending): %s", agency, left, exc)
+        return f"not delivered: {exc} ({left} drop(s) pending for the next publish)"
+    if outcome.unsendable:
+        log.error("drops to %s: %s", agency, "; ".join(outcome.unsendable))
+        return "partly delivered: " + "; ".join(outcome.unsendable)
+    earlier = [d for d in outcome.delivered if d.run_date != day]
+    if earlier:
+        dates = ", ".join(sorted({d.run_date.isoformat() for d in earlier}))
+        return f"delivered, including {len(earlier)} drop(s) of {dates} left pending before"
+    return "delivered"
+
+
 def publish(settings: Settings, day: date) -> dict[str, Any]:
-    """Write the day's drops, deliver them to the agency inboxes, and write the report."""
+    """Write the day's drops, deliver them to the agency inboxes, and write the report.
+
+    Every drop is registered for delivery before any is pushed. Each agency then gets
+    what is pending for it, oldest business date first: drops an earlier publish could
+    not deliver, then the day's. A failed delivery leaves the rest for the next publish.
+    """
     engine = _engine(settings)
     with engine.connect() as conn:
-        drops = build_drops(conn, day)
+        drops = build_drops(conn, day, settings.rules)
     directory = settings.work_dir / "drops" / day.isoformat()
     written = [(d, *write_drop(d, directory, settings.timezone)) for d in drops]
-    delivered: dict[str, str] = {}
-    for agency in AGENCIES:
-        mine = [(data, manifest) for d, data, manifest in written if d.agency == agency]
-        try:
-            with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
-                for data, manifest in mine:
-                    deliver(exchange, data, manifest)
-            delivered[agency] = "delivered"
-        except ExchangeUnavailable as exc:
-            log.warning("drops to %s not delivered: %s", agency, exc)
-            delivered[agency] = f"not delivered: {exc}"
+    with engine.begin() as conn:
+        register_deliveries(conn, [(d, data) for d, data, _ in written])
+    delivered = {agency: _deliver_agency(settings, engine, agency, day) for agency in AGENCIES}
     report = write_report(engine, settings, day, delivered)
     return {
         "drops": {d.name: len(d.frame) for d in drops},
@@ -109,6 +139,7 @@ def run_cycle(settings: Settings, day: date) -> dict[str, Any]:
     return {
         "date": day.isoformat(),
         "intake": intakes,
+        "completeness": completeness(settings, day),
         "reconcile": reconcile(settings, day),
         "publish": publish(settings, day),
     }

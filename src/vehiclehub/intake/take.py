@@ -19,11 +19,17 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from vehiclehub.config import Settings
 from vehiclehub.contract import FeedSpec, feeds
 from vehiclehub.crypto import ArchiveWriter, archive_key, pseudonym_key, read_archive
-from vehiclehub.exchange.base import Exchange, complete_files, waiting_files
+from vehiclehub.exchange.base import (
+    Exchange,
+    ExchangeUnavailable,
+    complete_files,
+    waiting_files,
+)
 from vehiclehub.intake.manifest import FileRejected, Manifest, parse_manifest
 from vehiclehub.intake.prepare import duplicate_keys, prepare_records
 from vehiclehub.intake.read import read_csv
 from vehiclehub.intake.validate import REJECTION_COLUMNS, check_header, validate_rows
+from vehiclehub.quality import FileQuality, QualityRejected, check_file, record_quality
 from vehiclehub.store.load import bulk_insert, load_records
 from vehiclehub.store.schema import intake_files, rejections
 
@@ -40,6 +46,7 @@ class FileOutcome:
     ignored: int = 0
     rejected: int = 0
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # failed warning expectations
 
 
 @dataclass
@@ -76,10 +83,17 @@ def _loaded_with_sha(engine: Engine, sha256: str) -> int | None:
         ).scalar()
 
 
-def _record_file(engine: Engine, values: dict[str, object], problems: pd.DataFrame) -> int:
+def _record_file(
+    engine: Engine,
+    values: dict[str, object],
+    problems: pd.DataFrame,
+    quality: FileQuality | None = None,
+) -> int:
     """Bookkeeping for a file that loads nothing: rejected whole, or a duplicate."""
     with engine.begin() as conn:
         file_id = _insert_file(conn, values)
+        if quality is not None:
+            record_quality(conn, file_id, quality)
         if not problems.empty:
             bulk_insert(
                 conn,
@@ -127,7 +141,10 @@ def take_file(
 ) -> FileOutcome | None:
     """Take one complete file; None when it was taken before."""
     agency = exchange.agency
-    manifest_raw = exchange.read_outbox(manifest_name)
+    try:
+        manifest_raw = exchange.read_outbox(manifest_name)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise _unreadable(exchange, manifest_name, exc) from exc
     manifest_digest = hashlib.sha256(manifest_raw).hexdigest()
     if _already_taken(engine, agency, data_name, manifest_digest):
         return None
@@ -174,20 +191,42 @@ def take_file(
     try:
         return _load_file(settings, engine, spec, manifest, archive_path, base)
     except FileRejected as exc:
-        _record_file(engine, {**base, "status": "rejected"}, _file_rejection(str(exc)))
+        _record_file(
+            engine,
+            {**base, "status": "rejected"},
+            _file_rejection(str(exc)),
+            quality=exc.quality if isinstance(exc, QualityRejected) else None,
+        )
         return FileOutcome(
             data_name, "rejected", feed=manifest.feed, rows=manifest.rows, error=str(exc)
         )
 
 
+def _unreadable(exchange: Exchange, name: str, exc: OSError) -> ExchangeUnavailable:
+    """A complete file the exchange will not hand over (gone, or no permission).
+
+    Not a data error: nothing of it is recorded, so the next run tries it again; until
+    then the agency's intake stops here, as for any transfer failure.
+    """
+    return ExchangeUnavailable(f"{exchange.description}: cannot read outbox/{name}: {exc}")
+
+
 def _fetch(settings: Settings, exchange: Exchange, data_name: str) -> Path:
-    """Stream the data file into the encrypted archive, named by its sha256."""
+    """Stream the data file into the encrypted archive, named by its sha256.
+
+    A transfer cut part-way raises ExchangeUnavailable (the transport's own retries
+    are spent by then) after the archive writer has discarded its ``.part``: the
+    caller records nothing, so the file is fetched again in full by the next run.
+    """
     landing = settings.archive_dir / exchange.agency
     landing.mkdir(parents=True, exist_ok=True)
     writer = ArchiveWriter(landing / f"incoming-{data_name}", archive_key(settings))
     try:
         exchange.copy_outbox(data_name, writer)  # type: ignore[arg-type]
         writer.commit()
+    except (FileNotFoundError, PermissionError) as exc:
+        writer.abort()
+        raise _unreadable(exchange, data_name, exc) from exc
     except BaseException:
         writer.abort()
         raise
@@ -244,11 +283,18 @@ def _load_file(
     records = prepare_records(spec, frame.drop(index=bad_index), pseudonym_key(settings))
     del frame
     dupes = duplicate_keys(spec, records)
+    # The quality gate sees the file's valid rows, repeated keys still in.
+    run_date = base["run_date"]
+    assert isinstance(run_date, date)
+    quality = check_file(engine, settings.quality, spec, manifest, records, run_date)
+    if quality.rejects:
+        raise QualityRejected(quality)
     records = records[~records["line"].isin(dupes["line"])]
     problems = pd.concat([problems, dupes], ignore_index=True)
     with engine.begin() as conn:
         file_id = _insert_file(conn, {**base, "status": "loaded"})
         result = load_records(conn, spec, records.assign(file_id=file_id))
+        record_quality(conn, file_id, quality)
         if not result.conflicts.empty:
             problems = pd.concat(
                 [
@@ -300,4 +346,5 @@ def _load_file(
         loaded=result.loaded,
         ignored=result.ignored,
         rejected=rejected_lines,
+        warnings=[w.expectation for w in quality.warnings],
     )

@@ -9,25 +9,27 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 
-from vehiclehub.config import AGENCIES
-from vehiclehub.exchange.base import Exchange
+from vehiclehub.config import AGENCIES, RuleParameters
+from vehiclehub.exchange.base import MANIFEST_SUFFIX, Exchange
+from vehiclehub.publish.subsidy import SUBSIDY_COLUMNS, export_subsidy
 from vehiclehub.rules.engine import FINDING_FIELDS, POLICE_COLUMNS, TAX_COLUMNS
-from vehiclehub.store.schema import findings, intake_files, rejections, verdicts
+from vehiclehub.store.schema import deliveries, findings, intake_files, rejections, verdicts
 
 FINDINGS_COLUMNS = ["rule_id", "severity", "vin", "record_key", "related", "detail"]
 REJECTIONS_COLUMNS = ["file", "line", "column", "value", "error"]
 
 #: Reports each agency receives, beyond findings and rejections.
 AGENCY_REPORTS: dict[str, list[str]] = {
-    "commerce": [],
+    "commerce": ["export_subsidy"],
     "police": ["export_verification"],
     "customs": [],
     "tax": ["refund_verification"],
@@ -37,6 +39,7 @@ REPORT_COLUMNS = {
     "rejections": REJECTIONS_COLUMNS,
     "export_verification": POLICE_COLUMNS,
     "refund_verification": TAX_COLUMNS,
+    "export_subsidy": SUBSIDY_COLUMNS,
 }
 
 
@@ -118,15 +121,23 @@ def changed_verdicts(conn: Connection, report: str, day: date) -> pd.DataFrame:
     return frame[columns]
 
 
-def build_drops(conn: Connection, day: date) -> list[Drop]:
-    """Every drop of the run for ``day``, for every agency."""
+def build_drops(conn: Connection, day: date, params: RuleParameters | None = None) -> list[Drop]:
+    """Every drop of the run for ``day``, for every agency.
+
+    ``params`` are the rule parameters of the configuration (the subsidy's threshold and
+    amount); RULES.md's defaults when not given.
+    """
     found = open_findings(conn, day)
     drops = []
     for agency in AGENCIES:
         drops.append(Drop(agency, "findings", day, findings_for(agency, found)))
         drops.append(Drop(agency, "rejections", day, rejections_for(conn, agency, day)))
         for report in AGENCY_REPORTS[agency]:
-            drops.append(Drop(agency, report, day, changed_verdicts(conn, report, day)))
+            if report == "export_subsidy":  # every exporter-year, each run (ICD §4)
+                frame = export_subsidy(conn, day, params or RuleParameters())
+            else:
+                frame = changed_verdicts(conn, report, day)
+            drops.append(Drop(agency, report, day, frame))
     return drops
 
 
@@ -170,3 +181,95 @@ def deliver(exchange: Exchange, data_path: Path, manifest_path: Path) -> None:
     for path in (data_path, manifest_path):
         with path.open("rb") as source:
             exchange.put_inbox(path.name, source)
+
+
+# --- delivery bookkeeping ---------------------------------------------------------------
+#
+# A drop is registered as pending when it is written and stamped delivered only once
+# its manifest is in the inbox, so a delivery cut part-way loses nothing: the next
+# publish pushes whatever is still pending, oldest business date first, before the
+# day's own. Pushing a drop again is harmless (``put_inbox`` writes ``.part`` and
+# renames over the old file), so nothing is doubled either.
+
+
+@dataclass(frozen=True)
+class PendingDrop:
+    """A drop registered for delivery and not yet delivered."""
+
+    agency: str
+    name: str
+    run_date: date
+    sha256: str
+
+
+@dataclass
+class DeliveryOutcome:
+    """What one agency's delivery pass pushed, and what it could not even try."""
+
+    delivered: list[PendingDrop]
+    unsendable: list[str]
+
+
+def _sha256_of(path: Path) -> str:
+    with path.open("rb") as source:
+        return hashlib.file_digest(source, "sha256").hexdigest()
+
+
+def register_deliveries(conn: Connection, written: Iterable[tuple[Drop, Path]]) -> None:
+    """Record written drops as not delivered yet; running a date again re-arms its drops."""
+    for drop, data_path in written:
+        conn.execute(
+            delete(deliveries).where(
+                deliveries.c.agency == drop.agency, deliveries.c.name == drop.name
+            )
+        )
+        conn.execute(
+            insert(deliveries).values(
+                agency=drop.agency,
+                name=drop.name,
+                run_date=drop.day,
+                sha256=_sha256_of(data_path),
+                delivered_at=None,
+            )
+        )
+
+
+def pending_deliveries(conn: Connection, agency: str) -> list[PendingDrop]:
+    """The agency's undelivered drops, oldest business date first."""
+    rows = conn.execute(
+        select(deliveries.c.name, deliveries.c.run_date, deliveries.c.sha256)
+        .where(deliveries.c.agency == agency, deliveries.c.delivered_at.is_(None))
+        .order_by(deliveries.c.run_date, deliveries.c.name)
+    )
+    return [PendingDrop(agency, name, run_date, sha) for name, run_date, sha in rows]
+
+
+def deliver_pending(engine: Engine, exchange: Exchange, drops_root: Path) -> DeliveryOutcome:
+    """Push every pending drop of the exchange's agency from ``drops_root/<date>/``.
+
+    Each drop is stamped delivered as soon as its manifest is in the inbox. An
+    ``ExchangeUnavailable`` stops the pass (what is left stays pending for the next
+    publish); a drop whose files are missing or changed on disk since they were
+    registered is not pushed, stays pending and is reported.
+    """
+    with engine.connect() as conn:
+        pending = pending_deliveries(conn, exchange.agency)
+    outcome = DeliveryOutcome([], [])
+    for drop in pending:
+        data_path = drops_root / drop.run_date.isoformat() / drop.name
+        manifest_path = data_path.with_name(drop.name[: -len(".csv")] + MANIFEST_SUFFIX)
+        if not (data_path.is_file() and manifest_path.is_file()):
+            outcome.unsendable.append(f"{drop.name} is missing from {data_path.parent}")
+            continue
+        if _sha256_of(data_path) != drop.sha256:
+            outcome.unsendable.append(f"{drop.name} changed on disk since it was written")
+            continue
+        deliver(exchange, data_path, manifest_path)
+        with engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.agency == drop.agency, deliveries.c.name == drop.name)
+                .values(delivered_at=datetime.now(UTC))
+            )
+        outcome.delivered.append(drop)
+    return outcome

@@ -56,11 +56,13 @@ def _gather(rule_id: str, frame: pd.DataFrame) -> pd.DataFrame:
     # A rule about records of several feeds (VIN-*) names each row's agency itself.
     frame = frame.assign(agency=frame.get("agency", rule.agency))
     frame = frame.sort_values(["agency", "record_key", "related"], na_position="first")
-    record = ["agency", "record_key"]
+    # A finding has one VIN (RULES.md, Findings): a trade-in claim's old_vin and new_vin
+    # make two findings of a VIN-* rule on the same claim.
+    record = ["agency", "record_key", "vin"]
     related = (
         frame.dropna(subset=["related"])
         .drop_duplicates([*record, "related"])
-        .groupby(record, sort=False)["related"]
+        .groupby(record, sort=False, dropna=False)["related"]
         .agg(";".join)
     )
     one = frame.drop_duplicates(record).set_index(record)
@@ -68,7 +70,6 @@ def _gather(rule_id: str, frame: pd.DataFrame) -> pd.DataFrame:
         {
             "rule_id": rule.id,
             "severity": rule.severity,
-            "vin": one["vin"],
             "related": related.reindex(one.index).fillna(""),
             "detail": one["detail"],
         }
@@ -89,7 +90,7 @@ def evaluate(
 
 
 def finding_identity(frame: pd.DataFrame) -> pd.Series:
-    """A finding is the same finding across runs when its rule and cited records are."""
+    """A finding is the same finding across runs when its rule, VIN and cited records are."""
     text = (
         frame["rule_id"]
         + "|"
@@ -98,6 +99,8 @@ def finding_identity(frame: pd.DataFrame) -> pd.Series:
         + frame["record_key"]
         + "|"
         + frame["related"]
+        + "|"
+        + frame["vin"].fillna("")
     )
     return text.map(lambda t: hashlib.sha256(t.encode("utf-8")).hexdigest())
 
@@ -118,38 +121,36 @@ def record_findings(conn: Connection, day: date, current: pd.DataFrame) -> None:
         prefixes=["TEMPORARY"],
     )
     staging.create(conn)
-    try:
-        bulk_insert(conn, staging, current.assign(identity=finding_identity(current)))
-        held = exists().where(staging.c.identity == findings.c.identity)
-        conn.execute(
-            update(findings)
-            .where(findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~held)
-            .values(resolved_on=day)
+    bulk_insert(conn, staging, current.assign(identity=finding_identity(current)))
+    held = exists().where(staging.c.identity == findings.c.identity)
+    conn.execute(
+        update(findings)
+        .where(findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~held)
+        .values(resolved_on=day)
+    )
+    conn.execute(
+        update(findings)
+        .where(held)
+        .values(
+            last_seen=day,
+            resolved_on=None,
+            detail=select(staging.c.detail)
+            .where(staging.c.identity == findings.c.identity)
+            .scalar_subquery(),
         )
-        conn.execute(
-            update(findings)
-            .where(held)
-            .values(
-                last_seen=day,
-                resolved_on=None,
-                detail=select(staging.c.detail)
-                .where(staging.c.identity == findings.c.identity)
-                .scalar_subquery(),
-            )
+    )
+    new_columns = ["identity", *FINDING_FIELDS]
+    conn.execute(
+        insert(findings).from_select(
+            [*new_columns, "first_seen", "last_seen"],
+            select(
+                *(staging.c[c] for c in new_columns),
+                literal(day, Date),
+                literal(day, Date),
+            ).where(~exists().where(findings.c.identity == staging.c.identity)),
         )
-        new_columns = ["identity", *FINDING_FIELDS]
-        conn.execute(
-            insert(findings).from_select(
-                [*new_columns, "first_seen", "last_seen"],
-                select(
-                    *(staging.c[c] for c in new_columns),
-                    literal(day, Date),
-                    literal(day, Date),
-                ).where(~exists().where(findings.c.identity == staging.c.identity)),
-            )
-        )
-    finally:
-        staging.drop(conn)
+    )
+    staging.drop(conn)
 
 
 def police_verdicts(ctx: RuleContext, evaluation: Evaluation) -> pd.DataFrame:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Subquery, and_, exists, literal, or_, select
+from sqlalchemy import ColumnElement, Subquery, and_, exists, func, literal, or_, select
 
-from vehiclehub.rules.base import RuleContext, item_key, joined, ref, rule
+from vehiclehub.rules.base import RuleContext, days_between, item_key, joined, ref, rule
+from vehiclehub.rules.police import police_events
 
 
 def _items_with_licence(ctx: RuleContext) -> tuple[Subquery, Subquery, ColumnElement[bool]]:
@@ -121,20 +122,100 @@ def find_licences_without_active_filing(ctx: RuleContext) -> pd.DataFrame:
 def find_vins_declared_more_than_once(ctx: RuleContext) -> pd.DataFrame:
     """Each customs item of a VIN that is on more than one customs item."""
     items = ctx.evidence("customs", "declarations", "item")
-    others = ctx.evidence("customs", "declarations", "other")
+    counted = ctx.evidence("customs", "declarations", "counted")
+    repeated = (
+        select(counted.c.vin, func.count().label("item_count"))
+        .group_by(counted.c.vin)
+        .having(func.count() > 1)
+        .subquery("repeated")
+    )
     found = ctx.frame(
         select(
             items.c.vin,
             item_key(items).label("record_key"),
-            ref("customs", item_key(others)).label("related"),
-        ).join(
-            others,
-            and_(
-                others.c.vin == items.c.vin,
-                or_(others.c.decl_no != items.c.decl_no, others.c.item_no != items.c.item_no),
+            repeated.c.item_count,
+            literal(None).label("related"),
+        ).join(repeated, repeated.c.vin == items.c.vin)
+    )
+    found["detail"] = "this VIN is on " + found["item_count"].astype(str) + " customs items"
+    return found
+
+
+@rule("LIC-006", "error", on="commerce")
+def find_licences_differing_from_pending_export(ctx: RuleContext) -> pd.DataFrame:
+    """A licence row whose vehicle differs from the VIN's latest 转让待出口 registration."""
+    licences = ctx.evidence("commerce", "licences", "licence")
+    pending = police_events(ctx, "transfer_pending_export", "pending")
+    later = police_events(ctx, "transfer_pending_export", "later")
+    # Several pending-export events on the latest date are all the latest: each is compared.
+    found = ctx.frame(
+        select(
+            licences.c.vin,
+            joined(licences.c.licence_no, licences.c.vin).label("record_key"),
+            licences.c.brand,
+            licences.c.model,
+            licences.c.registration_date,
+            licences.c.pending_export_date,
+            pending.c.brand.label("police_brand"),
+            pending.c.model.label("police_model"),
+            pending.c.registration_date.label("police_registration_date"),
+            pending.c.event_date.label("police_pending_export_date"),
+            ref("police", pending.c.event_id).label("related"),
+        )
+        .join(pending, pending.c.vin == licences.c.vin)
+        .where(
+            ~exists().where(
+                later.c.vin == pending.c.vin, later.c.event_date > pending.c.event_date
+            ),
+            or_(
+                licences.c.brand != pending.c.brand,
+                licences.c.model != pending.c.model,
+                licences.c.registration_date != pending.c.registration_date,
+                licences.c.pending_export_date != pending.c.event_date,
             ),
         )
     )
-    count = found.groupby("record_key")["related"].transform("count") + 1
-    found["detail"] = "this VIN is on " + count.astype(str) + " customs items"
+    detail = pd.Series("", index=found.index, dtype="str")
+    for field in ("brand", "model", "registration_date", "pending_export_date"):
+        differs = found[field] != found[f"police_{field}"]
+        detail[differs] += (
+            field
+            + " "
+            + found[field]
+            + " on the licence, "
+            + found[f"police_{field}"]
+            + " at police; "
+        )
+    found["detail"] = "differs from the pending-export registration: " + detail.str.removesuffix(
+        "; "
+    )
+    return found
+
+
+@rule("LIC-007", "warning", on="commerce")
+def find_licences_for_near_new_cars(ctx: RuleContext) -> pd.DataFrame:
+    """A licence for a near-new car exported as used: needs the maker's after-sales confirmation."""
+    licences = ctx.evidence("commerce", "licences", "licence")
+    limit = ctx.params.new_car_days
+    age = days_between(licences.c.applied_at, licences.c.registration_date)
+    found = ctx.frame(
+        select(
+            licences.c.vin,
+            joined(licences.c.licence_no, licences.c.vin).label("record_key"),
+            licences.c.registration_date,
+            licences.c.applied_at,
+            age.label("days"),
+            literal(None).label("related"),
+        ).where(age <= limit)
+    )
+    found["detail"] = (
+        "applied for on "
+        + found["applied_at"]
+        + ", "
+        + found["days"].astype("str")
+        + " days after first registration on "
+        + found["registration_date"]
+        + f" (at most {limit}): a near-new car exported as used needs the maker's "
+        "after-sales confirmation"
+    )
     return found

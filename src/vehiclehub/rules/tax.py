@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Subquery, and_, or_, select
+from sqlalchemy import ColumnElement, Subquery, and_, func, literal, or_, select
 
 from vehiclehub.rules.base import RuleContext, item_key, joined, ref, rule, same_item
 
@@ -65,27 +65,30 @@ def find_refunds_on_cancelled_items(ctx: RuleContext) -> pd.DataFrame:
 @rule("TAX-003", "error", on="tax")
 def find_duplicate_refund_claims(ctx: RuleContext) -> pd.DataFrame:
     """Each refund line of a declaration item that more than one refund line cites."""
-    refund, other = ctx.refund_lines(), ctx.refund_lines("other")
+    refund, counted = ctx.refund_lines(), ctx.refund_lines("counted")
     items = ctx.latest("customs", "declarations", "item")
+    repeated = (
+        select(counted.c.decl_ref, func.count().label("line_count"))
+        .group_by(counted.c.decl_ref)
+        .having(func.count() > 1)
+        .subquery("repeated")
+    )
     found = ctx.frame(
         select(
             items.c.vin,
             _refund_key(refund).label("record_key"),
             refund.c.decl_ref,
-            ref("tax", _refund_key(other)).label("related"),
+            repeated.c.line_count,
+            literal(None).label("related"),
         )
-        .join(
-            other,
-            and_(other.c.decl_ref == refund.c.decl_ref, other.c.refund_no != refund.c.refund_no),
-        )
+        .join(repeated, repeated.c.decl_ref == refund.c.decl_ref)
         .outerjoin(items, same_item(refund, items))
     )
-    count = found.groupby("record_key")["related"].transform("count") + 1
     found["detail"] = (
         "declaration item "
         + found["decl_ref"]
         + " is claimed by "
-        + count.astype(str)
+        + found["line_count"].astype(str)
         + " refund lines"
     )
     return found

@@ -74,21 +74,50 @@ def write_feed(
     body = data if data is not None else render_rows(columns, rows or [], encoding, bom)
     _atomic_write(outbox / name, body)
     if with_manifest:
-        document: dict[str, Any] = {
-            "file": name,
-            "agency": agency,
-            "feed": feed,
-            "business_date": day.isoformat(),
-            "seq": seq,
-            "rows": count_rows(body),
-            "sha256": hashlib.sha256(body).hexdigest(),
-            "encoding": encoding,
-            "schema_version": "1",
-            "generated_at": datetime.combine(day + timedelta(days=1), datetime.min.time())
-            .replace(hour=1, tzinfo=SHANGHAI)
-            .isoformat(),
-        }
-        document.update(manifest or {})
-        manifest_name = name[: -len(".csv")] + ".manifest.json"
-        _atomic_write(outbox / manifest_name, json.dumps(document, ensure_ascii=False).encode())
+        write_manifest(
+            outbox,
+            name,
+            agency,
+            feed,
+            day,
+            seq,
+            rows=count_rows(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+            encoding=encoding,
+            overrides=manifest,
+        )
     return outbox / name
+
+
+def write_manifest(
+    outbox: Path,
+    name: str,
+    agency: str,
+    feed: str,
+    day: date,
+    seq: int,
+    *,
+    rows: int,
+    sha256: str,
+    encoding: str = "utf-8",
+    overrides: dict[str, Any] | None = None,
+) -> Path:
+    """Write the manifest of data file ``outbox/name`` (last, as ``.part`` then renamed)."""
+    document: dict[str, Any] = {
+        "file": name,
+        "agency": agency,
+        "feed": feed,
+        "business_date": day.isoformat(),
+        "seq": seq,
+        "rows": rows,
+        "sha256": sha256,
+        "encoding": encoding,
+        "schema_version": "1",
+        "generated_at": datetime.combine(day + timedelta(days=1), datetime.min.time())
+        .replace(hour=1, tzinfo=SHANGHAI)
+        .isoformat(),
+    }
+    document.update(overrides or {})
+    path = outbox / (name[: -len(".csv")] + ".manifest.json")
+    _atomic_write(path, json.dumps(document, ensure_ascii=False).encode())
+    return path

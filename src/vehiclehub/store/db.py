@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -24,6 +25,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _create_tables(engine: Engine, attempts: int = 20) -> None:
+    """Create missing tables; parallel intake tasks may race to create them first.
+
+    Each attempt creates what the previous ones left missing, so the race ends once
+    every table exists, whoever created it.
+    """
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def connect(database_url: str, *, create: bool = True) -> Engine:
     """An engine for the store, its tables created; StoreUnavailable if it cannot be reached."""
     try:
@@ -35,7 +52,7 @@ def connect(database_url: str, *, create: bool = True) -> Engine:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         if create:
-            metadata.create_all(engine)
+            _create_tables(engine)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         shown = database_url.split("@")[-1] if "@" in database_url else database_url
         raise StoreUnavailable(

@@ -104,5 +104,8 @@ def load_records(conn: Connection, spec: FeedSpec, records: pd.DataFrame) -> Loa
     ).rowcount
     # Dropped on success only: on failure the rollback undoes its creation.
     staging.drop(conn)
+    if conn.dialect.name == "postgresql":
+        # Fresh statistics keep the rules' anti-joins on hash plans after big loads.
+        conn.exec_driver_sql(f'ANALYZE "{target.name}"')
     ignored = len(records) - loaded - len(conflicts)
     return LoadResult(loaded=loaded, ignored=ignored, conflicts=conflicts)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -133,6 +134,21 @@ agency_intakes = Table(
     PrimaryKeyConstraint("run_date", "agency"),
 )
 
+# One row per drop (its data file; the manifest goes with it), registered when the drop
+# is written and stamped once both files are in the agency's inbox; a null
+# ``delivered_at`` is retried by the next publish, oldest first.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("agency", String(16), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("run_date", Date, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("agency", "name"),
+    Index("ix_deliveries_pending", "agency", "delivered_at", "run_date"),
+)
+
 findings = Table(
     "findings",
     metadata,
@@ -161,4 +177,35 @@ verdicts = Table(
     Column("verdict", String(32), nullable=False),
     Column("row_json", Text, nullable=False),
     PrimaryKeyConstraint("run_date", "report", "record_key"),
+)
+
+# Data-quality gates (vehiclehub.quality): one row per file validated by its feed's
+# expectation suite, with GX's validation result (computed on pseudonymised, typed
+# columns only, so it holds no personal data) for the run's Data Docs, and one row
+# per expectation of that file.
+quality_validations = Table(
+    "quality_validations",
+    metadata,
+    Column("file_id", Integer, primary_key=True),
+    Column("suite", String(64), nullable=False),
+    Column("critical_failed", Integer, nullable=False),
+    Column("warnings_failed", Integer, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("result_json", Text, nullable=False),
+)
+
+expectation_results = Table(
+    "expectation_results",
+    metadata,
+    Column("file_id", Integer, nullable=False),
+    Column("expectation", String(64), nullable=False),
+    Column("type", String(96), nullable=False),
+    Column("column", String(128)),
+    Column("severity", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),  # passed | failed | skipped | error
+    Column("observed", Text),
+    Column("unexpected_count", BigInteger),
+    Column("element_count", BigInteger),
+    Column("description", Text),
+    PrimaryKeyConstraint("file_id", "expectation"),
 )

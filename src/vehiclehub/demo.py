@@ -1,0 +1,223 @@
+"""``vhub demo``: a generated world of used-car exports through the hub, day by day.
+
+Everything lives in one directory, made afresh on every run::
+
+    hub.toml, hub.db            the hub's configuration and store (SQLite)
+    exchange/<agency>/outbox/   the agencies' files, as they upload them
+    exchange/<agency>/inbox/    the hub's drops to them
+    work/                       the hub's work directory: archive, drops, reports
+
+Each business date the agencies' files of that date land in the outboxes and the hub
+runs its nightly cycle. The world carries planted cases for the rules and the usual
+trouble at intake (bad rows, broken files, a late manifest, ...), so the closing summary
+also says how the hub's findings compare with what was planted.
+
+With ``sftp=True`` the agencies sit behind a real OpenSSH server on 127.0.0.1 (the test
+suite's fixture, ``tests/integration/sshd.py``; needs root) and the hub reaches them over
+``sftp://``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import vehiclehub
+from vehiclehub.cli import format_summary
+from vehiclehub.config import AGENCIES, Settings, load_settings
+from vehiclehub.pipeline import run_cycle
+from vehiclehub.publish.drops import open_findings
+from vehiclehub.rules import RULES
+from vehiclehub.samples.generate import World, business_dates, generate_world
+from vehiclehub.store import connect
+
+DEMO_START = date(2025, 11, 3)
+DEMO_VEHICLES = 300
+DEMO_SEED = 20251103
+SSHD = Path("/usr/sbin/sshd")
+SSHD_FIXTURE = Path(vehiclehub.__file__).resolve().parents[2] / "tests" / "integration" / "sshd.py"
+#: What a demo run leaves in its directory (and removes on the next run).
+DEMO_ENTRIES = ("exchange", "work", "hub.toml", "hub.db", "hub.db-wal", "hub.db-shm")
+
+
+def write_hub_config(
+    directory: Path, database_url: str, agencies: dict[str, dict[str, str]]
+) -> Path:
+    """``directory/hub.toml`` with a fresh pseudonym key and the agencies' endpoints."""
+    lines = [
+        f'database_url = "{database_url}"',
+        f'work_dir = "{directory / "work"}"',
+        f'pseudonym_key = "{secrets.token_hex(24)}"',
+    ]
+    for agency in AGENCIES:
+        lines.append(f"[agencies.{agency}]")
+        lines += [f'{key} = "{value}"' for key, value in agencies[agency].items()]
+    path = directory / "hub.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _start_afresh(directory: Path) -> None:
+    """Remove what an earlier demo left there, and nothing else."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_ENTRIES:
+        path = directory / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _run_days(
+    world: World, settings: Settings, deliver: Callable[[date], object]
+) -> list[dict[str, Any]]:
+    """For each business date: the agencies' files arrive, then the nightly cycle runs."""
+    summaries = []
+    for day in world.dates:
+        deliver(day)
+        summary = run_cycle(settings, day)
+        print(format_summary(summary), end="\n\n", flush=True)
+        summaries.append(summary)
+    return summaries
+
+
+def closing_summary(world: World, settings: Settings, summaries: list[dict[str, Any]]) -> str:
+    """Totals over the run, the last date's findings against the planted ones, and where
+    to look next."""
+    files = [f for s in summaries for i in s["intake"] for f in i["files"]]
+    whole = sum(f["status"] == "rejected" for f in files)
+    duplicates = sum(f["status"] == "duplicate" for f in files)
+    last = summaries[-1]
+    waiting = sum(len(i.get("waiting", [])) for i in last["intake"])
+    lines = [
+        f"demo finished: {len(world.dates)} business date{'s' * (len(world.dates) > 1)}, "
+        f"{world.dates[0]} .. {world.dates[-1]}",
+        f"  files:    {len(files)} taken ({whole} rejected whole, {duplicates} already "
+        f"loaded); {waiting} still waiting for a manifest, "
+        f"{len(world.truth.unfinished)} unfinished upload(s) left alone",
+        f"  rows:     {sum(f['loaded'] for f in files)} loaded, "
+        f"{sum(f['ignored'] for f in files)} ignored, "
+        f"{sum(f['rejected'] for f in files)} rejected",
+        f"  findings on {world.dates[-1]}: {last['reconcile']['findings']}",
+    ]
+    for rule_id, count in last["reconcile"]["per_rule"].items():
+        lines.append(f"    {rule_id:<8} {count:>4}  {RULES[rule_id].summary}")
+    with connect(settings.database_url).connect() as conn:
+        found = open_findings(conn, world.dates[-1])
+    got = set(zip(found["rule_id"], found["record_key"], strict=True))
+    expected = set(
+        zip(world.truth.findings["rule_id"], world.truth.findings["record_key"], strict=True)
+    )
+    lines.append(
+        f"  planted:  {len(expected)} findings expected, {len(expected & got)} found, "
+        f"{len(got - expected)} not planted"
+    )
+    lines.append(f"  drops:    {last['publish']['drops_dir']} (and each agency's inbox)")
+    lines.append(f"  report:   {last['publish']['report']}")
+    return "\n".join(lines)
+
+
+def _demo_world(days: int) -> World:
+    return generate_world(
+        DEMO_VEHICLES, business_dates(DEMO_START, days), seed=DEMO_SEED, plant_fraction=0.01
+    )
+
+
+def _introduce(world: World, directory: Path, how: str) -> None:
+    print(
+        f"vehiclehub demo: {DEMO_VEHICLES} vehicles, {len(world.dates)} business dates "
+        f"({world.dates[0]} .. {world.dates[-1]}), agencies {how}, in {directory}\n",
+        flush=True,
+    )
+
+
+def run_demo(directory: Path, days: int = 3, sftp: bool = False) -> int:
+    """Run the demo in ``directory``; return the process exit status."""
+    if days < 1:
+        print("vhub demo: --days must be at least 1")
+        return 2
+    if sftp:
+        return _run_sftp_demo(directory, days)
+    _start_afresh(directory)
+    exchange = directory / "exchange"
+    config = write_hub_config(
+        directory,
+        f"sqlite:///{directory / 'hub.db'}",
+        {agency: {"url": f"file://{exchange / agency}"} for agency in AGENCIES},
+    )
+    settings = load_settings(config)
+    world = _demo_world(days)
+    _introduce(world, directory, f"in local folders under {exchange}")
+    summaries = _run_days(world, settings, lambda day: world.write_day(day, exchange))
+    print(closing_summary(world, settings, summaries))
+    return 0
+
+
+def _load_sshd_fixture() -> ModuleType | None:
+    """The test suite's sshd helper, when running from a checkout."""
+    if not SSHD_FIXTURE.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("vehiclehub_demo_sshd", SSHD_FIXTURE)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def _sshd(fixture: ModuleType) -> Iterator[Any]:
+    with fixture.running_sshd() as server:
+        yield server
+
+
+def _run_sftp_demo(directory: Path, days: int) -> int:
+    """The demo with every agency behind a local OpenSSH server, reached over SFTP."""
+    if not SSHD.exists():
+        print(
+            "vhub demo --sftp runs a local OpenSSH server, and /usr/sbin/sshd is missing.\n"
+            "Install it with: sudo apt-get install openssh-server"
+        )
+        return 1
+    fixture = _load_sshd_fixture()
+    if fixture is None:
+        print(
+            f"vhub demo --sftp starts sshd with the test suite's helper ({SSHD_FIXTURE}), "
+            "which only a source checkout has. Run it from a checkout of vehiclehub."
+        )
+        return 2
+    _start_afresh(directory)
+    world = _demo_world(days)
+    try:
+        with _sshd(fixture) as server:
+            config = write_hub_config(
+                directory,
+                f"sqlite:///{directory / 'hub.db'}",
+                {
+                    agency: {
+                        "url": server.url(agency),
+                        "private_key": str(server.client_key(agency)),
+                        "known_hosts": str(server.known_hosts_path),
+                    }
+                    for agency in AGENCIES
+                },
+            )
+            settings = load_settings(config)
+            _introduce(world, directory, f"behind sshd on 127.0.0.1:{server.port}")
+            summaries = _run_days(
+                world, settings, lambda day: world.write_day(day, server.agencies_dir)
+            )
+            # The server's folders go with it: keep a copy of what was exchanged.
+            shutil.copytree(server.agencies_dir, directory / "exchange")
+    except RuntimeError as exc:  # no root, or sshd would not start
+        print(f"vhub demo --sftp: cannot run a local sshd: {exc}")
+        return 1
+    print(closing_summary(world, settings, summaries))
+    return 0

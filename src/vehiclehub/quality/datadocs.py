@@ -1,0 +1,187 @@
+"""The run's GX Data Docs: ``work_dir/reports/<date>/datadocs/``, rebuilt on every publish.
+
+Intake may run in other processes (one Airflow task per agency), so the site is built
+at publish time from the validation results the gate stored with each file taken by
+the run (:data:`vehiclehub.store.schema.quality_validations`), plus every feed's
+suite. Those results come from the quality frame, which holds no personal data.
+
+GX's pages load Bootstrap, jQuery and fonts from public CDNs, and its index page is
+drawn by those scripts. The hub works on networks without internet access, so every
+script, remote stylesheet and remote image is removed from the built pages (GX renders
+their content as static HTML; they keep GX's local stylesheet), and the index is
+replaced by a static one listing the run's validations and the suites: plain, but
+complete and offline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from vehiclehub.quality import runtime
+from vehiclehub.quality.suites import suite_document, suites
+from vehiclehub.store.schema import intake_files, quality_validations
+
+log = logging.getLogger(__name__)
+
+SITE = "vehiclehub"
+_REMOTE = re.compile(
+    r"<script\b[^>]*>.*?</script>"
+    r"|<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*/?>"
+    r"|<link[^>]*\brel=\"shortcut icon\"[^>]*/?>"  # GX gets its depth wrong in deep pages
+    r"|<img[^>]*\bsrc=\"https?://[^\"]*\"[^>]*/?>",
+    re.IGNORECASE | re.DOTALL,
+)
+_INDEX = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Data Docs {day}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="static/styles/data_docs_default_styles.css">
+<style>body {{ font: 14px/1.45 system-ui, sans-serif; margin: 1.5rem 2rem; }}
+table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #d0d7de; padding: .25rem .5rem;
+text-align: left; }} .failed {{ color: #cf222e; font-weight: 600; }}</style></head>
+<body><h1>Data Docs — vehiclehub run of {day}</h1>
+<p><a href="../index.html">Back to the run report</a></p>
+<h2>Validation results</h2>
+<table><thead><tr><th>file</th><th>suite</th><th>expectations</th><th>failed</th></tr></thead>
+<tbody>{validations}</tbody></table>
+<h2>Expectation suites</h2><ul>{suites}</ul></body></html>
+"""
+
+
+@dataclass
+class DataDocs:
+    index: Path
+    pages: dict[int, Path] = field(default_factory=dict)  # file id -> its validation page
+
+
+def _offline(directory: Path) -> None:
+    """Drop scripts, and remote stylesheets and images, from every page."""
+    for page in directory.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        stripped = _REMOTE.sub("", text)
+        if stripped != text:
+            page.write_text(stripped, encoding="utf-8")
+
+
+def _path_of(url: str) -> Path:
+    return Path(re.sub(r"^file://", "", url))
+
+
+def build_run_docs(engine: Engine, reports_dir: Path, day: date) -> DataDocs | None:
+    """Build the Data Docs of the files taken by the run for ``day``; None if there are none."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                intake_files.c.id,
+                intake_files.c.name,
+                intake_files.c.taken_at,
+                quality_validations.c.suite,
+                quality_validations.c.critical_failed,
+                quality_validations.c.warnings_failed,
+                quality_validations.c.result_json,
+            )
+            .join(quality_validations, quality_validations.c.file_id == intake_files.c.id)
+            .where(intake_files.c.run_date == day)
+            .order_by(intake_files.c.id)
+        ).all()
+    target = reports_dir / day.isoformat() / "datadocs"
+    shutil.rmtree(target, ignore_errors=True)
+    if not rows:
+        return None
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResultSchema,
+    )
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    gx = runtime.gx()
+    context = runtime.new_context()
+    context.add_data_docs_site(
+        site_name=SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(target),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    for agency, feed in sorted(suites()):
+        document = suite_document(agency, feed)
+        context.suites.add(
+            gx.ExpectationSuite(
+                name=document["name"],
+                expectations=[
+                    runtime.expectation(e) for e in suites()[(agency, feed)].expectations
+                ],
+                meta=document.get("meta") or {},
+            )
+        )
+    schema = ExpectationSuiteValidationResultSchema()
+    keys: dict[int, Any] = {}
+    for file_id, name, taken_at, suite_name, *_, result_json in rows:
+        result = schema.loads(result_json)
+        run_id = RunIdentifier(
+            run_name=day.isoformat(),
+            run_time=taken_at if isinstance(taken_at, datetime) else None,
+        )
+        result.meta["run_id"] = run_id
+        result.meta["validation_time"] = run_id.run_time
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+            run_id=run_id,
+            batch_identifier=name,
+        )
+        context.validation_results_store.set(key, result)
+        keys[int(file_id)] = key
+    context.build_data_docs(site_names=[SITE])
+    _offline(target)
+    docs = DataDocs(index=target / "index.html")
+    for file_id, key in keys.items():
+        urls = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE)
+        if urls and urls[0].get("site_url"):
+            docs.pages[file_id] = _path_of(str(urls[0]["site_url"]))
+    _write_index(docs, target, day, rows)
+    log.info("Data Docs for %s: %d validations in %s", day, len(keys), target)
+    return docs
+
+
+def _write_index(docs: DataDocs, target: Path, day: date, rows: Sequence[Any]) -> None:
+    """A static index of the run's validation pages and the suites (GX's needs scripts)."""
+    lines = []
+    for file_id, name, _taken, suite_name, critical, warnings, result_json in rows:
+        page = docs.pages.get(int(file_id))
+        link = (
+            f'<a href="{html.escape(page.relative_to(target).as_posix())}">{html.escape(name)}</a>'
+            if page
+            else html.escape(name)
+        )
+        total = len(json.loads(result_json).get("results", []))
+        failed = f"{critical} critical, {warnings} warnings"
+        css = ' class="failed"' if critical else ""
+        lines.append(
+            f"<tr><td>{link}</td><td>{html.escape(suite_name)}</td><td>{total}</td>"
+            f"<td{css}>{failed}</td></tr>"
+        )
+    suite_pages = "".join(
+        f'<li><a href="expectations/{p.name}">{html.escape(p.stem)}</a></li>'
+        for p in sorted((target / "expectations").glob("*.html"))
+    )
+    docs.index.write_text(
+        _INDEX.format(day=day.isoformat(), validations="".join(lines), suites=suite_pages),
+        encoding="utf-8",
+    )

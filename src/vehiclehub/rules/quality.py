@@ -1,0 +1,255 @@
+"""Data quality of the VIN on every record: misreads, check digits and likely typos (RULES.md).
+
+These rules are on records of all four feeds that carry VINs (licences, trade-in claims,
+police events, customs items), so their frames carry an ``agency`` column. A trade-in
+claim carries two VINs; each is checked on its own, and the finding's VIN says which.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Select,
+    String,
+    Subquery,
+    Table,
+    func,
+    literal,
+    select,
+    union_all,
+)
+
+from vehiclehub.contract import feeds
+from vehiclehub.identifiers import char_matrix
+from vehiclehub.rules.base import RuleContext, joined, rule
+from vehiclehub.store.load import bulk_insert
+from vehiclehub.vin import near_vin_pairs
+
+#: What a feed's records say that can contradict a near-VIN candidate (VIN-003): the
+#: exporter (licence or customs ``uscc``, the police owner) and the brand.
+EXPORTER_COLUMN = {
+    ("commerce", "licences"): "uscc",
+    ("police", "events"): "owner_id",
+    ("customs", "declarations"): "uscc",
+}
+BRAND_COLUMN = {("commerce", "licences"): "brand", ("police", "events"): "brand"}
+_CHUNK = 250_000  # VINs fetched at a time by VIN-003
+#: The check digit is mandatory for WMIs starting so (China, North America), advisory
+#: otherwise (ICD §2): foreign VINs failing it are no VIN-002.
+MANDATORY_CHECK_WMI = ("L", "1", "2", "3", "4", "5")
+
+
+@dataclass(frozen=True)
+class VinColumn:
+    """One VIN column of a feed (a trade-in claim has two)."""
+
+    agency: str
+    feed: str
+    column: str
+
+    @property
+    def source(self) -> str:
+        """The feed as VIN-003 counts feeds: ``commerce/licences``, ``police/events``, ..."""
+        return f"{self.agency}/{self.feed}"
+
+    def evidence(self, ctx: RuleContext) -> Subquery:
+        return ctx.evidence(self.agency, self.feed)
+
+    def records(self, table: Subquery) -> Select[Any]:
+        """The feed's records as ``vin``, ``agency``, ``record_key`` (ICD §4), ``feed``,
+        ``vin_column``, ``exporter`` and ``brand`` (null where the feed carries none)."""
+        key = joined(*(table.c[k] for k in feeds()[self.agency, self.feed].key))
+        exporter = EXPORTER_COLUMN.get((self.agency, self.feed))
+        brand = BRAND_COLUMN.get((self.agency, self.feed))
+        return select(
+            table.c[self.column].label("vin"),
+            literal(self.agency).label("agency"),
+            key.label("record_key"),
+            literal(self.source).label("feed"),
+            literal(self.column).label("vin_column"),
+            (table.c[exporter] if exporter else literal(None, String)).label("exporter"),
+            (table.c[brand] if brand else literal(None, String)).label("brand"),
+        )
+
+
+VIN_COLUMNS = tuple(
+    VinColumn(spec.agency, spec.feed, column)
+    for spec in feeds().values()
+    for column in spec.vin_columns
+)
+
+
+def _flagged(ctx: RuleContext, flag: str, value: bool, mandatory: bool = False) -> pd.DataFrame:
+    """Records of every feed whose ``<VIN column>_<flag>`` is ``value``, with the raw VIN;
+    ``mandatory``: only VINs whose check digit is mandatory (ICD §2)."""
+    parts = []
+    for source in VIN_COLUMNS:
+        table = source.evidence(ctx)
+        vin = table.c[source.column]
+        query = (
+            source.records(table)
+            .add_columns(
+                table.c[f"{source.column}_raw"].label("raw"),
+                literal(None, String).label("related"),
+            )
+            .where(table.c[f"{source.column}_{flag}"] == value)
+        )
+        if mandatory:
+            query = query.where(func.substr(vin, 1, 1).in_(MANDATORY_CHECK_WMI))
+        parts.append(query)
+    return ctx.frame(union_all(*parts))  # type: ignore[arg-type]
+
+
+def _named(found: pd.DataFrame) -> pd.Series:
+    """How a detail names the VIN checked: ``VIN``, or a claim's ``old_vin`` / ``new_vin``."""
+    return found["vin_column"].where(found["vin_column"] != "vin", "VIN")
+
+
+@rule("VIN-001", "info", on="commerce")
+def find_vins_read_with_substitutions(ctx: RuleContext) -> pd.DataFrame:
+    """A VIN that only matches after I/O/Q were read as 1/0/0 or a barcode's leading I dropped."""
+    found = _flagged(ctx, "substituted", True)
+    found["detail"] = (
+        _named(found)
+        + " sent as '"
+        + found["raw"]
+        + "' was read as "
+        + found["vin"]
+        + " (I, O, Q read as 1, 0, 0, or a barcode's leading I dropped)"
+    )
+    return found
+
+
+@rule("VIN-002", "warning", on="commerce")
+def find_vins_failing_check_digit(ctx: RuleContext) -> pd.DataFrame:
+    """A VIN whose mandatory check digit (position 9) does not fit: likely mistyped."""
+    found = _flagged(ctx, "check_ok", False, mandatory=True)
+    found["detail"] = (
+        _named(found)
+        + " "
+        + found["vin"]
+        + " fails its mandatory check digit: position 9 is "
+        + found["vin"].str.slice(8, 9)
+        + ", not the digit its other characters give"
+    )
+    return found
+
+
+@rule("VIN-003", "warning", on="commerce")
+def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
+    """A VIN found on one feed only, one typo away from a VIN on another feed's agreeing record.
+
+    The candidates are shown for an operator to decide; nothing is linked, so the findings
+    the typo causes elsewhere (EXP-001, LIC-001, ...) still fire.
+    """
+    vins = _vins_by_feed(ctx)
+    alone = vins[vins.groupby("vin")["feed"].transform("size") == 1]
+    # Blocked near-match search (no all-pairs): lone VINs against every VIN held.
+    pairs = near_vin_pairs(alone["vin"], vins["vin"].drop_duplicates())
+    pairs = pairs.merge(alone, on="vin").merge(
+        vins.rename(columns={"vin": "candidate", "feed": "candidate_feed"}), on="candidate"
+    )
+    pairs = pairs[pairs["feed"] != pairs["candidate_feed"]]
+    records = _records_of(ctx, pd.concat([pairs["vin"], pairs["candidate"]]).unique())
+    theirs = records.rename(columns=lambda c: f"candidate_{c}" if c != "vin" else "candidate")
+    found = pairs.merge(records, on=["vin", "feed"]).merge(
+        theirs, on=["candidate", "candidate_feed"]
+    )
+    found = found[
+        _agree(found["exporter"], found["candidate_exporter"])
+        & _agree(found["brand"], found["candidate_brand"])
+    ].reset_index(drop=True)
+    found["related"] = found["candidate_agency"] + ":" + found["candidate_record_key"]
+    found["detail"] = _candidates_detail(found)
+    return found
+
+
+def _vins_by_feed(ctx: RuleContext) -> pd.DataFrame:
+    """Each distinct VIN of each of the four feeds, as ``vin``, ``feed``."""
+    parts = []
+    for source in VIN_COLUMNS:
+        table = source.evidence(ctx)
+        # Millions of rows: streamed as plain strings and made distinct here, a chunk at a
+        # time (SQLite answers DISTINCT over the evidence by walking the VIN index, slowly).
+        query = select(table.c[source.column]).execution_options(yield_per=_CHUNK)
+        result = ctx.conn.execute(query)
+        chunks = [pd.Series(part, dtype="str").unique() for part in result.scalars().partitions()]
+        vins = pd.Series(np.concatenate(chunks) if chunks else [], dtype="str").unique()
+        parts.append(pd.DataFrame({"vin": vins, "feed": source.source}))
+    return pd.concat(parts, ignore_index=True).drop_duplicates(ignore_index=True)
+
+
+def _records_of(ctx: RuleContext, wanted: np.ndarray) -> pd.DataFrame:
+    """The records, on every feed, that carry one of the ``wanted`` VINs."""
+    staging = Table(
+        f"stage_vins_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("vin", String(32)),
+        prefixes=["TEMPORARY"],
+    )
+    staging.create(ctx.conn)
+    try:
+        bulk_insert(ctx.conn, staging, pd.DataFrame({"vin": wanted}))
+        parts = []
+        for source in VIN_COLUMNS:
+            table = source.evidence(ctx)
+            parts.append(
+                source.records(table).where(table.c[source.column].in_(select(staging.c.vin)))
+            )
+        records = ctx.frame(union_all(*parts))  # type: ignore[arg-type]
+    finally:
+        staging.drop(ctx.conn)
+    # A claim whose two VINs are both wanted is one record per VIN.
+    return records.drop(columns="vin_column").drop_duplicates(ignore_index=True)
+
+
+def _agree(mine: pd.Series, theirs: pd.Series) -> pd.Series:
+    """Not contradicting: the same value, or not carried by one side."""
+    return (mine.isna() | theirs.isna() | (mine == theirs)).astype(bool)
+
+
+def _candidates_detail(found: pd.DataFrame) -> pd.Series:
+    """The candidates of each finding, each with the evidence that made it one."""
+    if found.empty:
+        return pd.Series(index=found.index, dtype="str")
+    differs = char_matrix(found["vin"], 17) != char_matrix(found["candidate"], 17)
+    first = pd.Series(differs.argmax(axis=1) + 1, index=found.index)
+    edit = ("position " + first.astype("str") + " differs").where(
+        found["kind"] == "substitution",
+        "positions " + first.astype("str") + "-" + (first + 1).astype("str") + " swapped",
+    )
+    exporter = found["exporter"].notna() & found["candidate_exporter"].notna()
+    brand = found["brand"].notna() & found["candidate_brand"].notna()
+    agreed = (
+        ("same exporter " + found["exporter"]).where(exporter, "")
+        + pd.Series(", ", index=found.index).where(exporter & brand, "")
+        + ("same brand " + found["brand"]).where(brand, "")
+    )
+    agreed = agreed.where(agreed != "", "no exporter or brand on both sides to compare")
+    finding = ["agency", "record_key", "vin"]
+    # Per candidate VIN its records, each with what agreed; per finding every candidate VIN.
+    per_candidate = (
+        found.assign(each=found["related"] + " (" + agreed + ")", edit=edit)
+        .sort_values([*finding, "candidate", "related"])
+        .groupby([*finding, "candidate", "edit"], sort=False)["each"]
+        .agg(", ".join)
+        .reset_index()
+    )
+    per_candidate["each"] = (
+        per_candidate["candidate"] + " (" + per_candidate["edit"] + ") on " + per_candidate["each"]
+    )
+    listed = per_candidate.groupby(finding, sort=False)["each"].agg("; ".join).rename("listed")
+    return (
+        "VIN "
+        + found["vin"]
+        + " is on no record of another feed; likely counterpart "
+        + found.join(listed, on=finding)["listed"]
+        + ". Not linked: an operator decides"
+    )

@@ -1,0 +1,185 @@
+"""Trade-in subsidies 以旧换新: claims against the police chain and customs (RULES.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import ColumnElement, Subquery, and_, exists, extract, literal, select, union_all
+
+from vehiclehub.rules.base import RuleContext, days_between, item_key, ref, rule
+from vehiclehub.rules.police import police_events
+
+
+def _claims(ctx: RuleContext, claim_type: str | None, name: str) -> Subquery:
+    """Trade-in claims that are evidence, of one type or (None) of both."""
+    claims = ctx.evidence("commerce", "tradein_claims")
+    query = select(claims)
+    if claim_type is not None:
+        query = query.where(claims.c.claim_type == claim_type)
+    return query.subquery(name)
+
+
+def _scrap_deregistrations(ctx: RuleContext, name: str) -> Subquery:
+    events = ctx.evidence("police", "events")
+    return (
+        select(events)
+        .where(events.c.event_type == "deregister", events.c.dereg_reason == "scrap")
+        .subquery(name)
+    )
+
+
+@rule("TRD-001", "error", on="commerce")
+def find_scrap_claims_without_scrapping(ctx: RuleContext) -> pd.DataFrame:
+    """A 报废更新 claim whose old vehicle was never deregistered as scrapped."""
+    claims, scrapped = _claims(ctx, "scrap", "claim"), _scrap_deregistrations(ctx, "scrapped")
+    found = ctx.frame(
+        select(
+            claims.c.old_vin.label("vin"),
+            claims.c.claim_no.label("record_key"),
+            claims.c.applied_at,
+            literal(None).label("related"),
+        ).where(~exists().where(scrapped.c.vin == claims.c.old_vin))
+    )
+    found["detail"] = (
+        "scrap claim applied for on "
+        + found["applied_at"]
+        + ", but the old vehicle has no deregistration for scrap"
+    )
+    return found
+
+
+@rule("TRD-002", "error", on="customs")
+def find_exports_of_scrapped_vehicles(ctx: RuleContext) -> pd.DataFrame:
+    """A cleared export of a vehicle that was scrapped, or whose scrapping was subsidised."""
+    cleared = ctx.cleared_items()
+    scrapped = _scrap_deregistrations(ctx, "scrapped")
+    claims = _claims(ctx, "scrap", "claim")
+    by_police = select(
+        cleared.c.vin,
+        item_key(cleared).label("record_key"),
+        ref("police", scrapped.c.event_id).label("related"),
+        literal("deregistered for scrap on ").label("how"),
+        scrapped.c.event_date.label("when"),
+    ).join(scrapped, scrapped.c.vin == cleared.c.vin)
+    by_claim = select(
+        cleared.c.vin,
+        item_key(cleared).label("record_key"),
+        ref("commerce", claims.c.claim_no).label("related"),
+        literal("the old vehicle of a scrap trade-in claim applied for on ").label("how"),
+        claims.c.applied_at.label("when"),
+    ).join(claims, claims.c.old_vin == cleared.c.vin)
+    found = ctx.frame(union_all(by_police, by_claim))  # type: ignore[arg-type]
+    found["detail"] = "exported, but the vehicle was scrapped: " + found["how"] + found["when"]
+    return found
+
+
+@rule("TRD-003", "error", on="commerce")
+def find_replace_claims_without_sale(ctx: RuleContext) -> pd.DataFrame:
+    """A 置换更新 claim whose old vehicle was never transferred out of the applicant's hands."""
+    claims = _claims(ctx, "replace", "claim")
+    sale = police_events(ctx, "transfer", "sale")
+    events = ctx.evidence("police", "events")
+    ownership = select(events).where(events.c.event_type.in_(("register", "transfer"))).subquery
+    before, between = ownership("before"), ownership("between")
+    # The transfer's preceding ownership event is the register or transfer of the VIN on the
+    # latest earlier date; the applicant must be its owner (both sides are keyed hashes).
+    sold_by_applicant = exists().where(
+        sale.c.vin == claims.c.old_vin,
+        before.c.vin == sale.c.vin,
+        before.c.event_date < sale.c.event_date,
+        before.c.owner_id == claims.c.applicant_id,
+        ~exists().where(
+            between.c.vin == sale.c.vin,
+            between.c.event_date > before.c.event_date,
+            between.c.event_date < sale.c.event_date,
+        ),
+    )
+    found = ctx.frame(
+        select(
+            claims.c.old_vin.label("vin"),
+            claims.c.claim_no.label("record_key"),
+            claims.c.applied_at,
+            literal(None).label("related"),
+        ).where(~sold_by_applicant)
+    )
+    found["detail"] = (
+        "replace claim applied for on "
+        + found["applied_at"]
+        + ", but the old vehicle has no transfer out of the applicant's hands"
+    )
+    return found
+
+
+@rule("TRD-004", "error", on="commerce")
+def find_duplicate_tradein_claims(ctx: RuleContext) -> pd.DataFrame:
+    """Each claim on a twice-claimed old vehicle, or of one applicant's replace claims in a year."""
+    claims, others = _claims(ctx, None, "claim"), _claims(ctx, None, "other")
+    other_claim = others.c.claim_no != claims.c.claim_no
+    same_vehicle = select(
+        claims.c.old_vin.label("vin"),
+        claims.c.claim_no.label("record_key"),
+        ref("commerce", others.c.claim_no).label("related"),
+        literal("vehicle").label("why"),
+    ).join(others, and_(others.c.old_vin == claims.c.old_vin, other_claim))
+    replaces, other_replaces = _claims(ctx, "replace", "replace"), _claims(ctx, "replace", "also")
+    same_year = select(
+        replaces.c.old_vin.label("vin"),
+        replaces.c.claim_no.label("record_key"),
+        ref("commerce", other_replaces.c.claim_no).label("related"),
+        literal("year").label("why"),
+    ).join(
+        other_replaces,
+        and_(
+            other_replaces.c.applicant_id == replaces.c.applicant_id,
+            other_replaces.c.claim_no != replaces.c.claim_no,
+            extract("year", other_replaces.c.applied_at) == extract("year", replaces.c.applied_at),
+        ),
+    )
+    found = ctx.frame(union_all(same_vehicle, same_year))  # type: ignore[arg-type]
+    vehicle = found["why"].eq("vehicle").groupby(found["record_key"]).transform("any")
+    year = found["why"].eq("year").groupby(found["record_key"]).transform("any")
+    found["detail"] = ""
+    found.loc[vehicle, "detail"] = "the old vehicle is on more than one trade-in claim"
+    found.loc[vehicle & year, "detail"] += "; "
+    found.loc[year, "detail"] += (
+        "the applicant has more than one replace claim applied for in the same year"
+    )
+    return found.drop(columns="why")
+
+
+@rule("TRD-005", "warning", on="commerce")
+def find_new_cars_bought_for_export(ctx: RuleContext) -> pd.DataFrame:
+    """A subsidised new car that is on its way out of the country soon after the claim."""
+    claims = _claims(ctx, None, "claim")
+    pending = police_events(ctx, "transfer_pending_export", "pending")
+    items = ctx.evidence("customs", "declarations", "item")
+    limit = ctx.params.new_car_days
+
+    def soon_after(day: ColumnElement[Any]) -> ColumnElement[bool]:
+        waited = days_between(day, claims.c.applied_at)
+        return and_(waited >= 0, waited <= limit)
+
+    pending_soon = select(
+        claims.c.new_vin.label("vin"),
+        claims.c.claim_no.label("record_key"),
+        ref("police", pending.c.event_id).label("related"),
+        literal("transferred pending export on ").label("how"),
+        pending.c.event_date.label("when"),
+    ).join(pending, and_(pending.c.vin == claims.c.new_vin, soon_after(pending.c.event_date)))
+    declared_soon = select(
+        claims.c.new_vin.label("vin"),
+        claims.c.claim_no.label("record_key"),
+        ref("customs", item_key(items)).label("related"),
+        literal("declared for export on ").label("how"),
+        items.c.declared_at.label("when"),
+    ).join(items, and_(items.c.vin == claims.c.new_vin, soon_after(items.c.declared_at)))
+    found = ctx.frame(union_all(pending_soon, declared_soon))  # type: ignore[arg-type]
+    earliest = found.sort_values(["when", "how"]).drop_duplicates("record_key")
+    first = (earliest["how"] + earliest["when"]).set_axis(earliest["record_key"])
+    found["detail"] = (
+        "the new car bought with the subsidy was "
+        + found["record_key"].map(first)
+        + f", within {limit} days after the claim"
+    )
+    return found

@@ -1,0 +1,334 @@
+"""Quality gates, completeness and the operator's report, through the whole cycle."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+from tests.factories import Vehicle, read_drop, send
+
+from vehiclehub.cli import format_summary
+from vehiclehub.config import Settings, load_settings
+from vehiclehub.pipeline import intake_agency, run_cycle
+from vehiclehub.store import connect
+from vehiclehub.store.schema import (
+    expectation_results,
+    feed_table,
+    intake_files,
+    quality_validations,
+)
+from vehiclehub.vin import make_vin
+
+D1 = date(2025, 11, 3)
+
+
+def _root(settings: Settings) -> Path:
+    return settings.work_dir.parent
+
+
+def declaration_items(count: int, day: date, first: int = 0) -> list[dict[str, Any]]:
+    """``count`` valid customs items of as many vehicles, with distinct declaration numbers."""
+    rng = random.Random(first)
+    template = Vehicle().item(
+        declared_at=(day - timedelta(days=3)).isoformat(),
+        exported_at=(day - timedelta(days=1)).isoformat(),
+    )
+    return [
+        template | {"decl_no": f"530420250{first + i:09d}", "vin": make_vin(rng)}
+        for i in range(count)
+    ]
+
+
+def _send_normal_days(settings: Settings, days: int, rows: int) -> date:
+    """``days`` business dates of customs files of ``rows`` rows each; the next date."""
+    day = D1
+    for n in range(days):
+        send(
+            _root(settings),
+            "customs",
+            "declarations",
+            declaration_items(rows, day, first=n * rows),
+            day=day,
+        )
+        (outcome,) = intake_agency(settings, "customs", day)["files"]
+        assert outcome["status"] == "loaded", outcome
+        day += timedelta(days=1)
+    return day
+
+
+def _count(settings: Settings, agency: str, feed: str) -> int:
+    with connect(settings.database_url).connect() as conn:
+        return conn.execute(select(func.count()).select_from(feed_table(agency, feed))).scalar()
+
+
+def _results(settings: Settings, name: str) -> dict[str, dict[str, Any]]:
+    with connect(settings.database_url).connect() as conn:
+        rows = conn.execute(
+            select(expectation_results)
+            .join(intake_files, intake_files.c.id == expectation_results.c.file_id)
+            .where(intake_files.c.name == name)
+        )
+        return {r.expectation: dict(r._mapping) for r in rows}
+
+
+def test_a_truncated_customs_file_is_rejected_whole_naming_the_expectation(
+    settings: Settings,
+) -> None:
+    day = _send_normal_days(settings, days=4, rows=300)
+    before = _count(settings, "customs", "declarations")
+    send(
+        _root(settings),
+        "customs",
+        "declarations",
+        declaration_items(90, day, first=10_000),
+        day=day,
+    )
+    summary = run_cycle(settings, day)
+
+    (outcome,) = next(i for i in summary["intake"] if i["agency"] == "customs")["files"]
+    assert outcome["status"] == "rejected"
+    assert 'critical expectation "volume_not_truncated"' in outcome["error"]
+    assert (
+        "90 rows (limit 100: median 300 rows of the last 4 loaded first files)"
+        in (outcome["error"])
+    )
+    assert _count(settings, "customs", "declarations") == before  # nothing of it loaded
+    drop = read_drop(_root(settings), "customs", "rejections", day)
+    assert len(drop) == 1
+    row = drop.iloc[0]
+    assert (row["file"], row["line"], row["column"], row["value"]) == (
+        f"customs_declarations_{day:%Y%m%d}_001.csv",
+        "",
+        "",
+        "",
+    )
+    assert "volume_not_truncated" in row["error"]
+    results = _results(settings, row["file"])
+    assert results["volume_not_truncated"]["outcome"] == "failed"
+    assert results["volume_not_truncated"]["severity"] == "critical"
+    text = format_summary(summary)
+    assert "REJECTED WHOLE" in text and "volume_not_truncated" in text
+    report = (settings.reports_dir / day.isoformat() / "index.html").read_text()
+    assert "volume_not_truncated" in report
+    # The feed sent a file, but none loaded: rejected, not "not received".
+    states = {(f["agency"], f["feed"]): f["state"] for f in summary["completeness"]["feeds"]}
+    assert states["customs", "declarations"] == "rejected"
+
+
+def test_a_normal_day_after_history_passes_the_volume_check(settings: Settings) -> None:
+    day = _send_normal_days(settings, days=3, rows=200)
+    send(
+        _root(settings),
+        "customs",
+        "declarations",
+        declaration_items(180, day, first=9_000),
+        day=day,
+    )
+    (outcome,) = intake_agency(settings, "customs", day)["files"]
+    assert outcome["status"] == "loaded"
+    results = _results(settings, outcome["name"])
+    assert results["volume_not_truncated"]["outcome"] == "passed"
+    assert results["volume_not_inflated"]["outcome"] == "passed"
+
+
+def test_a_file_of_exactly_10000_rows_loads_with_a_warning(settings: Settings) -> None:
+    send(_root(settings), "customs", "declarations", declaration_items(10_000, D1))
+    result = intake_agency(settings, "customs", D1)
+    (outcome,) = result["files"]
+    assert (outcome["status"], outcome["loaded"]) == ("loaded", 10_000)
+    assert outcome["warnings"] == ["not_cut_at_10000_rows"]
+    assert _count(settings, "customs", "declarations") == 10_000
+    results = _results(settings, outcome["name"])
+    assert results["not_cut_at_10000_rows"] | {"file_id": None} == {
+        "file_id": None,
+        "expectation": "not_cut_at_10000_rows",
+        "type": "expect_table_row_count_to_not_equal",
+        "column": None,
+        "severity": "warning",
+        "outcome": "failed",
+        "observed": "10,000 rows",
+        "unexpected_count": None,
+        "element_count": None,
+        "description": results["not_cut_at_10000_rows"]["description"],
+    }
+    # History is too short for the volume checks: recorded as skipped, not passed.
+    assert results["volume_not_truncated"]["outcome"] == "skipped"
+    summary = {
+        "date": D1.isoformat(),
+        "intake": [result],
+        "reconcile": {"findings": 0, "per_rule": {}, "verdicts": {}},
+        "publish": {"delivered": {}, "drops_dir": "d", "report": "r"},
+    }
+    assert "quality warnings: not_cut_at_10000_rows" in format_summary(summary)
+
+
+def test_a_missing_seq_shows_as_missing(settings: Settings) -> None:
+    root = _root(settings)
+    send(root, "customs", "declarations", [Vehicle().item()], seq=1)
+    send(root, "customs", "declarations", [Vehicle().item()], seq=3)
+    summary = run_cycle(settings, D1)
+    (gap,) = summary["completeness"]["gaps"]
+    assert gap == {
+        "agency": "customs",
+        "feed": "declarations",
+        "business_date": "2025-11-03",
+        "missing": [2],
+        "files": ["customs_declarations_20251103_002.csv"],
+    }
+    assert "missing file number(s): customs_declarations_20251103_002.csv" in format_summary(
+        summary
+    )
+    report = (settings.reports_dir / D1.isoformat() / "index.html").read_text()
+    assert "customs_declarations_20251103_002.csv" in report
+    # The file arrives late: the gap closes.
+    send(root, "customs", "declarations", [Vehicle().item()], seq=2)
+    later = run_cycle(settings, D1 + timedelta(days=1))
+    assert later["completeness"]["gaps"] == []
+    assert later["completeness"]["late"][0]["file"] == "customs_declarations_20251103_002.csv"
+
+
+def test_a_feed_not_sent_shows_as_not_received(settings: Settings) -> None:
+    root = _root(settings)
+    v = Vehicle()
+    send(root, "customs", "declarations", [v.item()])
+    send(root, "police", "events", [v.export_deregistration("E1")])
+    summary = run_cycle(settings, D1)
+    completeness = summary["completeness"]
+    assert completeness["expected"] == 6 and completeness["received"] == 2
+    assert completeness["not_received"] == [
+        "commerce/enterprises",
+        "commerce/licences",
+        "commerce/tradein_claims",
+        "tax/refunds",
+    ]
+    states = {(f["agency"], f["feed"]): f for f in completeness["feeds"]}
+    assert states["tax", "refunds"]["state"] == "not received"
+    assert states["tax", "refunds"]["detail"] == "no file for 2025-11-03 by this run"
+    text = format_summary(summary)
+    assert "completeness: 2 of 6 expected feeds received" in text
+    assert (
+        "not received: commerce/enterprises, commerce/licences, commerce/tradein_claims, "
+        "tax/refunds" in text
+    )
+    # The agency itself answered: its exchange status stays "received".
+    (tax_line,) = [line for line in text.splitlines() if line.strip().startswith("tax ")]
+    assert "NOT RECEIVED" not in tax_line
+    report = (settings.reports_dir / D1.isoformat() / "index.html").read_text()
+    assert '<span class="state state-not-received">not received</span>' in report
+
+
+def test_expected_feeds_come_from_the_configuration(tmp_path: Path) -> None:
+    from tests.conftest import write_config
+
+    config = write_config(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'hub.db'}",
+        **{"quality.expected_feeds": '{ commerce = ["licences"], tax = [] }'},
+    )
+    settings = load_settings(config)
+    send(tmp_path, "commerce", "licences", [Vehicle().licence()])
+    summary = run_cycle(settings, D1)
+    expected = {(f["agency"], f["feed"]) for f in summary["completeness"]["feeds"]}
+    assert expected == {
+        ("commerce", "licences"),
+        ("police", "events"),
+        ("customs", "declarations"),
+    }
+    assert summary["completeness"]["not_received"] == ["police/events", "customs/declarations"]
+
+
+def test_data_docs_are_built_linked_and_hold_no_resident_id(settings: Settings) -> None:
+    root = _root(settings)
+    owner, applicant = Vehicle(), Vehicle()
+    send(root, "police", "events", [owner.event("E1", "register", "2023-03-01")])
+    claim = {
+        "claim_no": "C20251103001",
+        "claim_type": "scrap",
+        "applicant_id": applicant.person,
+        "old_vin": applicant.vin,
+        "new_vin": Vehicle().vin,
+        "amount_cny": "20000.00",
+        "applied_at": "2025-10-30",
+    }
+    bad_claim = claim | {"claim_no": "C20251103002", "applicant_id": owner.person[:-1] + "Q"}
+    send(root, "commerce", "tradein_claims", [claim, bad_claim])
+    run_cycle(settings, D1)
+    folder = settings.reports_dir / D1.isoformat()
+    report = (folder / "index.html").read_text()
+    assert 'href="datadocs/index.html"' in report
+    index = (folder / "datadocs" / "index.html").read_text()
+    assert "commerce_tradein_claims_20251103_001.csv" in index
+    pages = list((folder / "datadocs" / "validations").rglob("*.html"))
+    assert len(pages) == 2
+    for page in pages:
+        assert f'href="{page.relative_to(folder).as_posix()}"' in report
+    needles = [owner.person, applicant.person, owner.person[:-1] + "Q"]
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix != ".xlsx":
+            text = path.read_bytes()
+            assert not any(n.encode() in text for n in needles), path
+    with connect(settings.database_url).connect() as conn:
+        stored = " ".join(r for (r,) in conn.execute(select(quality_validations.c.result_json)))
+    assert stored and not any(n in stored for n in needles)
+    assert "https://" not in index and "<script" not in pages[0].read_text()
+
+
+def test_the_workbook_keeps_identifiers_as_text(settings: Settings) -> None:
+    root = _root(settings)
+    ok, missing = Vehicle(), Vehicle()
+    send(root, "customs", "declarations", [ok.item()])
+    send(
+        root,
+        "police",
+        "events",
+        [ok.export_deregistration("E1"), missing.export_deregistration("E2")],
+    )
+    send(root, "tax", "refunds", [ok.refund("R1")])
+    run_cycle(settings, D1)
+    path = settings.reports_dir / D1.isoformat() / "vehiclehub_20251103.xlsx"
+    report = (settings.reports_dir / D1.isoformat() / "index.html").read_text()
+    assert 'href="vehiclehub_20251103.xlsx"' in report
+    book = load_workbook(path)
+    assert book.sheetnames == ["commerce", "police", "customs", "tax"]
+
+    def cells(sheet: str, value: str) -> list[Any]:
+        return [c for row in book[sheet].iter_rows() for c in row if c.value == value]
+
+    assert len(ok.decl_no) == 18 and len(ok.decl_ref) == 21
+    (decl_no,) = cells("police", ok.decl_no)  # export_verification names the item
+    (decl_ref,) = cells("tax", ok.decl_ref)
+    for cell in (decl_no, decl_ref, *cells("police", ok.vin), *cells("customs", ok.uscc)):
+        assert (cell.data_type, cell.number_format) == ("s", "@"), cell.coordinate
+        assert isinstance(cell.value, str)
+    finding = cells("police", "EXP-001")
+    assert finding, "the police sheet lists the EXP-001 finding on E2"
+    row = [c.value for c in book["police"][finding[0].row]]
+    assert row[3] == "E2" and row[-1] == "new"
+    titles = [r[0].value for r in book["customs"].iter_rows() if r and r[0].font.bold]
+    assert {"Feeds", "Findings", "Rejections", "Verdicts"} <= set(titles)
+
+
+def test_the_summary_json_is_serialisable(settings: Settings) -> None:
+    send(_root(settings), "customs", "declarations", [Vehicle().item()])
+    summary = run_cycle(settings, D1)
+    json.dumps(summary)
+
+
+@pytest.mark.postgres
+def test_gates_and_report_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    from tests.conftest import write_config
+
+    settings = load_settings(write_config(tmp_path, pg_url))
+    send(tmp_path, "customs", "declarations", declaration_items(10_000, D1))
+    send(tmp_path, "customs", "declarations", [Vehicle().item()], seq=3)
+    summary = run_cycle(settings, D1)
+    (first, _third) = next(i for i in summary["intake"] if i["agency"] == "customs")["files"]
+    assert first["warnings"] == ["not_cut_at_10000_rows"]
+    assert summary["completeness"]["gaps"][0]["missing"] == [2]
+    assert (settings.reports_dir / D1.isoformat() / "datadocs" / "index.html").is_file()

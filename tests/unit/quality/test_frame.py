@@ -1,0 +1,69 @@
+"""The quality frame: one row per file row, typed for GX, without personal data."""
+
+from __future__ import annotations
+
+import pandas as pd
+from tests.factories import Vehicle
+
+from vehiclehub.contract import feed
+from vehiclehub.intake.prepare import prepare_records
+from vehiclehub.quality.frame import available_columns, quality_frame
+from vehiclehub.quality.suites import suite
+
+KEY = b"k" * 16
+
+
+def _records(agency: str, feed_name: str, rows: list[dict], index: list[int]) -> pd.DataFrame:
+    spec = feed(agency, feed_name)
+    text = pd.DataFrame(rows, index=index).astype("str")
+    for column in spec.columns:
+        if column.name not in text:
+            text[column.name] = None
+    text = text.where(text != "None", None)
+    return prepare_records(spec, text, KEY)
+
+
+def test_rows_the_schema_rejected_are_there_empty_and_flagged() -> None:
+    v = Vehicle()
+    records = _records("customs", "declarations", [v.item(), v.item()], index=[0, 2])
+    spec = feed("customs", "declarations")
+    frame = quality_frame(spec, records, 3, suite("customs", "declarations").columns)
+    assert len(frame) == 3
+    assert frame["passed_schema"].tolist() == [True, False, True]
+    assert frame["declared_at"].dtype == "datetime64[ns]"
+    assert frame["declared_at"].isna().tolist() == [False, True, False]
+    assert isinstance(frame["status"].dtype, pd.CategoricalDtype)
+    assert frame["fob_usd"].dtype == "float64"
+    # The same key twice: one fingerprint, so GX sees the repeat.
+    assert frame["record_key"].iloc[0] == frame["record_key"].iloc[2]
+    assert frame["goods_name_marked_used"].tolist() == [True, pd.NA, True]
+
+
+def test_personal_columns_never_enter_the_frame() -> None:
+    spec = feed("commerce", "tradein_claims")
+    assert "applicant_id" not in available_columns(spec)
+    assert "owner_id" not in available_columns(feed("police", "events"))
+    v = Vehicle()
+    claim = {
+        "claim_no": "C1",
+        "claim_type": "scrap",
+        "applicant_id": v.person,
+        "old_vin": v.vin,
+        "new_vin": Vehicle().vin,
+        "amount_cny": "100.00",
+        "applied_at": "2025-10-01",
+    }
+    records = _records("commerce", "tradein_claims", [claim], index=[0])
+    frame = quality_frame(spec, records, 1, suite("commerce", "tradein_claims").columns)
+    assert "applicant_id" not in frame
+    assert not frame.astype(str).apply(lambda c: c.str.contains(v.person)).any().any()
+    assert frame["old_and_new_vin_differ"].tolist() == [True]
+
+
+def test_vehicles_per_licence_and_hs_code_are_counted_set_based() -> None:
+    a, b, c = Vehicle(), Vehicle(), Vehicle()
+    rows = [a.licence(), b.licence(licence_no=a.licence_no), c.licence()]
+    records = _records("commerce", "licences", rows, index=[0, 1, 2])
+    spec = feed("commerce", "licences")
+    frame = quality_frame(spec, records, 3, {"vehicles_per_licence_hs"})
+    assert frame["vehicles_per_licence_hs"].tolist() == [2.0, 2.0, 1.0]

@@ -1,0 +1,257 @@
+"""VIN-001..003: misread VINs, failed check digits and likely typos, on every feed."""
+
+from __future__ import annotations
+
+import pandas as pd
+from tests.factories import Vehicle
+
+from vehiclehub.config import Settings
+from vehiclehub.rules.engine import finding_identity
+from vehiclehub.vin import check_digit
+
+from .world import World, evaluation, findings
+
+CHECKED = ["vin", "agency", "record_key", "related", "severity"]
+
+
+def valid(draft: str) -> str:
+    """``draft`` with its check digit (position 9) put right."""
+    return draft[:8] + check_digit(draft) + draft[9:]
+
+
+def swapped(vin: str, i: int) -> str:
+    """``vin`` with the characters at (0-based) ``i`` and ``i + 1`` swapped."""
+    assert vin[i] != vin[i + 1]
+    return vin[:i] + vin[i + 1] + vin[i] + vin[i + 2 :]
+
+
+def substituted(vin: str, i: int, char: str) -> str:
+    assert vin[i] != char
+    return vin[:i] + char + vin[i + 1 :]
+
+
+def test_vin001_o_for_0_matches_after_normalisation(settings: Settings) -> None:
+    world = World()
+    v = Vehicle(vin=valid("LSVAB2100R3100527"))
+    misread = v.vin.replace("0", "O")
+    chain = world.vehicle(v, dereg={"vin": misread})
+    world.load(settings)
+
+    found = evaluation(settings, only=["VIN-001", "EXP-001", "EXP-002"]).findings
+    assert found[["rule_id", *CHECKED]].to_dict("records") == [
+        {
+            "rule_id": "VIN-001",
+            "vin": v.vin,
+            "agency": "police",
+            "record_key": chain["dereg"]["event_id"],
+            "related": "",
+            "severity": "info",
+        }
+    ]
+    assert found.at[0, "detail"] == (
+        f"VIN sent as '{misread}' was read as {v.vin} (I, O, Q read as 1, 0, 0, or a "
+        "barcode's leading I dropped)"
+    )
+
+
+def test_vin001_barcode_i_on_a_licence_but_cleaning_is_no_substitution(
+    settings: Settings,
+) -> None:
+    world = World()
+    scanned, typed = Vehicle(), Vehicle()
+    world.add("licence", scanned.licence(vin="I" + scanned.vin))
+    messy = f" {typed.vin[:4].lower()}-{typed.vin[4:10]} *{typed.vin[10:]}"
+    world.add("licence", typed.licence(vin=messy))
+    world.load(settings)
+
+    found = findings(settings, "VIN-001")
+    assert found[CHECKED].to_dict("records") == [
+        {
+            "vin": scanned.vin,
+            "agency": "commerce",
+            "record_key": f"{scanned.licence_no}/{scanned.vin}",
+            "related": "",
+            "severity": "info",
+        }
+    ]
+
+
+def test_vin001_both_vins_of_a_claim_are_two_findings(settings: Settings) -> None:
+    world = World()
+    old, new = valid("LSVAB2100R3100527"), valid("LFV1A21K1N3123411")
+    claim = world.claim(old.replace("0", "O"), new.replace("1", "I"))
+    world.load(settings)
+
+    found = findings(settings, "VIN-001")
+    assert found[CHECKED].to_dict("records") == [
+        {
+            "vin": vin,
+            "agency": "commerce",
+            "record_key": claim["claim_no"],
+            "related": "",
+            "severity": "info",
+        }
+        for vin in sorted((new, old))
+    ]
+    assert sorted(found["detail"].str.split(" ").str[0]) == ["new_vin", "old_vin"]
+    assert finding_identity(found).nunique() == 2
+
+
+def test_vin002_mandatory_check_digit(settings: Settings) -> None:
+    world = World()
+    chinese = valid("LSVAB2100R3100527")
+    wrong = substituted(chinese, 8, "X" if chinese[8] != "X" else "1")
+    japanese = valid("JTDBR32E200012345")  # check digit advisory outside L and 1-5
+    advisory = substituted(japanese, 8, "X" if japanese[8] != "X" else "1")
+    v = Vehicle(vin=wrong)
+    world.add("licence", v.licence(), Vehicle(vin=advisory).licence())
+    claim = world.claim(chinese, wrong)
+    world.load(settings)
+
+    found = findings(settings, "VIN-002")
+    assert found[CHECKED].to_dict("records") == [
+        {
+            "vin": wrong,
+            "agency": "commerce",
+            "record_key": key,
+            "related": "",
+            "severity": "warning",
+        }
+        for key in sorted((claim["claim_no"], f"{v.licence_no}/{wrong}"))
+    ]
+    assert found["detail"].str.startswith(("new_vin " + wrong, "VIN " + wrong)).all()
+    assert f"position 9 is {wrong[8]}" in found.at[0, "detail"]
+
+
+def test_vin003_transposition_is_proposed_not_linked(settings: Settings) -> None:
+    world = World()
+    v = Vehicle()
+    typo = swapped(v.vin, 11 if v.vin[11] != v.vin[12] else 12)
+    chain = world.vehicle(v, item={"vin": typo})
+    world.load(settings)
+
+    found = evaluation(settings).findings
+    vin003 = found[found["rule_id"] == "VIN-003"].reset_index(drop=True)
+    candidates = sorted(
+        [
+            f"commerce:{v.licence_no}/{v.vin}",
+            f"police:{chain['pending']['event_id']}",  # owner: the exporter
+            f"police:{chain['dereg']['event_id']}",
+        ]
+    )  # not the register event: its owner, a private person, is not the item's exporter
+    assert vin003[CHECKED].to_dict("records") == [
+        {
+            "vin": typo,
+            "agency": "customs",
+            "record_key": v.item_key,
+            "related": ";".join(candidates),
+            "severity": "warning",
+        }
+    ]
+    detail = vin003.at[0, "detail"]
+    assert detail.startswith(
+        f"VIN {typo} is on no record of another feed; likely counterpart {v.vin} (positions "
+    )
+    assert f"swapped) on commerce:{v.licence_no}/{v.vin} (same exporter {v.uscc})," in detail
+    assert f"police:{chain['dereg']['event_id']} (same exporter {v.uscc})" in detail
+    assert "same brand" not in detail  # customs items carry no brand
+    # Never a silent link: the typo's own consequences still fire.
+    fired = set(zip(found["rule_id"], found["record_key"], strict=True))
+    assert ("EXP-001", chain["dereg"]["event_id"]) in fired
+    assert ("LIC-001", v.item_key) in fired
+
+
+def test_vin003_licence_typo_agrees_on_exporter_and_brand(settings: Settings) -> None:
+    world = World()
+    v = Vehicle()
+    typo = substituted(v.vin, 16, "A" if v.vin[16] != "A" else "B")
+    world.add("licence", v.licence(vin=typo))
+    world.event(v, "register", "2023-03-01")  # owner: a person, not the exporter
+    pending = world.event(v, "transfer_pending_export", "2025-09-26")
+    world.load(settings)
+
+    # Each VIN is on one feed only, so each side proposes the other.
+    found = findings(settings, "VIN-003")
+    assert found[CHECKED].to_dict("records") == [
+        {
+            "vin": v.vin,
+            "agency": "police",
+            "record_key": pending["event_id"],
+            "related": f"commerce:{v.licence_no}/{typo}",
+            "severity": "warning",
+        },
+        {
+            "vin": typo,
+            "agency": "commerce",
+            "record_key": f"{v.licence_no}/{typo}",
+            "related": f"police:{pending['event_id']}",
+            "severity": "warning",
+        },
+    ]
+    assert (
+        f"likely counterpart {v.vin} (position 17 differs) on police:{pending['event_id']} "
+        f"(same exporter {v.uscc}, same brand {v.brand})"
+    ) in found.at[1, "detail"]
+
+
+def test_vin003_contradicting_or_distant_records_are_no_candidates(settings: Settings) -> None:
+    world = World()
+    other_exporter, other_brand, distant = Vehicle(), Vehicle(), Vehicle()
+    # A customs item one swap away, declared by another exporter than every counterpart.
+    world.vehicle(
+        other_exporter,
+        item={"vin": swapped(other_exporter.vin, 3), "uscc": Vehicle().uscc},
+    )
+    # A licence one substitution away whose brand is not the police registration's.
+    near = substituted(other_brand.vin, 14, "7" if other_brand.vin[14] != "7" else "8")
+    world.add("licence", other_brand.licence(vin=near, brand="本田"))
+    world.event(other_brand, "transfer_pending_export", "2025-09-26")
+    # Two edits away.
+    far = substituted(substituted(distant.vin, 14, "Z"), 15, "Z")
+    world.add("licence", distant.licence(vin=far))
+    world.event(distant, "transfer_pending_export", "2025-09-26")
+    world.load(settings)
+
+    assert findings(settings, "VIN-003").empty
+
+
+def test_vin003_claim_substitution_both_ways(settings: Settings) -> None:
+    """A claim carries no exporter or brand, so nothing contradicts; each lone side fires."""
+    world = World()
+    v = Vehicle()
+    register = world.event(v, "register", "2021-04-01")
+    typo = substituted(v.vin, 5, "B" if v.vin[5] != "B" else "C")
+    claim = world.claim(typo, Vehicle().vin)
+    world.load(settings)
+
+    found = findings(settings, "VIN-003")
+    assert found[CHECKED].to_dict("records") == sorted(
+        [
+            {
+                "vin": typo,
+                "agency": "commerce",
+                "record_key": claim["claim_no"],
+                "related": f"police:{register['event_id']}",
+                "severity": "warning",
+            },
+            {
+                "vin": v.vin,
+                "agency": "police",
+                "record_key": register["event_id"],
+                "related": f"commerce:{claim['claim_no']}",
+                "severity": "warning",
+            },
+        ],
+        key=lambda f: f["record_key"],
+    )
+    assert (
+        f"(position 6 differs) on police:{register['event_id']} (no exporter or brand on both "
+        "sides to compare)"
+    ) in found.set_index("vin").at[typo, "detail"]
+
+
+def test_vin_rules_on_an_empty_store(settings: Settings) -> None:
+    World().load(settings)
+    found = evaluation(settings, only=["VIN-001", "VIN-002", "VIN-003"]).findings
+    assert found.empty
+    assert isinstance(found, pd.DataFrame)

@@ -1,0 +1,214 @@
+"""The sample world generator: valid identifiers, valid files, deterministic, planted cases."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vehiclehub.contract import feed, feeds
+from vehiclehub.identifiers import is_resident_id, is_uscc
+from vehiclehub.intake.manifest import ENCODINGS, parse_manifest
+from vehiclehub.intake.read import read_csv
+from vehiclehub.intake.validate import check_header, validate_rows
+from vehiclehub.samples.generate import (
+    NEAR_MISSES,
+    PLANTS,
+    World,
+    bulk_resident_ids,
+    bulk_usccs,
+    bulk_vins,
+    business_dates,
+    day_number,
+    generate_world,
+)
+from vehiclehub.vin import check_digit, normalise_vins
+
+DATES = business_dates(date(2025, 11, 3), 2)
+
+
+@pytest.fixture(scope="module")
+def clean_world() -> World:
+    return generate_world(400, DATES, seed=3, plant_fraction=0, noise=False)
+
+
+@pytest.fixture(scope="module")
+def planted_world() -> World:
+    return generate_world(400, DATES, seed=3, plant_fraction=0.01)
+
+
+def _files(world: World, root: Path) -> dict[str, bytes]:
+    for day in world.dates:
+        world.write_day(day, root)
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def _read(root: Path, agency: str, name: str) -> tuple[pd.DataFrame, str]:
+    outbox = root / agency / "outbox"
+    manifest = parse_manifest((outbox / name.replace(".csv", ".manifest.json")).read_bytes(), name)
+    frame, malformed = read_csv((outbox / name).read_bytes(), manifest.codec)
+    assert malformed.empty
+    return frame, manifest.feed
+
+
+def test_bulk_vins_are_distinct_with_the_right_check_digit() -> None:
+    rng = np.random.default_rng(0)
+    vins = bulk_vins(rng, np.array(["LSV", "LGX", "1HG"] * 2000), np.full(6000, 2021))
+    normalised = normalise_vins(pd.Series(vins))
+    assert normalised["legal"].all() and normalised["check_ok"].all()
+    assert not normalised["substituted"].any()
+    assert len(set(vins)) == len(vins)
+    assert all(v[8] == check_digit(v) for v in vins[:50])
+    assert {v[9] for v in vins} == {"M"}  # model year 2021
+
+
+def test_bulk_usccs_and_resident_ids_are_valid_and_distinct() -> None:
+    rng = np.random.default_rng(0)
+    usccs = bulk_usccs(rng, np.array(["120116", "310115"] * 500))
+    assert is_uscc(pd.Series(usccs)).all() and len(set(usccs)) == len(usccs)
+    born = np.full(900, day_number(date(1980, 2, 29)))
+    ids = bulk_resident_ids(rng, np.array(["440304"] * 900), born)
+    assert is_resident_id(pd.Series(ids)).all() and len(set(ids)) == len(ids)
+    assert {i[:14] for i in ids} == {"44030419800229"}
+
+
+def test_too_few_possible_identifiers_is_an_error() -> None:
+    born = np.full(1001, day_number(date(1980, 2, 29)))  # only 1000 sequence numbers
+    with pytest.raises(ValueError, match="distinct"):
+        bulk_resident_ids(np.random.default_rng(0), np.array(["440304"] * 1001), born)
+
+
+def test_business_dates_skip_weekends_and_holidays() -> None:
+    assert business_dates(date(2025, 9, 30), 2) == [date(2025, 9, 30), date(2025, 10, 9)]
+    assert business_dates(date(2025, 11, 7), 2) == [date(2025, 11, 7), date(2025, 11, 10)]
+
+
+def test_same_seed_same_files_other_seed_other_files(tmp_path: Path) -> None:
+    first = _files(generate_world(120, DATES, seed=5), tmp_path / "a")
+    again = _files(generate_world(120, DATES, seed=5), tmp_path / "b")
+    other = _files(generate_world(120, DATES, seed=6), tmp_path / "c")
+    assert first == again
+    assert first != other
+
+
+def test_every_row_of_a_clean_world_is_valid(clean_world: World, tmp_path: Path) -> None:
+    for day in clean_world.dates:
+        clean_world.write_day(day, tmp_path)
+    names = sorted(tmp_path.glob("*/outbox/*.csv"))
+    assert {p.name.split("_2025")[0] for p in names} == {f"{a}_{f}" for a, f in feeds()}
+    for path in names:
+        frame, feed_name = _read(tmp_path, path.parent.parent.name, path.name)
+        spec = feed(path.parent.parent.name, feed_name)
+        assert list(frame.columns) == [c.name for c in spec.columns]
+        check_header(spec, list(frame.columns))
+        assert validate_rows(spec, frame).empty, path.name
+        keys = frame[list(spec.key)]
+        assert not keys.duplicated().any(), path.name
+
+
+def test_a_clean_world_expects_nothing(clean_world: World) -> None:
+    truth = clean_world.truth
+    assert truth.findings.empty and truth.rejections.empty and truth.planted.empty
+    assert set(truth.police_verdicts["verdict"]) == {"verified"}
+    assert set(truth.tax_verdicts["verdict"]) == {"verified"}
+
+
+def test_the_files_carry_about_six_rows_per_vehicle(clean_world: World) -> None:
+    rows = sum(clean_world.rows_per_feed().values())
+    assert 5 * 400 < rows < 7 * 400
+
+
+def test_ground_truth_has_each_planted_rule_and_near_miss(planted_world: World) -> None:
+    truth = planted_world.truth
+    for rule_id in PLANTS:
+        assert truth.expected(rule_id), rule_id
+    cases = set(truth.planted["case"])
+    assert {f"near {rule_id}" for rule_id in NEAR_MISSES} <= cases
+    planted_vins = truth.planted.loc[truth.planted["population"] == "vehicle", "vin"]
+    assert not planted_vins.duplicated().any()  # one case per vehicle
+
+
+def test_duplicates_are_planted_on_each_record_involved(planted_world: World) -> None:
+    findings = planted_world.truth.findings
+    for rule_id in ("LIC-005", "TAX-003"):
+        per_vin = findings[findings["rule_id"] == rule_id].groupby("vin").size()
+        assert (per_vin == 2).all(), rule_id
+
+
+def test_verdicts_follow_the_planted_findings(planted_world: World) -> None:
+    truth = planted_world.truth
+    police = truth.police_verdicts.set_index("event_id")["verdict"]
+    for rule_id, verdict in (("EXP-001", "no_export"), ("EXP-002", "before_export")):
+        assert set(police[list(truth.expected(rule_id))]) == {verdict}
+    overdue = truth.police_verdicts[truth.police_verdicts["verdict"] == "overdue"]
+    assert len(overdue) == len(truth.expected("EXP-003"))
+    tax = truth.tax_verdicts.assign(key=lambda t: t["refund_no"] + "/" + t["decl_ref"])
+    assert set(tax.loc[tax["key"].isin(truth.expected("TAX-003")), "verdict"]) == {"duplicate"}
+
+
+def test_bad_rows_fail_on_their_column_only(planted_world: World, tmp_path: Path) -> None:
+    """Each planted bad value fails validation exactly where the truth says; duplicate keys
+    and version conflicts are the store's to find, not validation's."""
+    for day in planted_world.dates:
+        planted_world.write_day(day, tmp_path)
+    truth = planted_world.truth.rejections
+    row_level = truth[truth["line"].notna()]
+    for (agency, name), expected in row_level.groupby(["agency", "file"]):
+        frame, feed_name = _read(tmp_path, str(agency), str(name))
+        failures = validate_rows(feed(str(agency), feed_name), frame)
+        got = set(zip(failures["line"].astype(int), failures["column"], strict=True))
+        by_validation = expected[
+            ~expected["column"].isin(["record_version"]) & ~expected["column"].str.contains("/")
+        ]
+        assert got == set(
+            zip(by_validation["line"].astype(int), by_validation["column"], strict=True)
+        )
+
+
+def test_broken_files_are_broken_as_planted(planted_world: World, tmp_path: Path) -> None:
+    for day in planted_world.dates:
+        planted_world.write_day(day, tmp_path)
+    whole = planted_world.truth.rejections
+    whole = whole[whole["line"].isna()]
+    assert len(whole) == 4
+    for row in whole.itertuples():
+        outbox = tmp_path / row.agency / "outbox"
+        data = (outbox / row.file).read_bytes()
+        manifest = parse_manifest(
+            (outbox / row.file.replace(".csv", ".manifest.json")).read_bytes(), row.file
+        )
+        if row.why == "checksum mismatch":
+            assert hashlib.sha256(data).hexdigest() != manifest.sha256
+        elif row.why == "row count mismatch":
+            assert data.count(b"\n") - 1 != manifest.rows
+        elif row.why.startswith("bytes do not decode"):
+            with pytest.raises(UnicodeDecodeError):
+                data.decode(ENCODINGS[manifest.encoding])
+        else:
+            assert b"hs_code" not in data.splitlines()[0]
+
+
+def test_files_waiting_unfinished_and_resent_are_planted(
+    planted_world: World, tmp_path: Path
+) -> None:
+    truth = planted_world.truth
+    first, second = planted_world.dates
+    planted_world.write_day(first, tmp_path)
+    waiting = truth.waiting.loc[truth.waiting["business_date"] == first, "file"]
+    assert len(waiting) == 1
+    police = tmp_path / "police" / "outbox"
+    assert (police / waiting.iloc[0]).exists()
+    assert not (police / waiting.iloc[0].replace(".csv", ".manifest.json")).exists()
+    planted_world.write_day(second, tmp_path)
+    assert (police / waiting.iloc[0].replace(".csv", ".manifest.json")).exists()
+    assert [p.name for p in tmp_path.rglob("*.part")] == truth.unfinished
+    (resent,) = truth.duplicates.itertuples()
+    commerce = tmp_path / "commerce" / "outbox"
+    assert (commerce / resent.file).read_bytes() == (commerce / resent.same_as).read_bytes()
+    assert len(truth.gaps) == 1 and len(truth.corrections) == 1
