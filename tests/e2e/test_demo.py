@@ -10,6 +10,7 @@ column.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -191,3 +192,13 @@ def test_vhub_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--dir", str(tmp_path), "--days", "1"]) == 0
     assert (tmp_path / "hub.toml").read_text() != config  # afresh, with a new pseudonym key
     assert not (tmp_path / "work" / "reports" / "2025-11-04").exists()
+
+
+@pytest.mark.sshd
+def test_vhub_demo_over_sftp(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not Path("/usr/sbin/sshd").exists() or os.geteuid() != 0:
+        pytest.skip("needs root and OpenSSH's sshd")
+    assert main(["demo", "--dir", str(tmp_path), "--days", "1", "--sftp"]) == 0
+    out = capsys.readouterr().out
+    assert "behind sshd on 127.0.0.1" in out and ", 0 not planted" in out
+    assert list((tmp_path / "exchange" / "tax" / "inbox").glob("hub_tax_findings_*.csv"))

@@ -8,9 +8,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import write_config
 from tests.factories import Vehicle, read_drop, send
+
 from vehiclehub.cli import main
 from vehiclehub.config import Settings, load_settings
 from vehiclehub.pipeline import run_cycle
@@ -24,20 +24,22 @@ def _story(root: Path) -> tuple[Vehicle, Vehicle, Vehicle]:
     send(root, "commerce", "enterprises", [ok.filing(), missing.filing()])
     send(root, "commerce", "licences", [ok.licence(), missing.licence()])
     send(root, "customs", "declarations", [ok.item(), other.item(vin="NOT-A-VIN")])
-    send(root, "police", "events", [
-        ok.event("E0", "register", "2023-03-01"),
-        ok.export_deregistration("E1"),
-        missing.export_deregistration("E2"),
-    ])
+    send(
+        root,
+        "police",
+        "events",
+        [
+            ok.event("E0", "register", "2023-03-01"),
+            ok.export_deregistration("E1"),
+            missing.export_deregistration("E2"),
+        ],
+    )
     send(root, "tax", "refunds", [ok.refund("R1"), missing.refund("R2")])
     return ok, missing, other
 
 
 def _drop_bytes(root: Path) -> dict[str, bytes]:
-    return {
-        p.name: p.read_bytes()
-        for p in sorted((root / "exchange").glob("*/inbox/hub_*.csv"))
-    }
+    return {p.name: p.read_bytes() for p in sorted((root / "exchange").glob("*/inbox/hub_*.csv"))}
 
 
 def test_running_a_date_again_gives_the_same_drops(settings: Settings) -> None:
@@ -53,14 +55,15 @@ def test_running_a_date_again_gives_the_same_drops(settings: Settings) -> None:
 
 def test_drops_follow_the_icd_format(settings: Settings) -> None:
     root = settings.work_dir.parent
-    ok, missing, _ = _story(root)
+    _ok, _missing, _ = _story(root)
     run_cycle(settings, D1)
     inbox = root / "exchange" / "police" / "inbox"
     data = (inbox / "hub_police_export_verification_20251103_001.csv").read_bytes()
     assert not data.startswith(b"\xef\xbb\xbf")
     assert data.splitlines()[0] == b"event_id,vin,verdict,decl_no,exported_at,rule_ids"
-    manifest = json.loads((inbox / "hub_police_export_verification_20251103_001.manifest.json")
-                          .read_text())
+    manifest = json.loads(
+        (inbox / "hub_police_export_verification_20251103_001.manifest.json").read_text()
+    )
     assert manifest | {"generated_at": None} == {
         "file": "hub_police_export_verification_20251103_001.csv",
         "agency": "police",
@@ -89,7 +92,7 @@ def test_drops_follow_the_icd_format(settings: Settings) -> None:
 
 def test_verification_drops_carry_only_new_or_changed_verdicts(settings: Settings) -> None:
     root = settings.work_dir.parent
-    ok, missing, _ = _story(root)
+    _ok, missing, _ = _story(root)
     run_cycle(settings, D1)
     assert len(read_drop(root, "police", "export_verification", D1)) == 2
     assert len(read_drop(root, "tax", "refund_verification", D1)) == 2
@@ -100,7 +103,8 @@ def test_verification_drops_carry_only_new_or_changed_verdicts(settings: Setting
     run_cycle(settings, D2)
     police = read_drop(root, "police", "export_verification", D2)
     assert sorted(zip(police["event_id"], police["verdict"], strict=True)) == [
-        ("E2", "verified"), ("E3", "no_export"),
+        ("E2", "verified"),
+        ("E3", "no_export"),
     ]
     tax = read_drop(root, "tax", "refund_verification", D2)
     assert tax[["refund_no", "verdict"]].values.tolist() == [["R2", "verified"]]

@@ -24,9 +24,9 @@ __all__ = ["airflow_env"]  # the session fixture, used by the tests below
 AGENCY_TASKS = ["intake_commerce", "intake_police", "intake_customs", "intake_tax"]
 ALL_TASKS = [*AGENCY_TASKS, "reconcile", "publish"]
 
-#: The scheduled run of 4 November 2025, 02:30 in Shanghai, as Airflow stores it (UTC):
-#: its UTC day is 3 November and the subprocess's OS zone is New York's (2 November's
-#: evening), so only the Shanghai reading gives the business date below.
+#: The scheduled run of 4 November 2025, 02:30 in Shanghai, as Airflow stores it (UTC).
+#: In UTC and in the subprocess's OS zone (New York, 13:30) it is 3 November, whose day
+#: before is the 2nd: only the Shanghai reading gives the business date below.
 RUN_AT = datetime(2025, 11, 3, 18, 30, tzinfo=UTC)
 BUSINESS_DATE = date(2025, 11, 3)
 
