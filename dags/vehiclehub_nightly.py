@@ -1,8 +1,10 @@
-"""The hub's nightly cycle: intake per agency (in parallel) -> reconcile -> publish.
+"""The hub's nightly cycle: per agency (in parallel) wait for its files -> intake;
+then reconcile -> publish.
 
 Wiring only: each task computes the business date, resolves the settings and calls
-one stage of ``vehiclehub.pipeline``. Nothing here reads a file, a database or the
-network at import; the pipeline itself is imported inside the task bodies.
+one stage of ``vehiclehub.pipeline`` (or the late-file check). Nothing here reads a
+file, a database or the network at import; the pipeline itself is imported inside
+the task bodies.
 """
 
 from __future__ import annotations
@@ -11,14 +13,27 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
+from airflow.sdk import (
+    DAG,
+    CronTriggerTimetable,
+    Param,
+    PokeReturnValue,
+    TriggerRule,
+    get_current_context,
+    task,
+)
 
 from vehiclehub.airflow_support import (
+    ARRIVAL_POKE_INTERVAL,
+    ARRIVAL_SENSOR_TIMEOUT,
     BUSINESS_DATE_PARAM,
     BUSINESS_TIMEZONE,
     TransientOnlyRetryPolicy,
     business_date_of_run,
+    feed_alias,
     hub_settings,
+    intake_summary,
+    poke_arrivals,
 )
 from vehiclehub.config import AGENCIES
 
@@ -28,7 +43,7 @@ DAG_DOC = """
 Takes every agency's new files, cross-checks everything the hub holds, and returns
 drops and the run report (ICD §1, §4).
 
-`intake_<agency>` ×4 (in parallel) → `reconcile` → `publish`
+`wait_<agency>` → `intake_<agency>` ×4 (in parallel) → `reconcile` → `publish`
 
 **Schedule.** Daily at 02:30 Asia/Shanghai (`CronTriggerTimetable("30 2 * * *")`
 in that zone), no catch-up, one run at a time (runs share the store).
@@ -49,17 +64,61 @@ it replaces that agency's `[agencies.<agency>]` url: host, port, login; the exch
 root in `schema` (or extra `path`); the client key in extra `private_key` or
 `key_file`; the server's host key in extra `host_key` (`ssh-ed25519 AAAA...`).
 
+**Late files.** `wait_<agency>` (a sensor in reschedule mode, every 10 minutes) waits
+until every feed the agency is expected to send for the business date has a complete
+file (data and manifest) in its outbox or already taken, or until the agency's
+arrival deadline: the local time on D + 1 given in the hub's TOML file,
+`[quality.arrival_deadlines]` per agency (`police = "05:00"`), else
+`quality.default_arrival_deadline` (06:00). The feeds expected are
+`[quality.expected_feeds]` (default: every feed of the agency, ICD §3). An exchange
+that cannot be reached is waited for like a late file. At the deadline the sensor
+gives up and is *skipped* (`soft_fail`); `intake_<agency>` runs anyway (trigger rule
+`none_failed`) on what is there, and what has not come is *not received* in its
+result and in the run report. A rerun of an earlier date is past its deadline: the
+sensor looks once and does not wait. The sensor's own 24 h timeout is only a
+backstop.
+
+**Assets.** Every feed is an Airflow asset `x-vehiclehub://<agency>/<feed>` (name
+`vehiclehub.<agency>.<feed>`). `intake_<agency>` emits an event through its alias
+`vehiclehub.<agency>.feeds` for each file that loaded, with extra `file`,
+`business_date` (the file's), `run_date` (the run's business date), `rows`, `loaded`,
+`rejected`, `ignored`. A rejected or duplicate file emits nothing. To run a DAG on a
+feed's new data, schedule it on
+`vehiclehub.airflow_support.feed_asset("<agency>", "<feed>")`.
+
+**Logs.** Great Expectations runs without progress bars and its INFO logging is
+kept out of task logs; each file gets one line from the quality gate and one with
+its row counts.
+
 **Failures.** An unreachable agency is recorded as *not received* and the run goes
 on; bad rows and files become rejections. Neither fails a task. Transient faults
 (connection reset, timeouts, database operational errors) are retried 3 times with
 exponential backoff; anything else (a configuration error, an unusable store, a bug)
-fails the task at once, without retries: fix it and clear the task.
+fails the task at once, without retries: fix it and clear the task. A failed
+`wait_<agency>` (its agency's intake is then *upstream failed*) stops the run before
+reconcile, like a failed intake.
+"""
+
+WAIT_DOC = """
+Wait until **{agency}**'s files for the business date are in its outbox: every feed it
+is expected to send has a complete file (data and manifest), in the outbox or already
+taken (`vehiclehub.quality.completeness.late_file_check`). Pokes every 10 minutes in
+reschedule mode; an unreachable exchange is waited for like a late file. At
+{agency}'s arrival deadline (`quality.arrival_deadlines.{agency}`, else
+`quality.default_arrival_deadline`, a local time on D + 1) it gives up and is
+*skipped*: `intake_{agency}` runs on what is there. Returns the check (feeds missing,
+deadline) when everything has arrived.
 """
 
 INTAKE_DOC = """
 Fetch, verify, validate and load every new complete file in **{agency}**'s outbox
-(`vehiclehub.pipeline.intake_agency`). Returns the business date and, per file, its
-status and row counts. An unreachable exchange is *not received*, not a failure.
+(`vehiclehub.pipeline.intake_agency`); runs after `wait_{agency}` succeeded or gave up
+at the deadline. For each file that loaded it emits an event of the feed's asset
+`x-vehiclehub://{agency}/<feed>` (through the alias `vehiclehub.{agency}.feeds`);
+rejected and duplicate files emit none. Returns the business date, per file its
+status and row counts, each expected feed's state (`feeds`: a feed that has not come
+is *not received*) and the assets updated. An unreachable exchange is *not
+received*, not a failure.
 """
 
 RECONCILE_DOC = """
@@ -84,16 +143,40 @@ default_args: dict[str, Any] = {
 }
 
 
-def _intake(agency: str) -> Any:
-    @task(task_id=f"intake_{agency}", doc_md=INTAKE_DOC.format(agency=agency))
-    def intake() -> dict[str, Any]:
-        from vehiclehub.pipeline import intake_agency
+def _agency(agency: str) -> Any:
+    """``wait_<agency>`` >> ``intake_<agency>``; returns the intake."""
 
+    @task.sensor(
+        task_id=f"wait_{agency}",
+        doc_md=WAIT_DOC.format(agency=agency),
+        mode="reschedule",
+        poke_interval=ARRIVAL_POKE_INTERVAL,
+        timeout=ARRIVAL_SENSOR_TIMEOUT,
+        soft_fail=True,
+    )
+    def wait() -> PokeReturnValue:
         day = business_date_of_run(get_current_context())
         with hub_settings(agencies=[agency]) as settings:
-            return {"business_date": day.isoformat(), **intake_agency(settings, agency, day)}
+            return poke_arrivals(settings, agency, day)
 
-    return intake()
+    @task(
+        task_id=f"intake_{agency}",
+        doc_md=INTAKE_DOC.format(agency=agency),
+        outlets=[feed_alias(agency)],
+        trigger_rule=TriggerRule.NONE_FAILED,  # also after a sensor skipped at its deadline
+    )
+    def intake() -> dict[str, Any]:
+        from vehiclehub.pipeline import intake_agency
+        from vehiclehub.quality.completeness import agency_feed_states
+
+        context = get_current_context()
+        day = business_date_of_run(context)
+        with hub_settings(agencies=[agency]) as settings:
+            result = intake_agency(settings, agency, day)
+            states = agency_feed_states(settings, agency, day)
+        return intake_summary(context["outlet_events"], result, states, day)
+
+    return wait() >> intake()
 
 
 @task(doc_md=RECONCILE_DOC)
@@ -134,4 +217,4 @@ with DAG(
     },
     tags=["vehiclehub"],
 ) as dag:
-    [_intake(agency) for agency in AGENCIES] >> reconcile() >> publish()
+    [_agency(agency) for agency in AGENCIES] >> reconcile() >> publish()

@@ -9,8 +9,15 @@ the helpers here and then one stage of :mod:`vehiclehub.pipeline`.
   (:func:`business_date_of_run`), or the DAG param ``business_date``.
 - **Endpoints**: an Airflow connection ``sftp_<agency>``, when it exists, replaces the
   configuration file's ``[agencies.<agency>]`` url (:func:`endpoint_from_connection`).
+- **Late files**: ``wait_<agency>`` pokes the agency's outbox until its files for the
+  business date are there or its arrival deadline passes (:func:`poke_arrivals`).
+- **Assets**: one Airflow asset per feed (:func:`feed_asset`), updated through the
+  agency's alias (:func:`feed_alias`) only when a file of the feed loads
+  (:func:`intake_summary`).
 - **Retries**: only faults that may pass by themselves are retried
   (:class:`TransientOnlyRetryPolicy`); a configuration error fails at once.
+- **Logs**: libraries that chat at INFO (Great Expectations) are kept at WARNING in
+  task logs (:func:`quiet_library_logs`).
 
 Importing this module touches no file, database or network (the DAG imports it at
 parse time): the pipeline, the store and Airflow's runtime are imported when used.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -30,12 +38,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import RetryDecision, RetryPolicy
+from airflow.sdk import Asset, AssetAlias, RetryDecision, RetryPolicy
 
 from vehiclehub.config import AGENCIES, AgencyEndpoint, ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, PokeReturnValue
+
+log = logging.getLogger(__name__)
 
 #: Business dates are Asia/Shanghai days (ICD §1); the DAG is scheduled in this zone too.
 BUSINESS_TIMEZONE = "Asia/Shanghai"
@@ -43,6 +53,17 @@ BUSINESS_TIMEZONE = "Asia/Shanghai"
 CONFIG_VARIABLE = "vehiclehub_config"
 #: The DAG param that overrides the business date (reruns, backfills).
 BUSINESS_DATE_PARAM = "business_date"
+#: Scheme of the feeds' asset URIs: Airflow gives ``x-`` schemes no meaning of its own.
+ASSET_SCHEME = "x-vehiclehub"
+#: How often ``wait_<agency>`` looks into the agency's outbox (reschedule mode: no
+#: worker slot is held in between).
+ARRIVAL_POKE_INTERVAL = timedelta(minutes=10)
+#: A backstop only: the configured arrival deadline, at most a day after the run's
+#: scheduled time, ends the wait first.
+ARRIVAL_SENSOR_TIMEOUT = timedelta(hours=24)
+#: Loggers kept at WARNING in task logs: Great Expectations logs about a hundred INFO
+#: lines when it is first imported, which would bury the intake's own lines.
+QUIET_LOGGERS = ("great_expectations",)
 
 
 def connection_id(agency: str) -> str:
@@ -288,11 +309,133 @@ def hub_settings(
     """The hub's settings for a task, the agencies' Airflow connections applied.
 
     Key and known_hosts files made from connections live in a private temporary
-    directory that is removed when the block ends.
+    directory that is removed when the block ends. Every task opens this block first,
+    so it also keeps chatty libraries out of the task's log (:func:`quiet_library_logs`).
     """
+    quiet_library_logs()
     settings = load_settings(config_path(get_variable))
     with tempfile.TemporaryDirectory(prefix="vhub-airflow-") as directory:
         yield with_connection_endpoints(settings, Path(directory), agencies, get_connection)
+
+
+def quiet_library_logs(names: Iterable[str] = QUIET_LOGGERS) -> None:
+    """Keep the named libraries' loggers at WARNING: their INFO lines are not the run's news."""
+    for name in names:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+# --- late files -------------------------------------------------------------------------
+
+
+def poke_arrivals(
+    settings: Settings, agency: str, day: date, now: datetime | None = None
+) -> PokeReturnValue:
+    """One poke of ``wait_<agency>``: are the agency's files for business date ``day`` there?
+
+    Done (with the check as its XCom) once every feed the agency is expected to send has
+    a complete file in its outbox or already taken. Before the agency's arrival deadline
+    (``quality.arrival_deadlines``) it is not done yet, also while the exchange cannot be
+    reached: that is waited for like a late file. Past the deadline with feeds missing it
+    raises ``AirflowSensorTimeout``, which the sensor's ``soft_fail`` turns into
+    *skipped*; intake then takes what is there and the rest is *not received*.
+    """
+    from airflow.sdk import PokeReturnValue
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    from vehiclehub.quality.completeness import late_file_check
+
+    check = late_file_check(settings, agency, day, now)
+    if not check["missing"]:
+        log.info("%s: every expected file for %s is there", agency, check["business_date"])
+        return PokeReturnValue(is_done=True, xcom_value=check)
+    missing = ", ".join(check["missing"])
+    if check["unreachable"]:
+        log.warning("%s: exchange unreachable: %s", agency, check["unreachable"])
+    if check["done"]:
+        message = (
+            f"{agency}: arrival deadline {check['deadline']} passed; "
+            f"not arrived for {check['business_date']}: {missing}"
+        )
+        log.warning("%s", message)
+        raise AirflowSensorTimeout(message)
+    log.info("%s: waiting until %s for %s", agency, check["deadline"], missing)
+    return PokeReturnValue(is_done=False)
+
+
+# --- assets -----------------------------------------------------------------------------
+
+
+def feed_asset(agency: str, feed: str) -> Asset:
+    """The Airflow asset of one feed of ICD §3, ``x-vehiclehub://<agency>/<feed>``.
+
+    ``intake_<agency>`` emits an event for it each time one of the feed's files loads;
+    a DAG that works on a feed's new data schedules on this asset. Until a DAG refers
+    to it, Airflow creates the asset with its first event (with a warning in the
+    intake's log): an alias's assets are not known when the DAG is parsed.
+    """
+    return Asset(name=f"vehiclehub.{agency}.{feed}", uri=f"{ASSET_SCHEME}://{agency}/{feed}")
+
+
+def feed_alias(agency: str) -> AssetAlias:
+    """The outlet of ``intake_<agency>``, through which it emits its feeds' asset events.
+
+    An alias, not the feed assets: Airflow emits an event for every asset among a
+    task's outlets when it succeeds, and a feed's asset must change only when one of
+    its files loaded. The feeds are read from ``schemas/`` at run time, not at parse.
+    """
+    return AssetAlias(name=f"vehiclehub.{agency}.feeds")
+
+
+def feed_asset_events(intake: Mapping[str, Any], day: date) -> list[tuple[Asset, dict[str, Any]]]:
+    """One asset event per file an intake loaded: the feed's asset and the event's extra.
+
+    Rejected and duplicate files change nothing in the store and emit nothing. The
+    extra names the file, its own business date (a late file may be of an earlier
+    day), the run's business date (``run_date``) and the file's row counts.
+    """
+    from vehiclehub.exchange.base import FILE_NAME
+
+    agency = str(intake["agency"])
+    events: list[tuple[Asset, dict[str, Any]]] = []
+    for file in intake.get("files") or []:
+        if file.get("status") != "loaded" or not file.get("feed"):
+            continue
+        name = str(file["name"])
+        match = FILE_NAME.match(name)
+        stamp = match["date"] if match else None
+        extra = {
+            "file": name,
+            "business_date": f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:]}" if stamp else None,
+            "run_date": day.isoformat(),
+            "rows": int(file.get("rows") or 0),
+            "loaded": int(file.get("loaded") or 0),
+            "rejected": int(file.get("rejected") or 0),
+            "ignored": int(file.get("ignored") or 0),
+        }
+        events.append((feed_asset(agency, str(file["feed"])), extra))
+    return events
+
+
+def intake_summary(
+    outlet_events: Any, intake: Mapping[str, Any], states: Mapping[str, str], day: date
+) -> dict[str, Any]:
+    """Emit the loaded feeds' asset events, and return what ``intake_<agency>`` returns.
+
+    ``outlet_events`` is the task context's accessor; the events go through the
+    agency's alias. ``states`` (each expected feed's state for the business date) is
+    returned as ``feeds``, and every feed not received is logged as a warning.
+    """
+    agency = str(intake["agency"])
+    alias = feed_alias(agency)
+    assets = []
+    for asset, extra in feed_asset_events(intake, day):
+        outlet_events[alias].add(asset, extra=extra)
+        assets.append(asset.uri)
+        log.info("asset %s updated: %s", asset.uri, extra)
+    for feed, state in sorted(states.items()):
+        if state != "received":
+            log.warning("%s/%s for %s: %s", agency, feed, day.isoformat(), state)
+    return {"business_date": day.isoformat(), **intake, "feeds": dict(states), "assets": assets}
 
 
 # --- retries ----------------------------------------------------------------------------

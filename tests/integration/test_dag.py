@@ -2,7 +2,8 @@
 
 The run test is the real thing: a migrated Airflow metadata DB (SQLite, once per
 session), the real ``airflow dags test`` CLI in a subprocess, a hub configured with
-local agency folders holding a few files, and the drops checked in the inboxes.
+local agency folders holding a few files, the drops checked in the inboxes and the
+feeds' asset events in the metadata DB.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from tests.integration.airflow_env import DAG_FILE, DAG_ID, AirflowEnv, airflow_
 
 __all__ = ["airflow_env"]  # the session fixture, used by the tests below
 
-AGENCY_TASKS = ["intake_commerce", "intake_police", "intake_customs", "intake_tax"]
-ALL_TASKS = [*AGENCY_TASKS, "reconcile", "publish"]
+AGENCIES = ["commerce", "police", "customs", "tax"]
+SENSOR_TASKS = [f"wait_{agency}" for agency in AGENCIES]
+AGENCY_TASKS = [f"intake_{agency}" for agency in AGENCIES]
+ALL_TASKS = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish"]
 
 #: The scheduled run of 4 November 2025, 02:30 in Shanghai, as Airflow stores it (UTC).
 #: In UTC and in the subprocess's OS zone (New York, 13:30) it is 3 November, whose day
@@ -89,12 +92,26 @@ def test_dag_parses_without_side_effects(
 
     dag = bag.dags[DAG_ID]
     assert sorted(t.task_id for t in dag.tasks) == sorted(ALL_TASKS)
-    for task_id in AGENCY_TASKS:
-        assert dag.get_task(task_id).upstream_task_ids == set()
-        assert dag.get_task(task_id).downstream_task_ids == {"reconcile"}
+    for agency in AGENCIES:
+        sensor, intake = dag.get_task(f"wait_{agency}"), dag.get_task(f"intake_{agency}")
+        assert sensor.upstream_task_ids == set()
+        assert sensor.downstream_task_ids == {f"intake_{agency}"}
+        assert intake.upstream_task_ids == {f"wait_{agency}"}
+        assert intake.downstream_task_ids == {"reconcile"}
+        # The sensor gives up (skipped) at the deadline, and the intake runs after it.
+        sensor_settings = (sensor.mode, sensor.soft_fail, sensor.poke_interval, sensor.timeout)
+        assert sensor_settings == ("reschedule", True, 600, 24 * 3600)
+        assert sensor.trigger_rule == "all_success"
+        assert intake.trigger_rule == "none_failed"
+        assert [(type(o).__name__, o.name) for o in intake.outlets] == [
+            ("AssetAlias", f"vehiclehub.{agency}.feeds")
+        ]
     assert dag.get_task("reconcile").upstream_task_ids == set(AGENCY_TASKS)
     assert dag.get_task("publish").upstream_task_ids == {"reconcile"}
     assert dag.get_task("publish").downstream_task_ids == set()
+    for task_id in ("reconcile", "publish"):
+        assert dag.get_task(task_id).trigger_rule == "all_success"
+        assert dag.get_task(task_id).outlets == []
 
     assert str(dag.timezone) == "Asia/Shanghai"
     timetable: Any = dag.timetable  # the SDK's CronTriggerTimetable
@@ -115,7 +132,11 @@ def test_dag_parses_without_side_effects(
 
 def write_sample_files(root: Path, day: date) -> Vehicle:
     """A cleared export, its export deregistration after it, a refund citing it, its licence
-    (and filing), and one bad row (an unreadable VIN on line 3 of the police file)."""
+    (and filing), and one bad row (an unreadable VIN on line 3 of the police file).
+
+    Commerce never sends its trade-in claims; tax sends its refunds file again as 002 (a
+    duplicate) and a 003 whose manifest's checksum is wrong (rejected whole).
+    """
     v = Vehicle()
     send(root, "commerce", "enterprises", [v.filing()], day=day)
     send(root, "commerce", "licences", [v.licence()], day=day)
@@ -131,7 +152,30 @@ def write_sample_files(root: Path, day: date) -> Vehicle:
         day=day,
     )
     send(root, "tax", "refunds", [v.refund("R20251103001")], day=day)
+    send(root, "tax", "refunds", [v.refund("R20251103001")], day=day, seq=2)
+    send(
+        root, "tax", "refunds", [v.refund("R20251103009")], day=day, seq=3,
+        manifest={"sha256": "0" * 64},
+    )  # fmt: skip
     return v
+
+
+def asset_events(airflow_env: AirflowEnv, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Asset URI -> the extra of each event the run emitted, with the task and alias behind it."""
+    with sqlite3.connect(f"file:{airflow_env.database}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT asset.uri, asset_event.extra, asset_event.source_task_id, asset_alias.name"
+            " FROM asset_event JOIN asset ON asset.id = asset_event.asset_id"
+            " LEFT JOIN asset_alias_asset_event link ON link.event_id = asset_event.id"
+            " LEFT JOIN asset_alias ON asset_alias.id = link.alias_id"
+            " WHERE asset_event.source_dag_id = ? AND asset_event.source_run_id = ?"
+            " ORDER BY asset_event.id",
+            (DAG_ID, run_id),
+        ).fetchall()
+    events: dict[str, list[dict[str, Any]]] = {}
+    for uri, extra, task_id, alias in rows:
+        events.setdefault(uri, []).append({**json.loads(extra), "task": task_id, "alias": alias})
+    return events
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -159,13 +203,64 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
 
     run_id = airflow_env.latest_run_id()
     states = airflow_env.task_states(run_id)
-    assert states == {task: ("success", 1) for task in ALL_TASKS}, run.tail()
+    # Commerce's trade-in claims never came: its sensor gave up at the deadline (long
+    # past for this date), and its intake ran all the same.
+    assert states == {
+        **{task: ("success", 1) for task in ALL_TASKS},
+        "wait_commerce": ("skipped", 1),
+    }, run.tail()
+    assert "commerce: arrival deadline 2025-11-04T06:00:00+08:00 passed; " in run.output
+    assert "not arrived for 2025-11-03: commerce/tradein_claims" in run.output
 
     # Every task worked on the previous Shanghai day of the run.
-    returned = airflow_env.return_values(run_id)
-    assert {t: returned[t]["business_date"] for t in ALL_TASKS} == {  # type: ignore[index]
-        t: BUSINESS_DATE.isoformat() for t in ALL_TASKS
+    returned: dict[str, Any] = airflow_env.return_values(run_id)
+    worked = [*SENSOR_TASKS[1:], *AGENCY_TASKS, "reconcile", "publish"]
+    assert "wait_commerce" not in returned
+    assert {t: returned[t]["business_date"] for t in worked} == {
+        t: BUSINESS_DATE.isoformat() for t in worked
     }
+    for task in SENSOR_TASKS[1:]:
+        assert (returned[task]["done"], returned[task]["missing"]) == (True, []), task
+    assert returned["intake_commerce"]["feeds"] == {
+        "enterprises": "received",
+        "licences": "received",
+        "tradein_claims": "not received",
+    }
+    assert [(f["name"], f["status"]) for f in returned["intake_tax"]["files"]] == [
+        (f"tax_refunds_{BUSINESS_DATE:%Y%m%d}_{seq:03d}.csv", status)
+        for seq, status in [(1, "loaded"), (2, "duplicate"), (3, "rejected")]
+    ]
+
+    # One asset event per loaded file, through the agency's alias; the duplicate and the
+    # rejected tax files, and the trade-in claims that never came, emit none.
+    stamp = f"{BUSINESS_DATE:%Y%m%d}"
+    loaded = {
+        ("commerce", "enterprises"): (1, 1, 0),
+        ("commerce", "licences"): (1, 1, 0),
+        ("police", "events"): (2, 1, 1),
+        ("customs", "declarations"): (1, 1, 0),
+        ("tax", "refunds"): (1, 1, 0),
+    }
+    assert asset_events(airflow_env, run_id) == {
+        f"x-vehiclehub://{agency}/{feed}": [
+            {
+                "file": f"{agency}_{feed}_{stamp}_001.csv",
+                "business_date": BUSINESS_DATE.isoformat(),
+                "run_date": BUSINESS_DATE.isoformat(),
+                "rows": rows,
+                "loaded": taken,
+                "rejected": rejected,
+                "ignored": 0,
+                "task": f"intake_{agency}",
+                "alias": f"vehiclehub.{agency}.feeds",
+            }
+        ]
+        for (agency, feed), (rows, taken, rejected) in loaded.items()
+    }
+    assert returned["intake_tax"]["assets"] == ["x-vehiclehub://tax/refunds"]
+
+    # Great Expectations' INFO chatter stays out of the task logs.
+    assert "[great_expectations" not in run.output
     with sqlite3.connect(root / "hub.db") as db:
         intakes = db.execute("SELECT agency, run_date, status FROM agency_intakes").fetchall()
     assert sorted(intakes) == sorted(
@@ -173,7 +268,6 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
         for agency in ("commerce", "police", "customs", "tax")
     )
 
-    stamp = f"{BUSINESS_DATE:%Y%m%d}"
     police = root / "exchange" / "police" / "inbox"
     verification = police / f"hub_police_export_verification_{stamp}_001.csv"
     manifest = json.loads(verification.with_name(verification.stem + ".manifest.json").read_text())
@@ -201,7 +295,10 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
 def test_configuration_error_fails_at_once_without_retries(
     airflow_env: AirflowEnv, tmp_path: Path
 ) -> None:
-    """The config file named by the Airflow Variable is missing: no task retries."""
+    """The config file named by the Airflow Variable is missing: no task retries.
+
+    The sensors are the first to read it: they fail at once, and nothing runs after them.
+    """
     missing = tmp_path / "no-such-hub.toml"
     run = airflow_env.run(
         "dags", "test", DAG_ID, "2025-11-05T18:30:00+00:00",
@@ -210,7 +307,8 @@ def test_configuration_error_fails_at_once_without_retries(
     print(f"airflow dags test (failing) took {run.seconds:.1f}s")
     assert run.returncode != 0, run.tail()
     states = airflow_env.task_states(airflow_env.latest_run_id())
-    assert {t: states[t] for t in AGENCY_TASKS} == {t: ("failed", 1) for t in AGENCY_TASKS}
-    assert states["reconcile"][0] == states["publish"][0] == "upstream_failed"
+    assert {t: states[t] for t in SENSOR_TASKS} == {t: ("failed", 1) for t in SENSOR_TASKS}
+    after = [*AGENCY_TASKS, "reconcile", "publish"]
+    assert {t: states[t][0] for t in after} == {t: "upstream_failed" for t in after}
     assert f"configuration file {missing} does not exist" in run.output
     assert "ConfigError is not transient" in run.output

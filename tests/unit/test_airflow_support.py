@@ -1,12 +1,15 @@
-"""The DAG's helpers, without a running Airflow: business dates, endpoints, retry decisions."""
+"""The DAG's helpers, without a running Airflow: business dates, endpoints, retry decisions,
+the late-file sensor's pokes and the feeds' asset events."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
+import socket
 import stat
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,23 +19,31 @@ import pendulum
 import pytest
 from airflow.models import Connection
 from airflow.sdk import RetryAction
+from airflow.sdk.exceptions import AirflowSensorTimeout
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from tests.factories import Vehicle, send
 
 from vehiclehub.airflow_support import (
     TransientOnlyRetryPolicy,
     business_date_of_run,
     config_path,
     endpoint_from_connection,
+    feed_alias,
+    feed_asset,
+    feed_asset_events,
     hub_settings,
+    intake_summary,
     is_transient,
     known_hosts_line,
+    poke_arrivals,
     previous_local_day,
     with_connection_endpoints,
 )
-from vehiclehub.config import AgencyEndpoint, ConfigError, Settings, load_settings
+from vehiclehub.config import AgencyEndpoint, ConfigError, QualitySettings, Settings, load_settings
 from vehiclehub.exchange.sftp import HostKeyRejected
+from vehiclehub.quality.completeness import late_file_check
 from vehiclehub.store import StoreUnavailable
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -313,3 +324,199 @@ def test_only_transient_faults_are_retried(error: BaseException, transient: bool
     assert decision.action == (RetryAction.RETRY if transient else RetryAction.FAIL)
     assert decision.retry_delay is None  # the task's exponential backoff applies
     assert type(error).__name__ in (decision.reason or "")
+
+
+# --- late files ---------------------------------------------------------------------------
+
+#: Business date 3 November: the files are due by 06:00 on the 4th, Shanghai time.
+DAY = date(2025, 11, 3)
+BEFORE_DEADLINE = datetime(2025, 11, 4, 5, 59, tzinfo=SHANGHAI)
+AT_DEADLINE = datetime(2025, 11, 4, 6, 0, tzinfo=SHANGHAI)
+
+
+def test_the_sensor_is_done_once_the_files_have_arrived(settings: Settings) -> None:
+    send(settings.work_dir.parent, "customs", "declarations", [Vehicle().item()], day=DAY)
+    poked = poke_arrivals(settings, "customs", DAY, now=BEFORE_DEADLINE)
+    assert poked.is_done
+    assert poked.xcom_value == {
+        "agency": "customs",
+        "business_date": "2025-11-03",
+        "done": True,
+        "missing": [],
+        "deadline": "2025-11-04T06:00:00+08:00",
+        "unreachable": None,
+    }
+    # Long after the deadline, files that are there are still simply there.
+    assert poke_arrivals(settings, "customs", DAY, now=AT_DEADLINE + timedelta(days=30))
+
+
+def test_the_sensor_waits_for_every_expected_feed_until_the_deadline(settings: Settings) -> None:
+    root = settings.work_dir.parent
+    send(root, "commerce", "enterprises", [Vehicle().filing()], day=DAY)
+    send(root, "commerce", "licences", [Vehicle().licence()], day=DAY, with_manifest=False)
+    poked = poke_arrivals(settings, "commerce", DAY, now=BEFORE_DEADLINE)
+    assert not poked.is_done and poked.xcom_value is None
+    with pytest.raises(AirflowSensorTimeout) as timed_out:
+        poke_arrivals(settings, "commerce", DAY, now=AT_DEADLINE)
+    assert str(timed_out.value) == (
+        "commerce: arrival deadline 2025-11-04T06:00:00+08:00 passed; not arrived for "
+        "2025-11-03: commerce/licences, commerce/tradein_claims"
+    )
+
+
+def test_each_agency_has_its_own_deadline(settings: Settings) -> None:
+    early = settings.model_copy(
+        update={"quality": QualitySettings(arrival_deadlines={"tax": time(3, 0)})}
+    )
+    three = datetime(2025, 11, 4, 3, 0, tzinfo=SHANGHAI)
+    with pytest.raises(AirflowSensorTimeout, match="2025-11-04T03:00:00"):
+        poke_arrivals(early, "tax", DAY, now=three)
+    assert not poke_arrivals(early, "police", DAY, now=three).is_done
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_exchange_is_waited_for_like_a_late_file(
+    settings: Settings, host_key: str, tmp_path: Path
+) -> None:
+    key = tmp_path / "hub_id"
+    key.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    port = _closed_port()
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(known_hosts_line("127.0.0.1", port, host_key))
+    endpoint = AgencyEndpoint(
+        url=f"sftp://hub@127.0.0.1:{port}/srv/police",
+        private_key=key,
+        known_hosts=known_hosts,
+        connect_timeout_s=2,
+        retries=0,
+    )
+    down = settings.model_copy(update={"agencies": {**settings.agencies, "police": endpoint}})
+    poked = poke_arrivals(down, "police", DAY, now=BEFORE_DEADLINE)
+    assert not poked.is_done  # not failed: the next poke tries again
+    check = late_file_check(down, "police", DAY, now=BEFORE_DEADLINE)
+    assert check["missing"] == ["police/events"]
+    assert check["unreachable"] and f"127.0.0.1:{port}" in check["unreachable"]
+    with pytest.raises(AirflowSensorTimeout, match="not arrived for 2025-11-03: police/events"):
+        poke_arrivals(down, "police", DAY, now=AT_DEADLINE)
+
+
+# --- assets -------------------------------------------------------------------------------
+
+
+def _file(
+    name: str, status: str, feed: str | None, rows: int = 0, loaded: int = 0, rejected: int = 0
+) -> dict[str, Any]:
+    """A file of an intake's result, as ``vehiclehub.intake.take.FileOutcome`` gives it."""
+    counts = {"rows": rows, "loaded": loaded, "ignored": 0, "rejected": rejected}
+    return {"name": name, "status": status, "feed": feed, **counts, "error": None, "warnings": []}
+
+
+#: What ``vehiclehub.pipeline.intake_agency`` returns for an agency whose outbox held a
+#: late file of the 2nd, today's file (one row rejected), a copy of it, and a bad file.
+COMMERCE_INTAKE: dict[str, Any] = {
+    "agency": "commerce",
+    "status": "received",
+    "files": [
+        _file("commerce_licences_20251102_002.csv", "loaded", "licences", 4, 4),
+        _file("commerce_licences_20251103_001.csv", "loaded", "licences", 7, 6, 1),
+        _file("commerce_licences_20251103_002.csv", "duplicate", "licences", 7),
+        _file("commerce_enterprises_20251103_001.csv", "rejected", "enterprises", 3),
+        _file("commerce_tradein_claims_2025110_001.csv", "rejected", None),
+    ],
+    "waiting": [],
+}
+
+
+def test_one_asset_per_feed() -> None:
+    asset = feed_asset("commerce", "tradein_claims")
+    assert (asset.name, asset.uri) == (
+        "vehiclehub.commerce.tradein_claims",
+        "x-vehiclehub://commerce/tradein_claims",
+    )
+    assert asset == feed_asset("commerce", "tradein_claims")
+    assert asset != feed_asset("commerce", "licences")
+    assert feed_alias("tax").name == "vehiclehub.tax.feeds"
+
+
+def test_only_loaded_files_update_their_feed() -> None:
+    events = feed_asset_events(COMMERCE_INTAKE, DAY)
+    assert [(asset.uri, extra) for asset, extra in events] == [
+        (
+            "x-vehiclehub://commerce/licences",
+            {
+                "file": "commerce_licences_20251102_002.csv",
+                "business_date": "2025-11-02",  # a late file: the business date is its own
+                "run_date": "2025-11-03",
+                "rows": 4,
+                "loaded": 4,
+                "rejected": 0,
+                "ignored": 0,
+            },
+        ),
+        (
+            "x-vehiclehub://commerce/licences",
+            {
+                "file": "commerce_licences_20251103_001.csv",
+                "business_date": "2025-11-03",
+                "run_date": "2025-11-03",
+                "rows": 7,
+                "loaded": 6,
+                "rejected": 1,
+                "ignored": 0,
+            },
+        ),
+    ]
+    unreachable = {"agency": "tax", "status": "not received", "detail": "refused", "files": []}
+    assert feed_asset_events(unreachable, DAY) == []
+
+
+def test_the_intake_emits_its_events_through_the_agency_alias(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    outlet_events = OutletEventAccessors()
+    states = {"enterprises": "rejected", "licences": "received", "tradein_claims": "not received"}
+    with caplog.at_level("INFO", logger="vehiclehub.airflow_support"):
+        summary = intake_summary(outlet_events, COMMERCE_INTAKE, states, DAY)
+    emitted = outlet_events[feed_alias("commerce")].asset_alias_events
+    assert [(e.source_alias_name, e.dest_asset_key.uri, e.extra["file"]) for e in emitted] == [
+        ("vehiclehub.commerce.feeds", "x-vehiclehub://commerce/licences", name)
+        for name in ("commerce_licences_20251102_002.csv", "commerce_licences_20251103_001.csv")
+    ]
+    assert outlet_events[feed_alias("police")].asset_alias_events == []
+    assert summary == {
+        "business_date": "2025-11-03",
+        **COMMERCE_INTAKE,
+        "feeds": states,
+        "assets": ["x-vehiclehub://commerce/licences"] * 2,
+    }
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [
+        "commerce/enterprises for 2025-11-03: rejected",
+        "commerce/tradein_claims for 2025-11-03: not received",
+    ]
+
+
+def test_task_logs_keep_great_expectations_quiet(hub_config: Path) -> None:
+    chatty = logging.getLogger("great_expectations")
+    level = chatty.level
+    chatty.setLevel(logging.NOTSET)
+    try:
+        with hub_settings(get_variable=lambda key: str(hub_config), get_connection=lambda c: None):
+            assert logging.getLogger("great_expectations._docs_decorators").getEffectiveLevel() == (
+                logging.WARNING
+            )
+    finally:
+        chatty.setLevel(level)

@@ -218,13 +218,9 @@ def feed_completeness(conn: Connection, settings: Settings, day: date) -> Comple
     return Completeness(iso, states, gaps, late)
 
 
-def feeds_not_arrived(settings: Settings, agency: str, day: date) -> list[str]:
-    """Expected feeds of ``agency`` with no complete file for ``day``, in the outbox or taken.
-
-    What a late-file sensor pokes before intake: an empty list means everything expected
-    for the date is there (data file and manifest). An unreachable exchange counts as
-    nothing arrived (the sensor keeps waiting until its deadline).
-    """
+def _arrivals(settings: Settings, agency: str, day: date) -> tuple[list[str], str | None]:
+    """Expected feeds of ``agency`` not arrived for ``day``, and why its outbox could not
+    be listed (None when it could)."""
     from vehiclehub.exchange import ExchangeUnavailable, complete_files, open_exchange
     from vehiclehub.store import connect
 
@@ -241,16 +237,27 @@ def feeds_not_arrived(settings: Settings, agency: str, day: date) -> list[str]:
                 )
             )
         }
+    unreachable: str | None = None
     try:
         with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
             names = [entry.data_name for entry in complete_files(exchange.list_outbox())]
-    except ExchangeUnavailable:
-        names = []
+    except ExchangeUnavailable as exc:
+        names, unreachable = [], str(exc)
     for name in names:
         match = _NAME.match(name)
         if match and match["agency"] == agency and match["day"] == stamp:
             taken.add(match["feed"])
-    return [f"{agency}/{feed}" for feed in wanted if feed not in taken]
+    return [f"{agency}/{feed}" for feed in wanted if feed not in taken], unreachable
+
+
+def feeds_not_arrived(settings: Settings, agency: str, day: date) -> list[str]:
+    """Expected feeds of ``agency`` with no complete file for ``day``, in the outbox or taken.
+
+    What a late-file sensor pokes before intake: an empty list means everything expected
+    for the date is there (data file and manifest). An unreachable exchange counts as
+    nothing arrived (the sensor keeps waiting until its deadline).
+    """
+    return _arrivals(settings, agency, day)[0]
 
 
 def arrival_deadline(settings: Settings, agency: str, day: date) -> datetime:
@@ -265,11 +272,13 @@ def late_file_check(
 ) -> dict[str, Any]:
     """What a late-file sensor pokes: done once every expected feed arrived or the deadline passed.
 
-    Returns ``done``, the feeds still ``missing`` and the ``deadline`` (ISO); intake runs
-    after it either way, and the report shows what never came as *not received*.
+    Returns ``done``, the feeds still ``missing``, the ``deadline`` (ISO) and, when the
+    agency's outbox could not be listed, why (``unreachable``, else None: an unreachable
+    exchange is waited for like a late file). Intake runs after it either way, and the
+    report shows what never came as *not received*.
     """
     deadline = arrival_deadline(settings, agency, day)
-    missing = feeds_not_arrived(settings, agency, day)
+    missing, unreachable = _arrivals(settings, agency, day)
     current = now or datetime.now(ZoneInfo(settings.timezone))
     return {
         "agency": agency,
@@ -277,4 +286,17 @@ def late_file_check(
         "done": not missing or current >= deadline,
         "missing": missing,
         "deadline": deadline.isoformat(),
+        "unreachable": unreachable,
     }
+
+
+def agency_feed_states(settings: Settings, agency: str, day: date) -> dict[str, str]:
+    """The state for ``day`` of each feed ``agency`` is expected to send (see above).
+
+    Read after the agency's intake: a feed that has not come is *not received*.
+    """
+    from vehiclehub.store import connect
+
+    with connect(settings.database_url).connect() as conn:
+        found = feed_completeness(conn, settings, day)
+    return {f.feed: f.state for f in found.feeds if f.agency == agency}

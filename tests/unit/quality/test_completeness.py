@@ -156,3 +156,35 @@ def test_the_late_file_check_waits_until_the_agency_deadline(settings: Settings)
     assert (early["done"], early["missing"]) == (False, ["customs/declarations"])
     late = late_file_check(custom, "customs", D, now=datetime(2025, 11, 4, 4, 30, tzinfo=shanghai))
     assert late["done"] and late["deadline"] == "2025-11-04T04:30:00+08:00"
+
+
+def test_an_agency_feed_states_after_its_intake(settings: Settings) -> None:
+    from vehiclehub.quality.completeness import agency_feed_states
+
+    engine = connect(settings.database_url)
+    with engine.begin() as conn:
+        _agency(conn, "commerce")
+        _taken(conn, "commerce", "licences", 1)
+        _taken(conn, "commerce", "enterprises", 1, "rejected")
+        _taken(conn, "police", "events", 1)
+    assert agency_feed_states(settings, "commerce", D) == {
+        "enterprises": "rejected",
+        "licences": "received",
+        "tradein_claims": "not received",
+    }
+    assert agency_feed_states(settings, "police", D) == {"events": "received"}
+
+
+def test_the_late_file_check_says_why_an_outbox_could_not_be_listed(settings: Settings) -> None:
+    from vehiclehub.config import AgencyEndpoint
+    from vehiclehub.quality.completeness import late_file_check
+
+    gone = settings.work_dir.parent / "unmounted" / "tax"
+    moved = settings.model_copy(
+        update={"agencies": {**settings.agencies, "tax": AgencyEndpoint(url=f"file://{gone}")}}
+    )
+    before = datetime(2025, 11, 3, 20, 0, tzinfo=UTC)  # 04:00 in Shanghai
+    check = late_file_check(moved, "tax", D, now=before)
+    assert (check["done"], check["missing"]) == (False, ["tax/refunds"])
+    assert check["unreachable"] == f"tax: no outbox/ under {gone}"
+    assert late_file_check(settings, "tax", D, now=before)["unreachable"] is None
