@@ -8,11 +8,15 @@ VINs that are on the claims feed only: lone VINs, VIN-003's worst case. ``--typo
 customs items carry a VIN with two adjacent characters swapped.
 
 ``run`` times each rule (``--only`` some) on its own and prints the process's peak
-RSS; run VIN-003 alone for its own peak. ``pairs`` times ``vin.near_vin_pairs`` alone
-on the store's VINs.
+RSS; run VIN-003 alone for its own peak. ``reconcile`` runs the whole reconcile stage
+(rules side by side, findings recorded, verdicts stored) ``--runs`` times on successive
+days, as the nightly cycle does; it writes findings and verdicts into the store.
+``pairs`` times ``vin.near_vin_pairs`` alone on the store's VINs. Times are wall and
+CPU (all threads): on a busy machine the CPU time is the steadier measure.
 
     .venv/bin/python benchmarks/rules_at_scale.py build --database sqlite:////tmp/scale.db
     .venv/bin/python benchmarks/rules_at_scale.py run --database ... [--only VIN-003]
+    .venv/bin/python benchmarks/rules_at_scale.py reconcile --database ... [--runs 2]
     .venv/bin/python benchmarks/rules_at_scale.py pairs --database ...
 """
 
@@ -22,7 +26,8 @@ import argparse
 import random
 import resource
 import time
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +36,7 @@ from sqlalchemy import Engine, delete, select
 from vehiclehub.config import RuleParameters
 from vehiclehub.identifiers import make_uscc
 from vehiclehub.rules import RULES, RuleContext
+from vehiclehub.rules.engine import reconcile
 from vehiclehub.rules.quality import VIN_COLUMNS
 from vehiclehub.samples.generate import bulk_vins
 from vehiclehub.store import connect, feed_table
@@ -56,13 +62,12 @@ def _iso(days: np.ndarray) -> pd.Series:
 
 
 def _vin_columns(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    return frame.assign(
-        **{
-            f"{column}_raw": frame[column],
-            f"{column}_substituted": False,
-            f"{column}_check_ok": True,
-        }
-    )
+    flags: dict[str, Any] = {
+        f"{column}_raw": frame[column],
+        f"{column}_substituted": False,
+        f"{column}_check_ok": True,
+    }
+    return frame.assign(**flags)
 
 
 def _bookkeeping(frame: pd.DataFrame) -> pd.DataFrame:
@@ -230,19 +235,35 @@ def build(engine: Engine, vehicles: int, claims: int, typos: int, seed: int) -> 
 
 def run(engine: Engine, only: list[str] | None) -> None:
     params = RuleParameters()
-    total = 0.0
+    total = cpu_total = 0.0
     with engine.connect() as conn:
         ctx = RuleContext(conn, DAY, params)
         for rule_id in only or sorted(RULES):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             found = RULES[rule_id].find(ctx)
-            took = time.perf_counter() - started
+            took, cpu = time.perf_counter() - started, time.process_time() - cpu
             total += took
+            cpu_total += cpu
             print(
-                f"{rule_id}: {took:7.2f}s  {len(found):>9,} rows  peak RSS {peak_mb():,.0f} MB",
+                f"{rule_id}: {took:7.2f}s ({cpu:6.2f}s CPU)  {len(found):>9,} rows  "
+                f"peak RSS {peak_mb():,.0f} MB",
                 flush=True,
             )
-    print(f"total {total:.1f}s, peak RSS {peak_mb():,.0f} MB")
+    print(f"total {total:.1f}s ({cpu_total:.1f}s CPU), peak RSS {peak_mb():,.0f} MB")
+
+
+def reconcile_days(engine: Engine, runs: int) -> None:
+    for run_index in range(runs):
+        day = DAY + timedelta(days=run_index)
+        started, cpu = time.perf_counter(), time.process_time()
+        result = reconcile(engine, day, RuleParameters())
+        took, cpu = time.perf_counter() - started, time.process_time() - cpu
+        verdicts = {report: sum(counts.values()) for report, counts in result.verdicts.items()}
+        print(
+            f"reconcile {day}: {took:.1f}s ({cpu:.1f}s CPU), {result.findings:,} findings, "
+            f"verdicts {verdicts}, peak RSS {peak_mb():,.0f} MB",
+            flush=True,
+        )
 
 
 def pairs(engine: Engine) -> None:
@@ -265,19 +286,22 @@ def pairs(engine: Engine) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["build", "run", "pairs"])
+    parser.add_argument("action", choices=["build", "run", "reconcile", "pairs"])
     parser.add_argument("--database", default="sqlite:////tmp/vhub_scale.db")
     parser.add_argument("--vehicles", type=int, default=1_000_000)
     parser.add_argument("--claims", type=int, default=200_000)
     parser.add_argument("--typos", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=20251103)
     parser.add_argument("--only", nargs="*", help="rule ids (default: every rule)")
+    parser.add_argument("--runs", type=int, default=1, help="reconcile: successive days")
     args = parser.parse_args()
     engine = connect(args.database)
     if args.action == "build":
         build(engine, args.vehicles, args.claims, args.typos, args.seed)
     elif args.action == "run":
         run(engine, args.only)
+    elif args.action == "reconcile":
+        reconcile_days(engine, args.runs)
     else:
         pairs(engine)
 

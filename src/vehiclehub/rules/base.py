@@ -16,7 +16,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Connection,
+    Date,
+    DateTime,
+    Dialect,
     Integer,
     Select,
     String,
@@ -152,24 +156,102 @@ class RuleContext:
             .subquery(name)
         )
 
-    def frame(self, query: Select[Any]) -> pd.DataFrame:
-        """Run a query; dates come back as ISO text, nulls as NA."""
+    def frame(self, query: Select[Any] | CompoundSelect[Any]) -> pd.DataFrame:
+        """Run a query; dates come back as ISO text, nulls as NA.
+
+        Rows are read straight from the driver's cursor a batch at a time and turned
+        into columns as they come, so a large result never exists as row objects:
+        text columns go to the compact string dtype batch by batch.
+        """
         result = self.conn.execute(query)
-        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
-        for name in frame.columns:
-            first = frame[name].first_valid_index()
-            sample = None if first is None else frame.at[first, name]
-            if isinstance(sample, date):
-                frame[name] = frame[name].map(_plain, na_action="ignore")
-            # Text and dates as the string dtype, so that formatting details works
-            # alike whether a column has values or is all null.
-            if sample is None or isinstance(sample, (str, date)):
-                frame[name] = frame[name].astype("str")
+        names = list(result.keys())
+        processors = _processors(query, self.conn.dialect)
+        parts: list[list[_Part]] = [[] for _ in names]
+        cursor = result.cursor
+        try:
+            while rows := cursor.fetchmany(FETCH_BATCH):
+                for i, values in enumerate(zip(*rows, strict=True)):
+                    parts[i].append(_part(values, processors[i]))
+                del rows
+        finally:
+            result.close()
+        frame = pd.DataFrame({i: _column(column) for i, column in enumerate(parts)})
+        frame.columns = pd.Index(names)
         return frame
 
 
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
+#: Rows fetched from the driver at a time by :meth:`RuleContext.frame`.
+FETCH_BATCH = 100_000
+
+_NOT_PROCESSED = (Date, DateTime, String, Integer)
+
+
+def _processors(
+    query: Select[Any] | CompoundSelect[Any], dialect: Dialect
+) -> list[Callable[[Any], Any] | None]:
+    """SQLAlchemy's conversion of raw driver values, per column, for the types that need
+    one here (booleans and decimals on SQLite). Dates stay as the driver gives them (ISO
+    text on SQLite, ``date`` on PostgreSQL), text and integers are taken as they are."""
+    out: list[Callable[[Any], Any] | None] = []
+    for column in query.selected_columns:
+        kind = column.type
+        if isinstance(kind, _NOT_PROCESSED):
+            out.append(None)
+        else:
+            out.append(kind.dialect_impl(dialect).result_processor(dialect, None))
+    return out
+
+
+@dataclass
+class _Part:
+    """One batch of one column: ``text`` (str and nulls), ``null`` or ``other`` values."""
+
+    kind: str
+    values: Any
+
+
+def _part(values: tuple[Any, ...], processor: Callable[[Any], Any] | None) -> _Part:
+    if processor is not None:
+        values = tuple(processor(v) for v in values)
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if not kinds:
+        return _Part("null", len(values))
+    if all(issubclass(k, date) for k in kinds):
+        values = tuple(None if v is None else v.isoformat() for v in values)
+        kinds = {str}
+    if kinds == {str}:
+        return _Part("text", pd.array(list(values), dtype="str"))
+    return _Part("other", list(values))
+
+
+def _column(parts: list[_Part]) -> pd.Series:
+    """A column from its batches, typed as a frame of the rows would be: text and dates as
+    the string dtype (also when all null), other values as pandas infers them."""
+    if all(p.kind != "other" for p in parts):
+        arrays = [
+            p.values if p.kind == "text" else pd.array([None] * p.values, dtype="str")
+            for p in parts
+        ]
+        if not arrays:
+            return pd.Series([], dtype="str")
+        if len(arrays) == 1:
+            return pd.Series(arrays[0])
+        return pd.Series(pd.concat([pd.Series(a) for a in arrays], ignore_index=True))
+    values: list[Any] = []
+    for p in parts:
+        if p.kind == "null":
+            values.extend([None] * p.values)
+        else:
+            values.extend(list(p.values))
+    column = pd.Series(values)
+    first = column.first_valid_index()
+    sample = None if first is None else column.at[first]
+    # Text and dates as the string dtype, so that formatting details works alike
+    # whether a column has values or is all null.
+    if sample is None or isinstance(sample, str):
+        column = column.astype("str")
+    return column
 
 
 def item_key(items: Any) -> ColumnElement[str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from vehiclehub.store.schema import metadata
+from vehiclehub.store.schema import SUPERSEDED_INDEXES, metadata
 
 
 class StoreUnavailable(Exception):
@@ -34,11 +34,32 @@ def _create_tables(engine: Engine, attempts: int = 20) -> None:
     for attempt in range(attempts):
         try:
             metadata.create_all(engine)
+            _upgrade_indexes(engine)
             return
         except SQLAlchemyError:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def _upgrade_indexes(engine: Engine) -> None:
+    """Bring a store created by an earlier version to today's indexes: create the missing
+    ones (``create_all`` leaves the indexes of existing tables alone) and drop those they
+    supersede. A no-op once done."""
+    with engine.begin() as conn:
+        present = inspect(conn)
+        names = {
+            index["name"]
+            for table in present.get_table_names()
+            for index in present.get_indexes(table)
+        }
+        for table in metadata.sorted_tables:
+            for index in table.indexes:
+                if index.name not in names:
+                    index.create(conn)
+        for name in SUPERSEDED_INDEXES:
+            if name in names:
+                conn.execute(text(f'DROP INDEX "{name}"'))
 
 
 def connect(database_url: str, *, create: bool = True) -> Engine:

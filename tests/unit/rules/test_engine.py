@@ -1,0 +1,112 @@
+"""The engine: rules run side by side, findings kept across runs, the police verdicts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+from sqlalchemy import select
+from tests.factories import Vehicle
+
+from vehiclehub.config import RuleParameters, Settings
+from vehiclehub.rules.engine import evaluate, reconcile
+from vehiclehub.store import connect
+from vehiclehub.store.schema import findings, verdicts
+
+from .test_all_rules import every_rule_world
+from .world import D, World
+
+
+def test_rules_on_two_connections_find_what_one_finds(settings: Settings) -> None:
+    every_rule_world().load(settings)
+    engine = connect(settings.database_url)
+    with engine.connect() as conn:
+        alone = evaluate(conn, D, RuleParameters())
+        shared = evaluate(conn, D, RuleParameters(), workers=2)
+    engine.dispose()
+    pd.testing.assert_frame_equal(alone.findings, shared.findings)
+    assert list(alone.raw) == list(shared.raw)
+    for rule_id, frame in alone.raw.items():
+        pd.testing.assert_frame_equal(frame, shared.raw[rule_id], obj=rule_id)
+
+
+def test_an_in_memory_store_is_evaluated_on_its_own_connection() -> None:
+    # Another connection to sqlite:// would be another, empty database.
+    engine = connect("sqlite://")
+    with engine.connect() as conn:
+        found = evaluate(conn, D, RuleParameters(), workers=2)
+    engine.dispose()
+    assert found.findings.empty
+
+
+def _findings(settings: Settings) -> pd.DataFrame:
+    engine = connect(settings.database_url)
+    with engine.connect() as conn:
+        query = select(
+            findings.c.id,
+            findings.c.rule_id,
+            findings.c.first_seen,
+            findings.c.last_seen,
+            findings.c.resolved_on,
+        ).where(findings.c.rule_id.in_(("EXP-001", "EXP-003")))
+        query = query.order_by(findings.c.id)
+        frame = pd.DataFrame(conn.execute(query).all())
+    engine.dispose()
+    return frame.set_index("rule_id")
+
+
+def test_a_finding_keeps_its_identity_while_it_holds_resolves_and_returns(
+    settings: Settings,
+) -> None:
+    w = World()
+    w.vehicle()
+    w.event(Vehicle(), "deregister", "2025-10-20", dereg_reason="export")  # EXP-001 throughout
+    # EXP-003 within a 60-day window (and LIC-001 throughout: no licence).
+    w.add("item", Vehicle().item(exported_at="2025-08-01"))
+    w.load(settings)
+    engine = connect(settings.database_url)
+    later, last = D + timedelta(days=1), D + timedelta(days=2)
+    reconcile(engine, D, RuleParameters())
+    first = _findings(settings)
+    reconcile(engine, later, RuleParameters(dereg_window_days=120))
+    second = _findings(settings)
+    reconcile(engine, last, RuleParameters())
+    third = _findings(settings)
+    engine.dispose()
+
+    assert sorted(first.index) == ["EXP-001", "EXP-003"]
+    assert first["first_seen"].tolist() == [D, D] and first["resolved_on"].isna().all()
+    assert list(second.loc["EXP-001", ["last_seen", "resolved_on"]]) == [later, None]
+    assert list(second.loc["EXP-003", ["last_seen", "resolved_on"]]) == [D, later]
+    # Back again: the same finding, seen since D, open.
+    assert third["id"].tolist() == first["id"].tolist()
+    assert list(third.loc["EXP-003", ["first_seen", "last_seen", "resolved_on"]]) == [
+        D,
+        last,
+        None,
+    ]
+
+
+def test_the_item_shown_for_each_export_deregistration(settings: Settings) -> None:
+    w = World()
+    cited, late = Vehicle(), Vehicle()
+    w.vehicle(cited)
+    # Deregistered on 2025-10-20, but its own item left the day after.
+    w.vehicle(late, item={"exported_at": "2025-10-21"})
+    # Each VIN has a second cleared item: ``cited``'s in time, ``late``'s later still.
+    for v, exported_at in ((cited, "2025-10-12"), (late, "2025-10-25")):
+        other = Vehicle(vin=v.vin, uscc=v.uscc, licence_no=v.licence_no)
+        w.add("item", other.item(exported_at=exported_at))
+    w.load(settings)
+    engine = connect(settings.database_url)
+    reconcile(engine, D, RuleParameters())
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(verdicts.c.verdict, verdicts.c.row_json).where(
+                verdicts.c.report == "export_verification", verdicts.c.run_date == D
+            )
+        ).all()
+    engine.dispose()
+    # The item the deregistration names comes first, whether or not any is in time.
+    shown = {(verdict, row_json.split('"decl_no":"')[1][:18]) for verdict, row_json in rows}
+    assert shown == {("verified", cited.decl_no), ("before_export", late.decl_no)}

@@ -1,0 +1,45 @@
+"""The store's indexes: a store made by an earlier version is brought up to date."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from vehiclehub.store import connect
+from vehiclehub.store.schema import VIN_LOOKUP_COLUMNS
+
+
+def _indexes(url: str, table: str) -> dict[str, list[str | None]]:
+    engine = connect(url, create=False)
+    try:
+        return {i["name"]: i["column_names"] for i in inspect(engine).get_indexes(table)}  # type: ignore[misc]
+    finally:
+        engine.dispose()
+
+
+def _upgrade_an_old_store(url: str) -> None:
+    engine = connect(url)
+    with engine.begin() as conn:
+        # As an earlier version left it: the VIN alone in the VIN index.
+        conn.exec_driver_sql("DROP INDEX ix_police_events_vin_lookup")
+        conn.exec_driver_sql("CREATE INDEX ix_police_events_vin ON police_events (vin)")
+    engine.dispose()
+    assert "ix_police_events_vin_lookup" not in _indexes(url, "police_events")
+
+    for _ in range(2):  # the second connect finds nothing to do
+        connect(url).dispose()
+        indexes = _indexes(url, "police_events")
+        assert "ix_police_events_vin" not in indexes
+        covered = list(VIN_LOOKUP_COLUMNS["police_events"])
+        assert indexes["ix_police_events_vin_lookup"] == ["vin", *covered]
+
+
+def test_an_earlier_store_gets_the_covering_vin_index(tmp_path: Path) -> None:
+    _upgrade_an_old_store(f"sqlite:///{tmp_path / 'hub.db'}")
+
+
+@pytest.mark.postgres
+def test_an_earlier_postgresql_store_gets_the_covering_vin_index(pg_url: str) -> None:
+    _upgrade_an_old_store(pg_url)
