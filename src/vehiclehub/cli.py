@@ -89,6 +89,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  drops to {agency}: {status}")
     lines.append(f"  drops:  {pub['drops_dir']}")
     lines.append(f"  report: {pub['report']}")
+    if summary.get("seconds"):
+        took = ", ".join(f"{stage} {s:.1f} s" for stage, s in summary["seconds"].items())
+        lines.append(f"  took:   {took}")
     return "\n".join(lines)
 
 

@@ -4,7 +4,6 @@ The checks take a Series of any dtype and return a bool Series with the same ind
 missing value is never valid.
 """
 
-import hashlib
 import hmac
 import random
 from datetime import date, timedelta
@@ -36,7 +35,8 @@ _RID_CHECK = "10X98765432"
 _RID_PATTERN = f"(?:{'|'.join(str(p) for p in PROVINCE_CODES)})[0-9]{{15}}[0-9X]"
 
 _HS_PATTERN = "(?:8702|8703|8704|8716)(?:[0-9]{4}|[0-9]{6})"
-_SCI_PATTERN = r"\s*[+-]?[0-9]+(?:[.,][0-9]*)?[eE][+-]?[0-9]+\s*"
+# Matched after trimming: a pattern without ``\s`` runs in pyarrow's RE2, not per value.
+_SCI_PATTERN = "[+-]?[0-9]+(?:[.,][0-9]*)?[eE][+-]?[0-9]+"
 _COUNTRIES = frozenset(c.alpha_3 for c in pycountry.countries)
 
 
@@ -114,16 +114,18 @@ def is_country(s: pd.Series) -> pd.Series:
 
 def looks_like_sci_notation(s: pd.Series) -> pd.Series:
     """Value in scientific notation (``5.30E+17``, ``5.3e17``): an id mangled by Excel."""
-    return text(s).str.fullmatch(_SCI_PATTERN)
+    return text(s).str.strip().str.fullmatch(_SCI_PATTERN)
 
 
 def pseudonymise(s: pd.Series, key: bytes) -> pd.Series:
     """HMAC-SHA256 hex digest of each upper-cased value under ``key``; missing stays missing."""
     t = text(s).str.upper()
-    digests = {
-        v: hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest() for v in t.dropna().unique()
-    }
-    return t.map(digests).astype("str")
+    codes, uniques = pd.factorize(t, use_na_sentinel=True)
+    digests = np.array(
+        [hmac.digest(key, v.encode("utf-8"), "sha256").hex() for v in uniques] + [None],
+        dtype=object,
+    )
+    return pd.Series(digests[codes], index=s.index, dtype="str")  # code -1: the None at the end
 
 
 def mask_resident_id(s: pd.Series) -> pd.Series:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete, insert
 
@@ -33,6 +35,7 @@ from vehiclehub.store import connect
 from vehiclehub.store.schema import agency_intakes
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def _engine(settings: Settings) -> Engine:
@@ -134,12 +137,21 @@ def publish(settings: Settings, day: date) -> dict[str, Any]:
 
 
 def run_cycle(settings: Settings, day: date) -> dict[str, Any]:
-    """One whole nightly cycle for a business date."""
-    intakes = [intake_agency(settings, agency, day) for agency in AGENCIES]
+    """One whole nightly cycle for a business date, with each stage's wall time."""
+    seconds: dict[str, float] = {}
+
+    def timed(stage: str, call: Callable[[], _T]) -> _T:
+        started = time.perf_counter()
+        result = call()
+        seconds[stage] = round(time.perf_counter() - started, 1)
+        return result
+
+    intakes = timed("intake", lambda: [intake_agency(settings, a, day) for a in AGENCIES])
     return {
         "date": day.isoformat(),
         "intake": intakes,
         "completeness": completeness(settings, day),
-        "reconcile": reconcile(settings, day),
-        "publish": publish(settings, day),
+        "reconcile": timed("reconcile", lambda: reconcile(settings, day)),
+        "publish": timed("publish", lambda: publish(settings, day)),
+        "seconds": seconds,
     }

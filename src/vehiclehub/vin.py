@@ -54,25 +54,48 @@ def normalise_vins(raw: pd.Series) -> pd.DataFrame:
     ``check_mandatory`` (the WMI starts with ``L`` or ``1``-``5``) and ``check_ok``
     (position 9 is the check digit; False for illegal VINs).
     """
-    cleaned = text(raw).str.normalize("NFKC").str.upper().str.replace(_CLEANING, "", regex=True)
+    raw_text = text(raw)
+    # Most VINs arrive clean: 17 legal upper-case characters need no cleaning.
+    clean = raw_text.str.fullmatch(VIN_PATTERN).to_numpy(dtype=bool, na_value=False)
+    vin = raw_text.copy()
+    substituted = np.zeros(len(raw_text), dtype=bool)
+    if not clean.all():
+        rest = _normalise_text(raw_text[~clean])
+        vin[~clean] = rest["vin"]
+        substituted[~clean] = rest["substituted"].to_numpy()
+    legal = clean.copy()
+    if not clean.all():
+        legal[~clean] = vin[~clean].str.fullmatch(VIN_PATTERN).to_numpy(dtype=bool, na_value=False)
+    check_ok = legal.copy()
+    codes = char_matrix(vin[legal], 17)
+    check_ok[legal] = _check_chars(codes) == codes[:, 8]
+    first = vin.str.slice(0, 1)
+    return pd.DataFrame(
+        {
+            "vin": vin.array,
+            "legal": legal,
+            "substituted": substituted,
+            "check_mandatory": first.isin(_MANDATORY_FIRST).to_numpy(),
+            "check_ok": check_ok,
+        },
+        index=raw.index,
+    )
+
+
+_MANDATORY_FIRST = ["L", "1", "2", "3", "4", "5"]
+
+
+def _normalise_text(raw_text: pd.Series) -> pd.DataFrame:
+    """The ICD §2 cleaning and reading of VINs that are not already 17 legal characters."""
+    cleaned = raw_text.str.normalize("NFKC").str.upper().str.replace(_CLEANING, "", regex=True)
     cleaned = cleaned.where(cleaned != "")
     barcode = (cleaned.str.len() == 18) & cleaned.str.startswith("I")
     cleaned = cleaned.where(~barcode, cleaned.str.slice(1))
     misread = cleaned.str.contains("[IOQ]")
     vin = cleaned.str.replace("I", "1", regex=False).str.replace("[OQ]", "0", regex=True)
-    legal = vin.str.fullmatch(VIN_PATTERN).to_numpy()
-    check_ok = legal.copy()
-    codes = char_matrix(vin[legal], 17)
-    check_ok[legal] = _check_chars(codes) == codes[:, 8]
     return pd.DataFrame(
-        {
-            "vin": vin.array,
-            "legal": legal,
-            "substituted": (barcode | misread).to_numpy(),
-            "check_mandatory": vin.str.match("[L1-5]").to_numpy(),
-            "check_ok": check_ok,
-        },
-        index=raw.index,
+        {"vin": vin.array, "substituted": (barcode | misread).fillna(False).to_numpy(dtype=bool)},
+        index=raw_text.index,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -138,6 +139,8 @@ def test_cli_run_prints_a_summary(hub_config: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "customs" in out and "1 rejected" in out
     assert "EXP-001" in out and "report:" in out
+    took = next(line for line in out.splitlines() if line.strip().startswith("took:"))
+    assert re.fullmatch(r"\s+took:\s+intake [\d.]+ s, reconcile [\d.]+ s, publish [\d.]+ s", took)
 
 
 def test_cli_says_what_to_fix_when_the_run_cannot_proceed(

@@ -343,3 +343,29 @@ def test_a_file_from_another_agencys_name_is_rejected(settings: Settings) -> Non
     write.unlink()
     manifest.unlink()
     assert "arrived in the tax outbox" in _whole_file_rejection(settings, "tax")["error"]
+
+
+def test_a_bulk_first_load_and_a_later_correction_count_the_same(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import inspect
+
+    from vehiclehub.intake import take
+
+    monkeypatch.setattr(take, "BULK_ROWS", 1)  # every first load is a bulk load here
+    root = _root(settings)
+    a, b = Vehicle(), Vehicle()
+    send(root, "customs", "declarations", [a.item(), b.item(), a.item(fob_usd="1.00")])
+    send(
+        root,
+        "customs",
+        "declarations",
+        [a.item(record_version="2", status="declared"), b.item(fob_usd="9.99")],
+        seq=2,
+    )
+    first, second = intake_agency(settings, "customs", DAY)["files"]
+    assert (first["loaded"], first["ignored"], first["rejected"]) == (2, 0, 1)
+    assert (second["loaded"], second["ignored"], second["rejected"]) == (1, 0, 1)
+    engine = connect(settings.database_url)
+    names = {i["name"] for i in inspect(engine).get_indexes("customs_declarations")}
+    assert {str(i.name) for i in feed_table("customs", "declarations").indexes} <= names

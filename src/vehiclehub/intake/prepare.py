@@ -43,32 +43,13 @@ def prepare_records(spec: FeedSpec, rows: pd.DataFrame, key: bytes) -> pd.DataFr
     return records
 
 
-def key_text(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
-    """The ICD §4 ``record_key``: key columns joined by ``/``, integers unpadded."""
+def key_text(spec: FeedSpec, records: pd.DataFrame, sep: str = "/") -> pd.Series:
+    """The ICD §4 ``record_key``: key columns joined by ``/``, integers unpadded.
+
+    With another ``sep`` (one no value holds), a key text that is unambiguous whatever
+    the key columns hold."""
     parts = [records[k].astype("str") for k in spec.key]
     joined = parts[0]
     for part in parts[1:]:
-        joined = joined + "/" + part
+        joined = joined + sep + part
     return joined
-
-
-def duplicate_keys(spec: FeedSpec, records: pd.DataFrame) -> pd.DataFrame:
-    """Rows repeating a key already seen earlier in the same file, as rejection rows."""
-    repeated = records.duplicated(list(spec.key), keep="first")
-    dupes = records[repeated]
-    keys = key_text(spec, dupes)
-    first_line = (
-        records[~repeated].assign(_k=key_text(spec, records[~repeated])).set_index("_k")["line"]
-    )
-    return pd.DataFrame(
-        {
-            "line": dupes["line"].to_numpy(),
-            "column": "/".join(spec.key),
-            "value": keys.to_numpy(),
-            "error": [
-                f"key repeated in the same file (first on line {n}); "
-                "a file holds at most one row per key"
-                for n in keys.map(first_line).to_numpy()
-            ],
-        }
-    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,22 +19,34 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from vehiclehub.config import Settings
 from vehiclehub.contract import FeedSpec, feeds
-from vehiclehub.crypto import ArchiveWriter, archive_key, pseudonym_key, read_archive
+from vehiclehub.crypto import ArchiveWriter, archive_key, pseudonym_key
 from vehiclehub.exchange.base import (
     Exchange,
     ExchangeUnavailable,
     complete_files,
     waiting_files,
 )
+from vehiclehub.intake.chunks import FileJob, Finished, Preparer, shared_preparer
 from vehiclehub.intake.manifest import FileRejected, Manifest, parse_manifest
-from vehiclehub.intake.prepare import duplicate_keys, prepare_records
-from vehiclehub.intake.read import read_csv
-from vehiclehub.intake.validate import REJECTION_COLUMNS, check_header, validate_rows
-from vehiclehub.quality import FileQuality, QualityRejected, check_file, record_quality
-from vehiclehub.store.load import bulk_insert, load_records
+from vehiclehub.intake.read import scan_archive
+from vehiclehub.intake.validate import REJECTION_COLUMNS
+from vehiclehub.quality import FileQuality, QualityRejected, record_quality
+from vehiclehub.quality.gate import log_quality
+from vehiclehub.quality.history import volume_baseline
+from vehiclehub.store.load import (
+    bulk_insert,
+    defer_indexes,
+    finish_load,
+    holds_records,
+    load_records,
+    restore_indexes,
+)
 from vehiclehub.store.schema import intake_files, rejections
 
 log = logging.getLogger(__name__)
+
+#: Rows from which a file loaded into an empty feed table has its indexes built after.
+BULK_ROWS = 100_000
 
 
 @dataclass
@@ -124,7 +137,13 @@ def take_agency(
     result = AgencyIntake(agency, waiting=waiting_files(listing))
     for entry in complete_files(listing):
         outcome = take_file(
-            settings, engine, exchange, entry.data_name, entry.manifest_name, run_date
+            settings,
+            engine,
+            exchange,
+            entry.data_name,
+            entry.manifest_name,
+            run_date,
+            preparer=shared_preparer(),
         )
         if outcome is not None:
             result.files.append(outcome)
@@ -138,8 +157,13 @@ def take_file(
     data_name: str,
     manifest_name: str,
     run_date: date,
+    preparer: Preparer | None = None,
 ) -> FileOutcome | None:
-    """Take one complete file; None when it was taken before."""
+    """Take one complete file; None when it was taken before.
+
+    ``preparer`` parses and validates the file's chunks (in a worker process, see
+    :class:`~vehiclehub.intake.chunks.Preparer`); by default in this process.
+    """
     agency = exchange.agency
     try:
         manifest_raw = exchange.read_outbox(manifest_name)
@@ -186,10 +210,12 @@ def take_file(
             pd.DataFrame(),
         )
         return FileOutcome(data_name, "duplicate", feed=manifest.feed, rows=manifest.rows)
+    preparer = preparer or Preparer(use_worker=False)
+    preparer.warm(manifest.rows)  # its start overlaps the fetch
     archive_path = _fetch(settings, exchange, data_name)
     base |= {"archive_path": str(archive_path.relative_to(settings.work_dir))}
     try:
-        return _load_file(settings, engine, spec, manifest, archive_path, base)
+        return _load_file(settings, engine, spec, manifest, archive_path, base, preparer)
     except FileRejected as exc:
         _record_file(
             engine,
@@ -235,6 +261,18 @@ def _fetch(settings: Settings, exchange: Exchange, data_name: str) -> Path:
     return final
 
 
+def _conflict_rejections(conflicts: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "line": conflicts["line"],
+            "column": "record_version",
+            "value": conflicts["record_version"].astype(str),
+            "error": "this record_version of the key was already loaded with "
+            "different content; send a higher record_version to correct it",
+        }
+    )
+
+
 def _load_file(
     settings: Settings,
     engine: Engine,
@@ -242,75 +280,69 @@ def _load_file(
     manifest: Manifest,
     archive_path: Path,
     base: dict[str, object],
+    preparer: Preparer,
 ) -> FileOutcome:
-    data = b"".join(read_archive(archive_path, archive_key(settings)))
-    sha = hashlib.sha256(data).hexdigest()
-    base["sha256"], base["bytes"] = sha, len(data)
-    if sha != manifest.sha256:
+    """Check, validate and load one archived file, chunk by chunk, in one transaction.
+
+    The file is read twice from its archive and never held whole: first for its
+    checksum and encoding, then in chunks that the preparer validates and prepares
+    while this process applies the previous chunk to the feed table. What needs the
+    whole file (its row count, keys repeated across chunks, the quality gate) is
+    decided at the end; a file rejected then leaves nothing behind, as the
+    transaction is rolled back.
+    """
+    key = archive_key(settings)
+    found = scan_archive(archive_path, key, manifest.codec)
+    base["sha256"], base["bytes"] = found.sha256, found.size
+    if found.sha256 != manifest.sha256:
         raise FileRejected(
-            f"checksum mismatch: the file's sha256 is {sha}, the manifest says {manifest.sha256}"
+            f"checksum mismatch: the file's sha256 is {found.sha256}, the manifest says "
+            f"{manifest.sha256}"
         )
-    frame, malformed = read_csv(data, manifest.codec)
-    del data
-    if len(frame) != manifest.rows:
-        raise FileRejected(
-            f"row count mismatch: the file has {len(frame)} data rows, the manifest says "
-            f"{manifest.rows}"
-        )
-    check_header(spec, list(frame.columns))
-    problems = validate_rows(spec, frame.drop(index=pd.Index(malformed["line"] - 2)))
-    if not malformed.empty:
-        problems = pd.concat(
-            [
-                problems,
-                pd.DataFrame(
-                    {
-                        "line": malformed["line"],
-                        "column": None,
-                        "value": None,
-                        "error": [
-                            f"line has {got} fields, the header has {want}"
-                            for got, want in zip(
-                                malformed["fields"], malformed["expected"], strict=True
-                            )
-                        ],
-                    }
-                ),
-            ],
-            ignore_index=True,
-        )
-    bad_index = pd.Index(problems["line"].astype("int64") - 2).unique()
-    records = prepare_records(spec, frame.drop(index=bad_index), pseudonym_key(settings))
-    del frame
-    dupes = duplicate_keys(spec, records)
-    # The quality gate sees the file's valid rows, repeated keys still in.
+    if found.undecodable:
+        raise FileRejected(found.undecodable)
     run_date = base["run_date"]
     assert isinstance(run_date, date)
-    quality = check_file(engine, settings.quality, spec, manifest, records, run_date)
-    if quality.rejects:
-        raise QualityRejected(quality)
-    records = records[~records["line"].isin(dupes["line"])]
-    problems = pd.concat([problems, dupes], ignore_index=True)
+    loaded = ignored = 0
+    conflicts: list[pd.DataFrame] = []
+    verdict: Finished | None = None
     with engine.begin() as conn:
         file_id = _insert_file(conn, {**base, "status": "loaded"})
-        result = load_records(conn, spec, records.assign(file_id=file_id))
+        compare = holds_records(conn, spec)
+        # A big first load into an empty table builds its indexes afterwards.
+        deferred = defer_indexes(conn, spec) if not compare and manifest.rows >= BULK_ROWS else []
+        baseline = volume_baseline(
+            conn, settings.quality, spec.agency, spec.feed, manifest.seq, run_date
+        )
+        job = FileJob(
+            spec.agency,
+            spec.feed,
+            manifest,
+            archive_path,
+            key,
+            pseudonym_key(settings),
+            baseline,
+        )
+        with closing(preparer.run(job)) as items:
+            for item in items:
+                if isinstance(item, Finished):
+                    verdict = item
+                    continue
+                result = load_records(
+                    conn, spec, item.records.assign(file_id=file_id), compare=compare
+                )
+                loaded, ignored = loaded + result.loaded, ignored + result.ignored
+                if not result.conflicts.empty:
+                    conflicts.append(_conflict_rejections(result.conflicts))
+        assert verdict is not None
+        restore_indexes(conn, deferred)
+        quality = verdict.quality
+        log_quality(manifest, quality)
+        if quality.rejects:
+            raise QualityRejected(quality)
+        finish_load(conn, spec)
         record_quality(conn, file_id, quality)
-        if not result.conflicts.empty:
-            problems = pd.concat(
-                [
-                    problems,
-                    pd.DataFrame(
-                        {
-                            "line": result.conflicts["line"],
-                            "column": "record_version",
-                            "value": result.conflicts["record_version"].astype(str),
-                            "error": "this record_version of the key was already loaded with "
-                            "different content; send a higher record_version to correct it",
-                        }
-                    ),
-                ],
-                ignore_index=True,
-            )
+        problems = pd.concat([verdict.problems, *conflicts], ignore_index=True)
         rejected_lines = int(problems["line"].nunique())
         if not problems.empty:
             bulk_insert(
@@ -325,8 +357,8 @@ def _load_file(
             .where(intake_files.c.id == file_id)
             .values(
                 rows_read=manifest.rows,
-                rows_loaded=result.loaded,
-                rows_ignored=result.ignored,
+                rows_loaded=loaded,
+                rows_ignored=ignored,
                 rows_rejected=rejected_lines,
             )
         )
@@ -334,8 +366,8 @@ def _load_file(
         "%s: %d rows, %d loaded, %d ignored, %d rejected",
         manifest.file,
         manifest.rows,
-        result.loaded,
-        result.ignored,
+        loaded,
+        ignored,
         rejected_lines,
     )
     return FileOutcome(
@@ -343,8 +375,8 @@ def _load_file(
         "loaded",
         feed=spec.feed,
         rows=manifest.rows,
-        loaded=result.loaded,
-        ignored=result.ignored,
+        loaded=loaded,
+        ignored=ignored,
         rejected=rejected_lines,
         warnings=[w.expectation for w in quality.warnings],
     )

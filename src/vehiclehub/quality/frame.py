@@ -32,13 +32,18 @@ Derivation = Callable[[FeedSpec, pd.DataFrame], pd.Series]
 
 #: (agency, feed) -> derived column name -> how to compute it from prepared records.
 DERIVED: dict[tuple[str, str], dict[str, Derivation]] = {}
+#: (agency, feed) -> derived column name -> the record columns it is computed from.
+SOURCES: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
 
 
-def derived(agency: str, feed: str, name: str) -> Callable[[Derivation], Derivation]:
-    """Register a derived column of one feed's quality frame."""
+def derived(
+    agency: str, feed: str, name: str, sources: tuple[str, ...]
+) -> Callable[[Derivation], Derivation]:
+    """Register a derived column of one feed's quality frame, computed from ``sources``."""
 
     def register(function: Derivation) -> Derivation:
         DERIVED.setdefault((agency, feed), {})[name] = function
+        SOURCES.setdefault((agency, feed), {})[name] = sources
         return function
 
     return register
@@ -63,6 +68,24 @@ def _generic(spec: FeedSpec) -> dict[str, Derivation]:
 
 def derivations(spec: FeedSpec) -> dict[str, Derivation]:
     return {**_generic(spec), **DERIVED.get((spec.agency, spec.feed), {})}
+
+
+def source_columns(spec: FeedSpec, columns: set[str]) -> list[str]:
+    """The prepared record columns the quality frame's ``columns`` are computed from.
+
+    A file's records need not be kept whole until its gate runs: these columns of
+    them are enough for :func:`quality_frame`.
+    """
+    sources = {
+        "record_key": tuple(spec.key),
+        **{f: (f,) for v in spec.vin_columns for f in (f"{v}_check_ok", f"{v}_substituted")},
+        **SOURCES.get((spec.agency, spec.feed), {}),
+    }
+    needed: set[str] = set()
+    for name in columns - {"passed_schema"}:
+        needed.update(sources.get(name, (name,)))
+    order = [c for c in (*(c.name for c in spec.columns), *(sorted(sources))) if c in needed]
+    return list(dict.fromkeys([*order, *sorted(needed - set(order))]))
 
 
 def available_columns(spec: FeedSpec) -> set[str]:
@@ -133,26 +156,26 @@ def quality_frame(
 # --------------------------------------------------------------------------------------
 
 
-@derived("customs", "declarations", "goods_name_marked_used")
+@derived("customs", "declarations", "goods_name_marked_used", ("goods_name",))
 def _goods_name_marked_used(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     """A used vehicle's 商品名称 starts with 旧."""
     return records["goods_name"].str.startswith("旧").astype("boolean")
 
 
-@derived("commerce", "licences", "vehicles_per_licence_hs")
+@derived("commerce", "licences", "vehicles_per_licence_hs", ("licence_no", "hs_code", "vin"))
 def _vehicles_per_licence_hs(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     """Rows of the file on the same licence and HS code (at most 20 vehicles, ICD §3)."""
     sizes = records.groupby(["licence_no", "hs_code"], sort=False)["vin"].transform("size")
     return sizes.astype("float64")
 
 
-@derived("commerce", "enterprises", "filing_days")
+@derived("commerce", "enterprises", "filing_days", ("valid_from", "valid_to"))
 def _filing_days(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     """Days from ``valid_from`` to ``valid_to`` (a filing runs one year)."""
     span = _dates(records["valid_to"]) - _dates(records["valid_from"])
     return span.dt.days.astype("float64")
 
 
-@derived("commerce", "tradein_claims", "old_and_new_vin_differ")
+@derived("commerce", "tradein_claims", "old_and_new_vin_differ", ("old_vin", "new_vin"))
 def _old_and_new_vin_differ(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     return (records["old_vin"] != records["new_vin"]).astype("boolean")

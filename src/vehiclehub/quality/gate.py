@@ -23,7 +23,7 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, insert
 
 from vehiclehub.config import QualitySettings
 from vehiclehub.contract import FeedSpec
@@ -219,24 +219,25 @@ def run_suite(
     return quality
 
 
-def check_file(
-    engine: Engine,
-    settings: QualitySettings,
+def judge_file(
     spec: FeedSpec,
     manifest: Manifest,
     records: pd.DataFrame,
-    run_date: date,
+    baseline: VolumeBaseline,
 ) -> FileQuality:
-    """Run the feed's suite on a file that passed the schema check.
+    """Run the feed's suite on a file that passed the schema check, against ``baseline``.
 
     ``records`` are its valid rows as prepared for the store (pseudonymised, repeated
-    keys still in), indexed by row position; the file has ``manifest.rows`` rows.
+    keys still in), indexed by row position, with at least the columns the suite's
+    quality frame is computed from; the file has ``manifest.rows`` rows.
     """
     suite_spec = suite(spec.agency, spec.feed)
-    with engine.connect() as conn:
-        baseline = volume_baseline(conn, settings, spec.agency, spec.feed, manifest.seq, run_date)
     frame = quality_frame(spec, records, manifest.rows, suite_spec.columns)
-    quality = run_suite(spec, suite_spec, frame, _parameters(manifest, baseline), baseline)
+    del records  # the caller may have handed over its only reference: GX needs the memory
+    return run_suite(spec, suite_spec, frame, _parameters(manifest, baseline), baseline)
+
+
+def log_quality(manifest: Manifest, quality: FileQuality) -> None:
     log.info(
         "%s: %d expectations in %.2fs, %d critical and %d warnings failed",
         manifest.file,
@@ -245,6 +246,20 @@ def check_file(
         len(quality.critical_failures),
         len(quality.warnings),
     )
+
+
+def check_file(
+    conn: Connection,
+    settings: QualitySettings,
+    spec: FeedSpec,
+    manifest: Manifest,
+    records: pd.DataFrame,
+    run_date: date,
+) -> FileQuality:
+    """:func:`judge_file` against the feed's volume history, read through ``conn``."""
+    baseline = volume_baseline(conn, settings, spec.agency, spec.feed, manifest.seq, run_date)
+    quality = judge_file(spec, manifest, records, baseline)
+    log_quality(manifest, quality)
     return quality
 
 

@@ -10,9 +10,21 @@ from __future__ import annotations
 import io
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Column, Connection, MetaData, Table, and_, delete, exists, insert
+from sqlalchemy import (
+    Column,
+    Connection,
+    Index,
+    MetaData,
+    Table,
+    and_,
+    delete,
+    exists,
+    insert,
+    literal,
+)
 from sqlalchemy import select as sa_select
 
 from vehiclehub.contract import FeedSpec
@@ -24,6 +36,20 @@ class LoadResult:
     loaded: int
     ignored: int
     conflicts: pd.DataFrame  # line, record_version: same version, different content
+
+
+#: Rows converted to Python values and inserted at a time (SQLite).
+_SLICE_ROWS = 50_000
+
+
+def _driver_values(values: pd.Series) -> list[Any]:
+    """A column as the values the SQLite driver binds: Python scalars, None for missing."""
+    if pd.api.types.is_bool_dtype(values.dtype) and not values.hasnans:
+        return values.astype(bool).tolist()
+    if pd.api.types.is_signed_integer_dtype(values.dtype) and not values.hasnans:
+        return values.astype("int64").tolist()
+    objects = values.astype(object)
+    return objects.where(values.notna(), None).tolist()
 
 
 def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
@@ -47,11 +73,14 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
         return
     placeholders = ", ".join("?" for _ in columns)
     names = ", ".join(f'"{c}"' for c in columns)
-    rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+    statement = f'INSERT INTO "{table.name}" ({names}) VALUES ({placeholders})'
     raw_conn = conn.connection.driver_connection
-    raw_conn.executemany(  # type: ignore[union-attr]
-        f'INSERT INTO "{table.name}" ({names}) VALUES ({placeholders})', rows
-    )
+    # Column by column to Python values, then rows: far cheaper than row by row. In
+    # slices, so that the Python objects of only a slice exist at a time.
+    for start in range(0, len(frame), _SLICE_ROWS):
+        part = frame.iloc[start : start + _SLICE_ROWS]
+        rows = zip(*(_driver_values(part[c]) for c in columns), strict=True)
+        raw_conn.executemany(statement, rows)  # type: ignore[union-attr]
 
 
 def _staging_table(conn: Connection, target: Table) -> Table:
@@ -67,13 +96,29 @@ def _staging_table(conn: Connection, target: Table) -> Table:
     return staging
 
 
-def load_records(conn: Connection, spec: FeedSpec, records: pd.DataFrame) -> LoadResult:
-    """Apply a file's valid records to its feed table; return what was loaded and ignored.
+def holds_records(conn: Connection, spec: FeedSpec) -> bool:
+    """Whether the feed's table holds any record (a first load needs no comparison)."""
+    target = feed_table(spec.agency, spec.feed)
+    return conn.execute(sa_select(literal(1)).select_from(target).limit(1)).first() is not None
+
+
+def load_records(
+    conn: Connection, spec: FeedSpec, records: pd.DataFrame, *, compare: bool = True
+) -> LoadResult:
+    """Apply valid records (one per key) to their feed table; return what was loaded and ignored.
 
     ``records`` has the table's columns (``line`` among them). Runs inside the
-    caller's transaction so that the file loads whole or not at all.
+    caller's transaction so that the file loads whole or not at all; a file may be
+    applied in several calls whose keys are disjoint. ``compare=False`` says the
+    table holds none of the keys (it was empty when the file's load began): the
+    records are inserted as they are, without looking for stored versions.
     """
     target = feed_table(spec.agency, spec.feed)
+    if records.empty:
+        return LoadResult(loaded=0, ignored=0, conflicts=_no_conflicts())
+    if not compare:
+        bulk_insert(conn, target, records[[c.name for c in target.columns]])
+        return LoadResult(loaded=len(records), ignored=0, conflicts=_no_conflicts())
     staging = _staging_table(conn, target)
     bulk_insert(conn, staging, records)
     same_key = and_(*(target.c[k] == staging.c[k] for k in spec.key))
@@ -104,8 +149,42 @@ def load_records(conn: Connection, spec: FeedSpec, records: pd.DataFrame) -> Loa
     ).rowcount
     # Dropped on success only: on failure the rollback undoes its creation.
     staging.drop(conn)
-    if conn.dialect.name == "postgresql":
-        # Fresh statistics keep the rules' anti-joins on hash plans after big loads.
-        conn.exec_driver_sql(f'ANALYZE "{target.name}"')
     ignored = len(records) - loaded - len(conflicts)
     return LoadResult(loaded=loaded, ignored=ignored, conflicts=conflicts)
+
+
+def defer_indexes(conn: Connection, spec: FeedSpec) -> list[Index]:
+    """Drop the feed table's secondary indexes ahead of a bulk load; return them.
+
+    Building an index once over a loaded table is cheaper than updating it row by
+    row. Call :func:`restore_indexes` in the same transaction (a rollback restores
+    them too).
+    """
+    if conn.dialect.name == "sqlite":
+        # The sqlite3 driver opens its transaction at the first INSERT, UPDATE or
+        # DELETE only: a DROP before any would be committed at once.
+        raw = conn.connection.driver_connection
+        if not raw.in_transaction:  # type: ignore[union-attr]
+            raw.execute("BEGIN")  # type: ignore[union-attr]
+    indexes = sorted(feed_table(spec.agency, spec.feed).indexes, key=lambda i: str(i.name))
+    for index in indexes:
+        index.drop(conn)
+    return indexes
+
+
+def restore_indexes(conn: Connection, indexes: list[Index]) -> None:
+    for index in indexes:
+        index.create(conn)
+
+
+def finish_load(conn: Connection, spec: FeedSpec) -> None:
+    """After a file's records are applied: fresh planner statistics on PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        # Fresh statistics keep the rules' anti-joins on hash plans after big loads.
+        conn.exec_driver_sql(f'ANALYZE "{feed_table(spec.agency, spec.feed).name}"')
+
+
+def _no_conflicts() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"line": pd.Series(dtype="int64"), "record_version": pd.Series(dtype="int64")}
+    )

@@ -1,0 +1,340 @@
+"""The processor side of taking a file: parse, validate and prepare it chunk by chunk.
+
+:func:`prepare_file` reads an archived file in chunks and yields each chunk's
+records ready for the store, then the file's verdict: its rejection rows and its
+quality gate. What needs the whole file is gathered as the chunks go by: the row
+count, the keys seen (a key repeated across chunks is caught) and the few columns
+the quality gate reads. The file is never held whole.
+
+It runs in a worker process (:class:`Preparer`) while the intake's own process
+loads the previous chunk into the store — the store has one writer, and the two
+halves of the work each keep a core busy.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import queue
+import traceback
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vehiclehub.contract import FeedSpec, feed
+from vehiclehub.crypto import read_archive
+from vehiclehub.intake.manifest import FileRejected, Manifest
+from vehiclehub.intake.prepare import key_text, prepare_records
+from vehiclehub.intake.read import Chunk, read_chunks
+from vehiclehub.intake.validate import REJECTION_COLUMNS, check_header, validate_rows
+from vehiclehub.quality import runtime
+from vehiclehub.quality.frame import source_columns
+from vehiclehub.quality.gate import FileQuality, judge_file
+from vehiclehub.quality.history import VolumeBaseline
+from vehiclehub.quality.suites import suite
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """Everything the processor needs to take one archived file (picklable)."""
+
+    agency: str
+    feed: str
+    manifest: Manifest
+    archive_path: Path
+    archive_key: bytes
+    pseudonym_key: bytes
+    baseline: VolumeBaseline
+
+
+@dataclass
+class Prepared:
+    """A chunk's valid records, one per key, ready for ``load_records``."""
+
+    records: pd.DataFrame
+
+
+@dataclass
+class Finished:
+    """The file read to its end: its row, key and line rejections, and its quality gate."""
+
+    rows: int
+    problems: pd.DataFrame
+    quality: FileQuality
+
+
+@dataclass
+class _FileRows:
+    """What is gathered of a file while its chunks go by, for the whole-file checks."""
+
+    spec: FeedSpec
+    gate_columns: list[str]
+    rows: int = 0
+    problems: list[pd.DataFrame] = field(default_factory=list)
+    gate_rows: list[pd.DataFrame] = field(default_factory=list)
+    first_keys: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
+    first_hashes: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.uint64))
+    first_lines: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+
+    def repeated_keys(self, records: pd.DataFrame) -> np.ndarray:
+        """Rows repeating a key of an earlier row of the file, as a mask; adds rejections."""
+        keys = key_text(self.spec, records, sep="\x1f")
+        lines = records["line"].to_numpy()
+        repeated = keys.duplicated(keep="first").to_numpy(copy=True)
+        # A 64-bit hash finds the few rows whose key may be an earlier chunk's; only
+        # those are compared exactly (a hash set of every key so far, per chunk, is not).
+        hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy()
+        maybe = pd.Series(hashes).isin(self.first_hashes).to_numpy() & ~repeated
+        if maybe.any():
+            earlier = pc.is_in(_arrow(keys[maybe]), value_set=self.first_keys)
+            repeated[maybe] = earlier.to_numpy(zero_copy_only=False)
+        self.first_keys = pa.concat_arrays([self.first_keys, _arrow(keys[~repeated])])
+        self.first_hashes = np.concatenate([self.first_hashes, hashes[~repeated]])
+        self.first_lines = np.concatenate([self.first_lines, lines[~repeated]])
+        if repeated.any():
+            at = pc.index_in(_arrow(keys[repeated]), value_set=self.first_keys)
+            first = self.first_lines[at.to_numpy(zero_copy_only=False)]
+            self.problems.append(
+                pd.DataFrame(
+                    {
+                        "line": lines[repeated],
+                        "column": "/".join(self.spec.key),
+                        "value": key_text(self.spec, records[repeated]).to_numpy(),
+                        "error": [
+                            f"key repeated in the same file (first on line {n}); "
+                            "a file holds at most one row per key"
+                            for n in first
+                        ],
+                    }
+                )
+            )
+        return repeated
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    array = pa.array(values, type=pa.string())
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _malformed_rejections(malformed: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "line": malformed["line"],
+            "column": None,
+            "value": None,
+            "error": [
+                f"line has {got} fields, the header has {want}"
+                for got, want in zip(malformed["fields"], malformed["expected"], strict=True)
+            ],
+        }
+    )
+
+
+def _count_mismatch(found: str, manifest: Manifest) -> FileRejected:
+    return FileRejected(
+        f"row count mismatch: the file has {found} data rows, the manifest says {manifest.rows}"
+    )
+
+
+def _prepare_chunk(seen: _FileRows, chunk: Chunk, pseudonym_key: bytes) -> pd.DataFrame:
+    """Validate and prepare one chunk; gather what the whole-file checks need."""
+    spec = seen.spec
+    problems = validate_rows(spec, chunk.frame)
+    if not problems.empty:
+        seen.problems.append(problems)
+    if not chunk.malformed.empty:
+        seen.problems.append(_malformed_rejections(chunk.malformed))
+    bad_index = pd.Index(problems["line"].astype("int64") - 2).unique()
+    records = prepare_records(spec, chunk.frame.drop(index=bad_index), pseudonym_key)
+    seen.gate_rows.append(records[seen.gate_columns])
+    return records[~seen.repeated_keys(records)]
+
+
+def prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
+    """Parse, validate and prepare an archived file: its chunks' records, then its verdict.
+
+    Raises FileRejected for a file rejected whole (unusable header, row count not
+    the manifest's); a failed quality gate is in the verdict.
+    """
+    spec = feed(job.agency, job.feed)
+    manifest = job.manifest
+    suite_spec = suite(spec.agency, spec.feed)
+    seen = _FileRows(spec, [*source_columns(spec, suite_spec.columns), "line"])
+    for chunk in read_chunks(read_archive(job.archive_path, job.archive_key), manifest.codec):
+        if not seen.rows:
+            check_header(spec, list(chunk.frame.columns))
+        seen.rows += chunk.rows
+        if seen.rows > manifest.rows:
+            raise _count_mismatch(f"more than {manifest.rows}", manifest)
+        yield Prepared(_prepare_chunk(seen, chunk, job.pseudonym_key))
+    del chunk  # read_chunks yields at least one
+    rows = seen.rows
+    if rows != manifest.rows:
+        raise _count_mismatch(str(rows), manifest)
+    problems = (
+        pd.concat(seen.problems, ignore_index=True)
+        if seen.problems
+        else pd.DataFrame(columns=REJECTION_COLUMNS)
+    )
+    gate_rows, seen.gate_rows = seen.gate_rows, []
+    del seen  # the keys seen are of no more use: their memory goes to the gate
+    # The quality gate sees the file's valid rows, repeated keys still in. It gets the
+    # only reference to them, and drops them once its frame is built.
+    quality = judge_file(spec, manifest, _concat(gate_rows), job.baseline)
+    # Arrow keeps freed blocks for reuse; the next file may be a small one.
+    pa.default_memory_pool().release_unused()
+    yield Finished(rows, problems, quality)
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One frame of ``parts``, emptying the list as it goes."""
+    frame = pd.concat(parts)
+    parts.clear()
+    return frame
+
+
+# --------------------------------------------------------------------------------------
+# The worker process
+# --------------------------------------------------------------------------------------
+
+
+class PreparerFailed(Exception):
+    """The worker process failed on a file for a reason other than the file's content."""
+
+
+def _serve(jobs: Any, results: Any) -> None:
+    """The worker's loop: take a job, send its items, then ``end`` (or the error)."""
+    # GX takes seconds to import (and cannot be imported beside other work in a
+    # thread): the worker does it on starting, while the intake fetches the file.
+    runtime.gx()
+    while (job := jobs.get()) is not None:
+        try:
+            for item in prepare_file(job):
+                results.put(("item", item))
+        except FileRejected as exc:
+            results.put(("rejected", str(exc)))
+        except Exception:
+            results.put(("failed", traceback.format_exc()))
+        else:
+            results.put(("end", None))
+
+
+class Preparer:
+    """Runs :func:`prepare_file` in one worker process, a chunk ahead of the loader.
+
+    The worker is started for the first file of at least ``worker_rows`` rows and
+    serves every file after it; smaller files before it, and every file where there is no
+    second core or the caller is a daemon process (which may not start one), are
+    prepared in the caller's process. A worker abandoned part-way through a file
+    (its load failed) is stopped; the next big file starts a new one.
+    """
+
+    #: Chunks waiting for the loader: bounds the memory they hold.
+    AHEAD = 1
+
+    def __init__(self, use_worker: bool | None = None, worker_rows: int = 50_000) -> None:
+        if use_worker is None:
+            use_worker = (os.cpu_count() or 1) > 1 and not multiprocessing.current_process().daemon
+        self.use_worker = use_worker
+        self.worker_rows = worker_rows
+        self._process: Any = None
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._jobs = context.Queue()
+        self._results = context.Queue(maxsize=self.AHEAD)
+        self._process = context.Process(
+            target=_serve, args=(self._jobs, self._results), name="vhub-intake", daemon=True
+        )
+        self._process.start()
+
+    def warm(self, rows: int) -> None:
+        """Start the worker ahead of a file of ``rows`` rows that it will prepare."""
+        if self.use_worker and rows >= self.worker_rows and self._process is None:
+            self._start()
+
+    def run(self, job: FileJob) -> Generator[Prepared | Finished, None, None]:
+        running = self._process is not None and self._process.is_alive()
+        if not self.use_worker or (job.manifest.rows < self.worker_rows and not running):
+            yield from prepare_file(job)
+            return
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        self._jobs.put(job)
+        complete = False
+        try:
+            while True:
+                kind, payload = self._receive()
+                if kind == "item":
+                    yield payload
+                elif kind == "end":
+                    complete = True
+                    return
+                elif kind == "rejected":
+                    complete = True
+                    raise FileRejected(payload)
+                else:
+                    complete = True
+                    raise PreparerFailed(f"{job.manifest.file}: {payload}")
+        finally:
+            if not complete:
+                self.close()
+
+    def _receive(self) -> tuple[str, Any]:
+        while True:
+            try:
+                result: tuple[str, Any] = self._results.get(timeout=5)
+                return result
+            except queue.Empty:
+                if not self._process.is_alive():
+                    code = self._process.exitcode
+                    self._process = None
+                    raise PreparerFailed(
+                        f"the intake worker process ended (exit code {code})"
+                    ) from None
+
+    def close(self) -> None:
+        """Stop the worker, if one is running."""
+        if self._process is None:
+            return
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(timeout=10)
+        self._process = None
+
+    def stop(self) -> None:
+        """Let an idle worker finish, then release it and its queues."""
+        if self._process is not None and self._process.is_alive():
+            self._jobs.put(None)
+            self._process.join(timeout=10)
+        self.close()
+        if hasattr(self, "_jobs"):
+            for channel in (self._jobs, self._results):
+                channel.close()
+                channel.join_thread()
+            del self._jobs, self._results
+
+    def __enter__(self) -> Preparer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@cache
+def shared_preparer() -> Preparer:
+    """This process's preparer: its worker, once started, serves every agency's intake."""
+    preparer = Preparer()
+    atexit.register(preparer.stop)
+    return preparer

@@ -1,0 +1,126 @@
+"""Intake in chunks: line numbers, repeated keys and counts across chunk boundaries."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tests.factories import Vehicle, columns
+
+from vehiclehub.crypto import ArchiveWriter
+from vehiclehub.intake import read
+from vehiclehub.intake.chunks import FileJob, Finished, Prepared, Preparer, prepare_file
+from vehiclehub.intake.manifest import FileRejected, Manifest
+from vehiclehub.intake.read import read_chunks, read_csv, scan
+from vehiclehub.quality.history import VolumeBaseline
+
+KEY = b"k" * 32
+HEADER = columns("tax", "refunds")
+
+
+def _line(row: dict[str, str]) -> str:
+    return ",".join(str(row.get(c) or "") for c in HEADER)
+
+
+def _refunds(n: int) -> list[str]:
+    return [_line(Vehicle().refund(refund_no=f"R{i:06d}")) for i in range(n)]
+
+
+def _file(lines: list[str]) -> bytes:
+    return ("\n".join([",".join(HEADER), *lines]) + "\n").encode()
+
+
+def _blocks(data: bytes, size: int = 100) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def test_lines_keep_their_numbers_across_chunks() -> None:
+    lines = _refunds(40)
+    lines[4] = "R1,x"  # line 6: too few fields
+    lines[29] = lines[29] + ",surplus"  # line 31: too many
+    data = _file(lines)
+    chunks = list(read_chunks(_blocks(data), "utf-8-sig", chunk_bytes=600))
+    assert len(chunks) > 3
+    frame = pd.concat([c.frame for c in chunks])
+    malformed = pd.concat([c.malformed for c in chunks])
+    assert malformed[["line", "fields"]].values.tolist() == [[6, 2], [31, len(HEADER) + 1]]
+    assert sum(c.rows for c in chunks) == 40
+    assert 4 not in frame.index and 29 not in frame.index
+    assert frame.loc[39, "refund_no"] == "R000039" and frame.loc[5, "refund_no"] == "R000005"
+    whole, whole_malformed = read_csv(data, "utf-8-sig")
+    assert whole.loc[frame.index].equals(frame)
+    assert whole_malformed["line"].tolist() == [6, 31]
+
+
+def test_undecodable_bytes_are_found_at_their_offset_in_any_block() -> None:
+    data = _file(_refunds(3))
+    broken = data[:150] + b"\xff" + data[150:]
+    found = scan(_blocks(broken, 7), "utf-8-sig")
+    assert found.sha256 == hashlib.sha256(broken).hexdigest()
+    assert found.undecodable is not None and "offset 150" in found.undecodable
+
+
+def _job(tmp_path: Path, data: bytes, rows: int) -> FileJob:
+    writer = ArchiveWriter(tmp_path / "file.csv.enc", KEY)
+    writer.write(data)
+    writer.commit()
+    name = "tax_refunds_20251103_001.csv"
+    manifest = Manifest(
+        name,
+        "tax",
+        "refunds",
+        date(2025, 11, 3),
+        1,
+        rows,
+        hashlib.sha256(data).hexdigest(),
+        "utf-8",
+    )
+    baseline = VolumeBaseline(0, reason="no history")
+    return FileJob("tax", "refunds", manifest, writer.path, KEY, b"pseudonyms", baseline)
+
+
+def test_a_key_repeated_in_a_later_chunk_is_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read, "CHUNK_BYTES", 600)
+    lines = _refunds(30)
+    lines.append(lines[2])  # line 32 repeats line 4's key
+    items = list(prepare_file(_job(tmp_path, _file(lines), 31)))
+    prepared = [i.records for i in items if isinstance(i, Prepared)]
+    (verdict,) = [i for i in items if isinstance(i, Finished)]
+    assert len(prepared) > 3
+    assert sum(len(r) for r in prepared) == 30
+    assert verdict.rows == 31
+    assert verdict.problems["line"].tolist() == [32]
+    assert "first on line 4" in str(verdict.problems.loc[0, "error"])
+    # The gate saw every valid row, the repeated one too.
+    record_key = next(o for o in verdict.quality.outcomes if o.expectation == "key_unique_in_file")
+    assert record_key.outcome == "failed"
+
+
+def test_a_row_count_beyond_the_manifest_rejects_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FileRejected, match="more than 2 data rows"):
+        list(prepare_file(_job(tmp_path, _file(_refunds(3)), 2)))
+
+
+def test_the_worker_process_prepares_what_the_caller_would(tmp_path: Path) -> None:
+    lines = _refunds(20)
+    lines[3] = "R1,x"
+    job = _job(tmp_path, _file(lines), 20)
+    here = list(Preparer(use_worker=False).run(job))
+    with Preparer(use_worker=True, worker_rows=0) as preparer:
+        there = list(preparer.run(job))
+        with pytest.raises(FileRejected, match="row count mismatch"):
+            list(preparer.run(_job(tmp_path, _file(lines), 21)))
+        # After a rejected file the same worker takes the next one.
+        again = list(preparer.run(job))
+    for items in (there, again):
+        assert [type(i) for i in items] == [type(i) for i in here] == [Prepared, Finished]
+        assert isinstance(items[0], Prepared) and isinstance(here[0], Prepared)
+        assert items[0].records.equals(here[0].records)
+        assert isinstance(items[1], Finished) and isinstance(here[1], Finished)
+        assert items[1].problems.equals(here[1].problems)
+        assert items[1].problems["line"].tolist() == [5]
