@@ -161,3 +161,24 @@ def read_drop(root: Path, agency: str, report: str, day: date = date(2025, 11, 3
 
     path = root / "exchange" / agency / "inbox" / f"hub_{agency}_{report}_{day:%Y%m%d}_001.csv"
     return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def loaded_file(conn: Any, agency: str, feed_name: str, day: date, seq: int = 1) -> int:
+    """Book a loaded file of the feed in ``intake_files``, as intake does; its id."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from vehiclehub.store.schema import intake_files
+
+    inserted = conn.execute(
+        insert(intake_files).values(
+            agency=agency,
+            feed=feed_name,
+            name=f"{agency}_{feed_name}_{day:%Y%m%d}_{seq:03d}.csv",
+            run_date=day,
+            status="loaded",
+            taken_at=datetime.now(UTC),
+        )
+    ).inserted_primary_key
+    return int(inserted[0])

@@ -281,15 +281,19 @@ def test_data_docs_are_built_linked_and_hold_no_resident_id(settings: Settings) 
 
 def test_the_workbook_keeps_identifiers_as_text(settings: Settings) -> None:
     root = _root(settings)
-    ok, missing = Vehicle(), Vehicle()
-    send(root, "customs", "declarations", [ok.item()])
+    ok, missing, early = Vehicle(), Vehicle(), Vehicle()
+    send(root, "customs", "declarations", [ok.item(), early.item()])
     send(
         root,
         "police",
         "events",
-        [ok.export_deregistration("E1"), missing.export_deregistration("E2")],
+        [
+            ok.export_deregistration("E1"),
+            missing.export_deregistration("E2"),
+            early.export_deregistration("E3", event_date="2025-10-01"),
+        ],
     )
-    send(root, "tax", "refunds", [ok.refund("R1")])
+    send(root, "tax", "refunds", [ok.refund("R1"), missing.refund("R2")])
     run_cycle(settings, D1)
     path = settings.reports_dir / D1.isoformat() / "vehiclehub_20251103.xlsx"
     report = (settings.reports_dir / D1.isoformat() / "index.html").read_text()
@@ -300,10 +304,12 @@ def test_the_workbook_keeps_identifiers_as_text(settings: Settings) -> None:
     def cells(sheet: str, value: str) -> list[Any]:
         return [c for row in book[sheet].iter_rows() for c in row if c.value == value]
 
-    assert len(ok.decl_no) == 18 and len(ok.decl_ref) == 21
-    (decl_no,) = cells("police", ok.decl_no)  # export_verification names the item
-    (decl_ref,) = cells("tax", ok.decl_ref)
-    for cell in (decl_no, decl_ref, *cells("police", ok.vin), *cells("customs", ok.uscc)):
+    assert len(early.decl_no) == 18 and len(missing.decl_ref) == 21
+    # Verdicts needing action are listed (before_export names the item), verified ones counted.
+    (decl_no,) = cells("police", early.decl_no)
+    (decl_ref,) = cells("tax", missing.decl_ref)
+    assert not cells("police", ok.decl_no) and not cells("tax", ok.decl_ref)
+    for cell in (decl_no, decl_ref, *cells("police", early.vin), *cells("customs", ok.uscc)):
         assert (cell.data_type, cell.number_format) == ("s", "@"), cell.coordinate
         assert isinstance(cell.value, str)
     finding = cells("police", "EXP-001")

@@ -1,7 +1,9 @@
 """Drops (ICD §4): the hub's files into each agency's inbox, with the agencies' protocol.
 
 Every drop is built as a frame, written once under ``work_dir/drops/<date>/`` and
-then uploaded: data file first, manifest last, each as ``.part`` then renamed.
+then uploaded: data file first, manifest last, each as ``.part`` then renamed. Large
+drops (a first verification drop carries every vehicle) are read from the store and
+written a chunk of rows at a time, and hashed as they are written.
 """
 
 from __future__ import annotations
@@ -9,14 +11,29 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+import pyarrow as pa
+import pyarrow.json as pa_json
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from vehiclehub.config import AGENCIES, RuleParameters
 from vehiclehub.exchange.base import MANIFEST_SUFFIX, Exchange
@@ -41,6 +58,13 @@ REPORT_COLUMNS = {
     "refund_verification": TAX_COLUMNS,
     "export_subsidy": SUBSIDY_COLUMNS,
 }
+#: Rows read from the store, and written to a drop, at a time.
+CHUNK_ROWS = 100_000
+
+
+def drop_name(agency: str, report: str, day: date) -> str:
+    """The file name of a drop (ICD §4): ``hub_<agency>_<report>_<YYYYMMDD>_001.csv``."""
+    return f"hub_{agency}_{report}_{day:%Y%m%d}_001.csv"
 
 
 @dataclass(frozen=True)
@@ -52,44 +76,94 @@ class Drop:
 
     @property
     def name(self) -> str:
-        return f"hub_{self.agency}_{self.report}_{self.day:%Y%m%d}_001.csv"
+        return drop_name(self.agency, self.report, self.day)
 
     @property
     def manifest_name(self) -> str:
         return self.name[: -len(".csv")] + ".manifest.json"
 
 
+def columns_of(conn: Connection, query: Select[Any], names: list[str]) -> pd.DataFrame:
+    """A query's result as a frame, built column by column rather than row objects."""
+    rows = conn.execute(query).fetchall()
+    if not rows:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
+    return pd.DataFrame(dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)))
+
+
+def holds_on(day: date) -> ColumnElement[bool]:
+    """A finding holds at the end of the run for ``day``: seen then and not resolved."""
+    return and_(
+        findings.c.first_seen <= day,
+        findings.c.last_seen >= day,
+        or_(findings.c.resolved_on.is_(None), findings.c.resolved_on > day),
+    )
+
+
 def open_findings(conn: Connection, day: date) -> pd.DataFrame:
     """Every finding that holds at the end of the run for ``day``."""
-    result = conn.execute(
+    query = (
         select(*(findings.c[c] for c in FINDING_FIELDS))
-        .where(
-            findings.c.first_seen <= day,
-            findings.c.last_seen >= day,
-            or_(findings.c.resolved_on.is_(None), findings.c.resolved_on > day),
-        )
+        .where(holds_on(day))
         .order_by(findings.c.rule_id, findings.c.record_key)
     )
-    return pd.DataFrame(result.all(), columns=FINDING_FIELDS)
+    return columns_of(conn, query, FINDING_FIELDS)
+
+
+def concerns(agency: str, found: pd.DataFrame) -> pd.Series:
+    """Which findings are on one of the agency's records or cite one (``related``)."""
+    cites = found["related"].fillna("").str.contains(f"(?:^|;){agency}:", regex=True)
+    return (found["agency"] == agency) | cites
 
 
 def findings_for(agency: str, found: pd.DataFrame) -> pd.DataFrame:
     """Findings on the agency's records, and those citing one of its records."""
-    cites = found["related"].str.contains(f"(?:^|;){agency}:", regex=True)
-    return found.loc[(found["agency"] == agency) | cites, FINDINGS_COLUMNS]
+    return found.loc[concerns(agency, found), FINDINGS_COLUMNS]
 
 
-def rejections_for(conn: Connection, agency: str, day: date) -> pd.DataFrame:
-    """Rejections of the agency's files taken in the run for ``day``."""
-    result = conn.execute(
+def rejections_query(agency: str, day: date) -> Select[Any]:
+    """The rejections of the agency's files taken in the run for ``day``, in drop order."""
+    return (
         select(*(rejections.c[c] for c in REJECTIONS_COLUMNS))
         .join(intake_files, intake_files.c.id == rejections.c.file_id)
         .where(intake_files.c.agency == agency, intake_files.c.run_date == day)
         .order_by(rejections.c.file, rejections.c.line, rejections.c.column, rejections.c.id)
     )
-    frame = pd.DataFrame(result.all(), columns=REJECTIONS_COLUMNS)
+
+
+def rejections_for(conn: Connection, agency: str, day: date) -> pd.DataFrame:
+    """Rejections of the agency's files taken in the run for ``day``."""
+    frame = columns_of(conn, rejections_query(agency, day), REJECTIONS_COLUMNS)
     frame["line"] = frame["line"].astype("Int64")
     return frame
+
+
+def verdict_rows(conn: Connection, query: Select[Any], report: str) -> pd.DataFrame:
+    """The drop rows of a query selecting ``verdicts.row_json`` (text, no conversion).
+
+    The JSON lines are read straight from the driver's cursor a batch at a time and each
+    batch is parsed in one go by Arrow into string columns (every column of a
+    verification report is text, null when empty), so a report of every vehicle never
+    exists as row objects or Python objects per value.
+    """
+    columns = REPORT_COLUMNS[report]
+    options = pa_json.ParseOptions(
+        explicit_schema=pa.schema([(name, pa.string()) for name in columns]),
+        unexpected_field_behavior="ignore",
+    )
+    parts = []
+    result = conn.execute(query)
+    cursor = result.cursor
+    try:
+        while rows := cursor.fetchmany(CHUNK_ROWS):
+            lines = io.BytesIO("\n".join([row for (row,) in rows]).encode("utf-8"))
+            del rows
+            parts.append(pa_json.read_json(lines, parse_options=options).select(columns))
+    finally:
+        result.close()
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pa.concat_tables(parts).to_pandas()
 
 
 def changed_verdicts(conn: Connection, report: str, day: date) -> pd.DataFrame:
@@ -111,14 +185,7 @@ def changed_verdicts(conn: Connection, report: str, day: date) -> pd.DataFrame:
                 previous.c.record_key == current.c.record_key,
             ),
         ).where(or_(previous.c.verdict.is_(None), previous.c.verdict != current.c.verdict))
-    lines = [row for (row,) in conn.execute(query.order_by(current.c.record_key))]
-    columns = REPORT_COLUMNS[report]
-    if not lines:
-        return pd.DataFrame(columns=columns)
-    frame = pd.read_json(
-        io.StringIO("\n".join(lines)), lines=True, dtype=False, convert_dates=False
-    )
-    return frame[columns]
+    return verdict_rows(conn, query.order_by(current.c.record_key), report)
 
 
 def build_drops(conn: Connection, day: date, params: RuleParameters | None = None) -> list[Drop]:
@@ -141,16 +208,22 @@ def build_drops(conn: Connection, day: date, params: RuleParameters | None = Non
     return drops
 
 
-def render_csv(frame: pd.DataFrame) -> bytes:
-    """UTF-8 without BOM, header first, empty for null, booleans true/false (ICD §4)."""
-    out = frame.copy()
-    for name in out.columns:
-        if pd.api.types.is_bool_dtype(out[name]):
-            out[name] = out[name].map({True: "true", False: "false"})
-    return out.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
+def render_csv(frame: pd.DataFrame) -> Iterator[bytes]:
+    """UTF-8 without BOM, header first, empty for null, booleans true/false (ICD §4).
+
+    Yields the CSV a chunk of rows at a time: the header with the first chunk.
+    """
+    booleans = [n for n in frame.columns if pd.api.types.is_bool_dtype(frame[n])]
+    for start in range(0, max(len(frame), 1), CHUNK_ROWS):
+        part = frame.iloc[start : start + CHUNK_ROWS]
+        if booleans:
+            part = part.assign(**{n: part[n].map({True: "true", False: "false"}) for n in booleans})
+        text = part.to_csv(index=False, header=start == 0, lineterminator="\r\n")
+        yield text.encode("utf-8")
 
 
-def manifest_for(drop: Drop, data: bytes, timezone: str) -> bytes:
+def manifest_for(drop: Drop, sha256: str, timezone: str) -> bytes:
+    """The drop's manifest (ICD §1), for data whose SHA-256 hex digest is ``sha256``."""
     document = {
         "file": drop.name,
         "agency": drop.agency,
@@ -158,7 +231,7 @@ def manifest_for(drop: Drop, data: bytes, timezone: str) -> bytes:
         "business_date": drop.day.isoformat(),
         "seq": 1,
         "rows": len(drop.frame),
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": sha256,
         "encoding": "utf-8",
         "schema_version": "1",
         "generated_at": datetime.now(ZoneInfo(timezone)).isoformat(timespec="seconds"),
@@ -169,10 +242,13 @@ def manifest_for(drop: Drop, data: bytes, timezone: str) -> bytes:
 def write_drop(drop: Drop, directory: Path, timezone: str) -> tuple[Path, Path]:
     """Write a drop and its manifest under ``directory``; return both paths."""
     directory.mkdir(parents=True, exist_ok=True)
-    data = render_csv(drop.frame)
     data_path, manifest_path = directory / drop.name, directory / drop.manifest_name
-    data_path.write_bytes(data)
-    manifest_path.write_bytes(manifest_for(drop, data, timezone))
+    digest = hashlib.sha256()
+    with data_path.open("wb") as target:
+        for data in render_csv(drop.frame):
+            digest.update(data)
+            target.write(data)
+    manifest_path.write_bytes(manifest_for(drop, digest.hexdigest(), timezone))
     return data_path, manifest_path
 
 

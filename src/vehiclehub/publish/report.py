@@ -9,6 +9,11 @@ received / rejected / waiting / *not received*, gaps in ``seq``, late files), fi
 rows and rejections, each file's expectation results; findings per rule with new /
 still open / resolved today; charts of findings per rule and rows per feed over the
 last :data:`HISTORY_RUNS` runs; verdicts; and the drops.
+
+The page stays readable at a million vehicles: it lists the first
+:data:`SHOWN_PER_RULE` findings of each rule and the first :data:`SHOWN_REJECTIONS`
+rejected rows of each agency, says how many there are, and points to the drops (and
+the workbook) that carry them all. Counts and samples are computed by the store.
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy import Connection, Engine, Integer, func, or_, select, union
+from sqlalchemy import Connection, Engine, and_, case, distinct, func, select, union
 
 from vehiclehub.config import AGENCIES, Settings
-from vehiclehub.publish.drops import open_findings
+from vehiclehub.publish.drops import holds_on
 from vehiclehub.publish.workbook import write_workbook
 from vehiclehub.quality.completeness import Completeness, feed_completeness
 from vehiclehub.rules import RULES
+from vehiclehub.rules.engine import FINDING_FIELDS
 from vehiclehub.store.schema import (
     agency_intakes,
     expectation_results,
@@ -87,6 +93,41 @@ def _short(day: str) -> str:
     return day[5:]  # MM-DD
 
 
+def _chart_frame(
+    title: str,
+    width: int,
+    height: int,
+    left: int,
+    right: int,
+    top: int,
+    plot_h: int,
+    y_max: int,
+) -> list[str]:
+    """The opening of a chart: its title and the y axis's gridlines and ticks (quarters)."""
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
+        f"<title>{html.escape(title)}</title>",
+    ]
+    for tick in range(5):
+        y = top + plot_h - plot_h * tick / 4
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
+            f"{_tick(y_max * tick / 4)}</text>"
+        )
+    return parts
+
+
+def _date_label(dates: Sequence[str], i: int, x: float, y: int) -> str:
+    """The x axis label of the ``i``-th run: every run's up to ten runs, else about eight."""
+    if len(dates) <= 10 or i % max(1, len(dates) // 8) == 0 or i == len(dates) - 1:
+        return (
+            f'<text x="{x:.1f}" y="{y}" class="tick" text-anchor="middle">{_short(dates[i])}</text>'
+        )
+    return ""
+
+
 def svg_stacked_bars(
     title: str,
     dates: Sequence[str],
@@ -99,19 +140,7 @@ def svg_stacked_bars(
     totals = [sum(s[i] for s in stacks.values()) for i in range(len(dates))]
     y_max = _nice_top(max(totals, default=0))
     step = plot_w / max(len(dates), 1)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
-        f"<title>{html.escape(title)}</title>",
-    ]
-    for tick in range(5):
-        value = y_max * tick / 4
-        y = top + plot_h - plot_h * tick / 4
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - 12}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
-            f"{_tick(value)}</text>"
-        )
+    parts = _chart_frame(title, width, height, left, left + plot_w, top, plot_h, y_max)
     for i, day in enumerate(dates):
         x = left + i * step + step * 0.15
         base = float(top + plot_h)
@@ -126,11 +155,7 @@ def svg_stacked_bars(
                 f'fill="{colours.get(name, "#57606a")}"><title>{html.escape(day)} '
                 f"{html.escape(name)}: {value:,}</title></rect>"
             )
-        if len(dates) <= 10 or i % max(1, len(dates) // 8) == 0 or i == len(dates) - 1:
-            parts.append(
-                f'<text x="{x + step * 0.35:.1f}" y="{height - bottom + 16}" class="tick" '
-                f'text-anchor="middle">{_short(day)}</text>'
-            )
+        parts.append(_date_label(dates, i, x + step * 0.35, height - bottom + 16))
     x = left
     for name in stacks:
         parts.append(
@@ -148,25 +173,9 @@ def svg_lines(title: str, dates: Sequence[str], series: Mapping[str, Sequence[fl
     plot_w, plot_h = width - left - 16, height - bottom - top
     y_max = _nice_top(max((max(v, default=0) for v in series.values()), default=0))
     step = plot_w / max(len(dates) - 1, 1)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
-        f"<title>{html.escape(title)}</title>",
-    ]
-    for tick in range(5):
-        value = y_max * tick / 4
-        y = top + plot_h - plot_h * tick / 4
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - 16}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
-            f"{_tick(value)}</text>"
-        )
-    for i, day in enumerate(dates):
-        if len(dates) <= 10 or i % max(1, len(dates) // 8) == 0 or i == len(dates) - 1:
-            parts.append(
-                f'<text x="{left + i * step:.1f}" y="{height - bottom + 16}" class="tick" '
-                f'text-anchor="middle">{_short(day)}</text>'
-            )
+    parts = _chart_frame(title, width, height, left, left + plot_w, top, plot_h, y_max)
+    for i in range(len(dates)):
+        parts.append(_date_label(dates, i, left + i * step, height - bottom + 16))
     legend_x, legend_y = left, 12
     for n, (name, values) in enumerate(series.items()):
         colour = SERIES_COLOURS[n % len(SERIES_COLOURS)]
@@ -334,6 +343,93 @@ def _feed_rows(
     return by_agency
 
 
+def rule_stats(conn: Connection, day: date) -> dict[str, dict[str, int]]:
+    """Per rule: findings open at the end of the run, their vehicles, how many are new
+    (first seen by this run), and how many this run resolved."""
+    is_new = case((findings.c.first_seen == day, 1), else_=0)
+    open_now = _frame(
+        conn,
+        select(
+            findings.c.rule_id,
+            func.count().label("open"),
+            func.count(distinct(findings.c.vin)).label("vehicles"),
+            func.sum(is_new).label("new"),
+        )
+        .where(holds_on(day))
+        .group_by(findings.c.rule_id),
+    )
+    resolved = _frame(
+        conn,
+        select(findings.c.rule_id, func.count().label("resolved"))
+        .where(findings.c.resolved_on == day)
+        .group_by(findings.c.rule_id),
+    )
+    stats: dict[str, dict[str, int]] = {}
+    for frame in (open_now, resolved):
+        for row in frame.to_dict("records"):
+            counts = stats.setdefault(str(row.pop("rule_id")), {})
+            counts.update({str(k): int(v or 0) for k, v in row.items()})
+    return stats
+
+
+def rule_samples(conn: Connection, day: date, shown: int) -> pd.DataFrame:
+    """The first ``shown`` open findings of each rule, by record."""
+    ranked = (
+        select(
+            *(findings.c[c] for c in FINDING_FIELDS),
+            func.row_number()
+            .over(
+                partition_by=findings.c.rule_id,
+                order_by=(findings.c.record_key, findings.c.id),
+            )
+            .label("n"),
+        )
+        .where(holds_on(day))
+        .subquery()
+    )
+    return _frame(
+        conn,
+        select(*(ranked.c[c] for c in FINDING_FIELDS))
+        .where(ranked.c.n <= shown)
+        .order_by(ranked.c.rule_id, ranked.c.n),
+    )
+
+
+def rejection_samples(
+    conn: Connection, file_ids: list[int], shown: int
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The first ``shown`` rejected rows of each agency's files, and rejected rows per agency."""
+    of_rows = and_(rejections.c.file_id.in_(file_ids or [-1]), rejections.c.line.is_not(None))
+    ranked = (
+        select(
+            rejections,
+            func.row_number()
+            .over(
+                partition_by=rejections.c.agency,
+                order_by=(
+                    rejections.c.file,
+                    rejections.c.line,
+                    rejections.c.column,
+                    rejections.c.id,
+                ),
+            )
+            .label("n"),
+        )
+        .where(of_rows)
+        .subquery()
+    )
+    samples = _frame(
+        conn,
+        select(*(ranked.c[c.name] for c in rejections.columns))
+        .where(ranked.c.n <= shown)
+        .order_by(ranked.c.agency, ranked.c.n),
+    )
+    counts = conn.execute(
+        select(rejections.c.agency, func.count()).where(of_rows).group_by(rejections.c.agency)
+    )
+    return samples, {str(agency): int(n) for agency, n in counts}
+
+
 def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
     """Everything the report shows, read back from the store."""
     statuses = _frame(
@@ -357,13 +453,7 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
     for column in ("rows_declared", "seq"):
         files[column] = files[column].astype("Int64")
     files = files.astype(object).where(files.notna(), None)
-    samples = _frame(
-        conn,
-        select(rejections)
-        .where(rejections.c.file_id.in_(file_ids or [-1]), rejections.c.line.is_not(None))
-        .order_by(rejections.c.file, rejections.c.line, rejections.c.column)
-        .limit(SHOWN_REJECTIONS * 20),
-    )
+    samples, rejected_rows = rejection_samples(conn, file_ids, SHOWN_REJECTIONS)
     results = _expectations(conn, file_ids)
     completeness = feed_completeness(conn, settings, day)
     feed_rows = _feed_rows(files, results, completeness)
@@ -391,9 +481,8 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
                 "waiting": json.loads(waiting) if isinstance(waiting, str) else [],
                 "feeds": feed_rows[agency],
                 "files": agency_files,
-                "rejection_samples": samples[samples["agency"] == agency]
-                .head(SHOWN_REJECTIONS)
-                .to_dict("records"),
+                "rejection_samples": samples[samples["agency"] == agency].to_dict("records"),
+                "rejections_total": rejected_rows.get(agency, 0),
             }
         )
 
@@ -410,46 +499,34 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
     dates = run_dates(conn, day)
     columns = [d.isoformat() for d in dates]
     history = findings_history(conn, dates)
-    open_now = open_findings(conn, day)
-    lifecycle = (
-        _frame(
-            conn,
-            select(
-                findings.c.rule_id,
-                func.sum((findings.c.first_seen == day).cast(Integer)).label("new"),
-                func.sum((findings.c.resolved_on == day).cast(Integer)).label("resolved"),
-            )
-            .where(or_(findings.c.first_seen == day, findings.c.resolved_on == day))
-            .group_by(findings.c.rule_id),
-        )
-        .set_index("rule_id")
-        .fillna(0)
-    )
+    stats = rule_stats(conn, day)
+    shown = rule_samples(conn, day, SHOWN_PER_RULE)
     per_rule = history.groupby("rule_id")[columns].sum()
     trends = {
         str(r): [int(v) for v in row]
         for r, row in zip(per_rule.index, per_rule.to_numpy(), strict=True)
     }
-    changes = lifecycle.to_dict("index")
     rules = []
     for rule_id, rule in sorted(RULES.items()):
-        mine = open_now[open_now["rule_id"] == rule_id]
-        new = int(changes.get(rule_id, {}).get("new", 0))
-        resolved = int(changes.get(rule_id, {}).get("resolved", 0))
-        trend = trends.get(rule_id, [0] * len(columns))
+        counts = stats.get(rule_id, {})
+        count, new = counts.get("open", 0), counts.get("new", 0)
+        rows = shown[shown["rule_id"] == rule_id].to_dict("records")
         rules.append(
             {
                 "id": rule_id,
                 "severity": rule.severity,
                 "summary": rule.summary,
-                "count": len(mine),
-                "vehicles": int(mine["vin"].nunique()),
+                "count": count,
+                "vehicles": counts.get("vehicles", 0),
                 "new": new,
-                "still_open": len(mine) - new,
-                "resolved": resolved,
-                "trend": svg_sparkline(trend, SEVERITY_COLOURS.get(rule.severity, "#57606a")),
-                "rows": mine.head(SHOWN_PER_RULE).to_dict("records"),
-                "more": max(0, len(mine) - SHOWN_PER_RULE),
+                "still_open": count - new,
+                "resolved": counts.get("resolved", 0),
+                "trend": svg_sparkline(
+                    trends.get(rule_id, [0] * len(columns)),
+                    SEVERITY_COLOURS.get(rule.severity, "#57606a"),
+                ),
+                "rows": rows,
+                "more": max(0, count - len(rows)),
             }
         )
     by_severity = {
@@ -491,7 +568,7 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
         "rejected_rows": int(loaded_files["rows_rejected"].sum()),
         "rejected_files": int((files["status"] == "rejected").sum()),
         "duplicates": int((files["status"] == "duplicate").sum()),
-        "findings": len(open_now),
+        "findings": sum(c.get("open", 0) for c in stats.values()),
         "feeds_expected": len(completeness.feeds),
         "feeds_received": sum(f.state == "received" for f in completeness.feeds),
         "not_received": sum(f.state == "not received" for f in completeness.feeds),
@@ -528,7 +605,10 @@ def write_report(engine: Engine, settings: Settings, day: date, delivered: dict[
     workbook_path = folder / f"vehiclehub_{day:%Y%m%d}.xlsx"
     with engine.connect() as conn:
         context = gather(conn, settings, day)
-        write_workbook(conn, day, workbook_path, context["feeds_by_agency"])
+        counted: dict[str, dict[str, int]] = {}
+        for v in context["verdicts"]:
+            counted.setdefault(str(v["report"]), {})[str(v["verdict"])] = int(v["n"])
+        truncated = write_workbook(conn, day, workbook_path, context["feeds_by_agency"], counted)
     if docs is not None:
         for agency in context["agencies"]:
             for f in agency["files"]:
@@ -544,6 +624,7 @@ def write_report(engine: Engine, settings: Settings, day: date, delivered: dict[
         datadocs="datadocs/index.html" if docs is not None else None,
         datadocs_error=docs_error,
         workbook=workbook_path.name,
+        workbook_truncated=truncated,
         **context,
     )
     target = folder / "index.html"

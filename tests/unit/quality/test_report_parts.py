@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import json
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime
+import zipfile
+from datetime import date
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
+import pytest
 from openpyxl import load_workbook
 from sqlalchemy import insert
+from tests.factories import loaded_file
 
 from vehiclehub.config import Settings
+from vehiclehub.publish import workbook
 from vehiclehub.publish.report import _nice_top, svg_lines, svg_sparkline, svg_stacked_bars
 from vehiclehub.publish.workbook import write_workbook
 from vehiclehub.store import connect
-from vehiclehub.store.schema import findings, intake_files, rejections, verdicts
+from vehiclehub.store.schema import findings, rejections, verdicts
 
 D = date(2025, 11, 3)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -40,22 +47,37 @@ def test_charts_are_wellformed_svg_with_a_mark_per_value() -> None:
     assert [_nice_top(v) for v in (0, 3, 7, 11, 240, 1001)] == [1, 4, 8, 20, 400, 2000]
 
 
+def _police_verdict(event_id: str, verdict: str, decl_no: str = "530420250040970934") -> dict:
+    row = {
+        "event_id": event_id,
+        "vin": "LSVAM4187C2184847",
+        "verdict": verdict,
+        "decl_no": decl_no,
+        "exported_at": "2025-10-12",
+        "rule_ids": "EXP-002" if verdict == "before_export" else "",
+    }
+    return {
+        "run_date": D,
+        "report": "export_verification",
+        "record_key": event_id,
+        "verdict": verdict,
+        "row_json": json.dumps(row),
+    }
+
+
+def _rows(path: Path, sheet: str) -> list[list[Any]]:
+    """A sheet's rows as values, each padded to the sheet's eight columns."""
+    book = load_workbook(path, read_only=True)
+    return [[*row, *[None] * (8 - len(row))] for row in book[sheet].iter_rows(values_only=True)]
+
+
 def test_the_workbook_has_a_sheet_per_agency_and_keeps_ids_as_text(
     settings: Settings, tmp_path: Path
 ) -> None:
     decl_no, uscc = "530420250040970934", "91120000MA05K0N43C"
     engine = connect(settings.database_url)
     with engine.begin() as conn:
-        file_id = conn.execute(
-            insert(intake_files).values(
-                agency="customs",
-                feed="declarations",
-                name="customs_declarations_20251103_001.csv",
-                run_date=D,
-                status="loaded",
-                taken_at=datetime.now(UTC),
-            )
-        ).inserted_primary_key[0]
+        file_id = loaded_file(conn, "customs", "declarations", D)
         conn.execute(
             insert(rejections).values(
                 file_id=file_id,
@@ -81,24 +103,7 @@ def test_the_workbook_has_a_sheet_per_agency_and_keeps_ids_as_text(
                 last_seen=D,
             )
         )
-        conn.execute(
-            insert(verdicts).values(
-                run_date=D,
-                report="export_verification",
-                record_key="E1",
-                verdict="verified",
-                row_json=json.dumps(
-                    {
-                        "event_id": "E1",
-                        "vin": "LSVAM4187C2184847",
-                        "verdict": "verified",
-                        "decl_no": decl_no,
-                        "exported_at": "2025-10-12",
-                        "rule_ids": "",
-                    }
-                ),
-            )
-        )
+        conn.execute(insert(verdicts), [_police_verdict("E1", "before_export", decl_no)])
     target = tmp_path / "book.xlsx"
     feeds = {
         "customs": [
@@ -133,3 +138,112 @@ def test_the_workbook_has_a_sheet_per_agency_and_keeps_ids_as_text(
     assert (line_cell.value, line_cell.data_type) == (7, "n")
     finding_row = next(row for row in values if row[0] == "LIC-001")
     assert finding_row[-1] == "new"
+
+
+def test_the_workbook_lists_verdicts_needing_action_and_counts_verified_ones(
+    settings: Settings, tmp_path: Path
+) -> None:
+    engine = connect(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(verdicts),
+            [
+                *(_police_verdict(f"E{n}", "verified") for n in range(5)),
+                _police_verdict("E7", "no_export"),
+                _police_verdict("E8", "before_export"),
+            ],
+        )
+    target = tmp_path / "book.xlsx"
+    with engine.connect() as conn:
+        assert write_workbook(conn, D, target, {}) == []
+    rows = _rows(target, "police")
+    assert ["verified", 5] in [r[:2] for r in rows]
+    assert ["no_export", 1] in [r[:2] for r in rows]
+    listed = [r[0] for r in rows if r[2] in ("verified", "no_export", "before_export")]
+    assert listed == ["E7", "E8"]  # the verified ones are counted, not listed
+    note = next(r[0] for r in rows if r[0] and str(r[0]).startswith("The 5 verified"))
+    assert "hub_police_export_verification_20251103_001.csv" in note
+
+
+def test_a_section_longer_than_its_limit_says_what_it_leaves_out(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workbook, "MAX_ROWS", 3)
+    monkeypatch.setattr(workbook, "CHUNK_ROWS", 2)
+    engine = connect(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(findings),
+            [
+                {
+                    "identity": f"i{n}",
+                    "rule_id": "EXP-001",
+                    "severity": "error",
+                    "vin": None,
+                    "agency": "police",
+                    "record_key": f"E{n}",
+                    "related": "",
+                    "detail": "no export",
+                    "first_seen": D,
+                    "last_seen": D,
+                }
+                for n in range(5)
+            ],
+        )
+    target = tmp_path / "book.xlsx"
+    with engine.connect() as conn:
+        assert write_workbook(conn, D, target, {}) == ["police: Findings"]
+    rows = _rows(target, "police")
+    assert [r[3] for r in rows if r[0] == "EXP-001"] == ["E0", "E1", "E2"]
+    note = next(r[0] for r in rows if r[0] and str(r[0]).startswith("First 3 of 5 rows"))
+    assert "hub_police_findings_20251103_001.csv" in note
+    assert not any(r[0] == "EXP-001" for r in _rows(target, "customs"))
+
+
+def test_workbook_text_is_escaped_for_xml_and_excel(settings: Settings, tmp_path: Path) -> None:
+    engine = connect(settings.database_url)
+    odd = 'a<b>&"c"\x01 _x0041_ 比亚迪 '
+    long = "9" * 40_000
+    with engine.begin() as conn:
+        file_id = loaded_file(conn, "tax", "refunds", D)
+        conn.execute(
+            insert(rejections),
+            [
+                {
+                    "file_id": file_id,
+                    "agency": "tax",
+                    "file": "tax_refunds_20251103_001.csv",
+                    "line": line,
+                    "column": "vin",
+                    "value": value,
+                    "error": "not a VIN",
+                }
+                for line, value in ((3, odd), (4, long))
+            ],
+        )
+    target = tmp_path / "book.xlsx"
+    with engine.connect() as conn:
+        write_workbook(conn, D, target, {})
+    with zipfile.ZipFile(target) as book:
+        for name in book.namelist():
+            if name.endswith((".xml", ".rels")):
+                ET.fromstring(book.read(name))  # every part is well-formed XML
+    row, cut = [r for r in _rows(target, "tax") if r[0] == "tax_refunds_20251103_001.csv"]
+    # SpreadsheetML's own escapes for a control character and a literal "_xHHHH_"
+    assert row[:4] == [
+        "tax_refunds_20251103_001.csv",
+        3,
+        "vin",
+        'a<b>&"c"_x0001_ _x005F_x0041_ 比亚迪 ',
+    ]
+    # A value longer than an Excel cell holds is cut, and says so.
+    assert len(cut[3]) == workbook.CELL_CHARS and cut[3].endswith(workbook.CUT)
+    assert cut[3].startswith("9" * 30_000)
+
+
+def test_a_sheet_never_overflows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workbook, "SHEET_ROWS", 4)
+    sheet = workbook._Sheet(io.BytesIO())
+    sheet.rows(pd.DataFrame({"a": ["1", "2", "3", "4"]}))
+    with pytest.raises(OverflowError):
+        sheet.line("one more")

@@ -1,0 +1,94 @@
+"""Drops read and written a chunk at a time give the rows and bytes of one whole pass."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import insert
+
+from vehiclehub.config import Settings
+from vehiclehub.publish import drops
+from vehiclehub.publish.drops import Drop, changed_verdicts, write_drop
+from vehiclehub.store import connect
+from vehiclehub.store.schema import verdicts
+
+D0, D = date(2025, 11, 2), date(2025, 11, 3)
+
+
+def _verdict(day: date, event_id: str, verdict: str) -> dict[str, object]:
+    row = {
+        "event_id": None if event_id.startswith("item:") else event_id,
+        "vin": "LSVAM4187C2184847",
+        "verdict": verdict,
+        "decl_no": "020220240000000085",
+        "exported_at": "2025-10-12",
+        "rule_ids": "EXP-003" if verdict == "overdue" else "",
+    }
+    return {
+        "run_date": day,
+        "report": "export_verification",
+        "record_key": event_id,
+        "verdict": verdict,
+        "row_json": json.dumps(row, ensure_ascii=False),
+    }
+
+
+def test_verdicts_read_in_batches_keep_order_nulls_and_only_the_changes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(drops, "CHUNK_ROWS", 2)
+    engine = connect(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(verdicts),
+            [
+                _verdict(D0, "E1", "verified"),
+                _verdict(D0, "E2", "no_export"),
+                _verdict(D0, "E3", "verified"),
+                _verdict(D, "E1", "verified"),  # unchanged: not in the drop
+                _verdict(D, "E2", "verified"),  # changed
+                _verdict(D, "E3", "verified"),  # unchanged
+                _verdict(D, "E4", "no_export"),  # new
+                _verdict(D, "E5", "before_export"),  # new
+                _verdict(D, "item:530420250040970934/1", "overdue"),  # new, no event
+            ],
+        )
+    with engine.connect() as conn:
+        first = changed_verdicts(conn, "export_verification", D0)
+        frame = changed_verdicts(conn, "export_verification", D)
+    assert first["event_id"].tolist() == ["E1", "E2", "E3"]  # the first drop carries all
+    assert list(frame.columns) == drops.REPORT_COLUMNS["export_verification"]
+    assert frame["event_id"].fillna("").tolist() == ["E2", "E4", "E5", ""]
+    assert frame["verdict"].tolist() == ["verified", "no_export", "before_export", "overdue"]
+    assert frame["decl_no"].tolist() == ["020220240000000085"] * 4  # text, zeros kept
+    assert frame["rule_ids"].tolist() == ["", "", "", "EXP-003"]
+
+
+def test_a_drop_written_in_chunks_is_the_csv_of_the_whole_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "uscc": ["91120000MA05K0N43C", "0012", None, 'a,"b"', "比亚迪"],
+            "year": [2024, 2024, 2025, 2025, 2025],
+            "eligible": [True, False, True, False, True],
+            "note": ["", "x\ny", None, "c", "d"],
+        }
+    )
+    whole = frame.assign(eligible=frame["eligible"].map({True: "true", False: "false"}))
+    expected = whole.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
+    monkeypatch.setattr(drops, "CHUNK_ROWS", 2)
+    data_path, manifest_path = write_drop(
+        Drop("commerce", "export_subsidy", D, frame), tmp_path, "Asia/Shanghai"
+    )
+    assert data_path.read_bytes() == expected
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["rows"] == 5
+    assert manifest["sha256"] == hashlib.sha256(expected).hexdigest()
+    empty, _ = write_drop(Drop("customs", "findings", D, frame.iloc[:0]), tmp_path, "Asia/Shanghai")
+    assert empty.read_bytes() == b"uscc,year,eligible,note\r\n"  # only its header
