@@ -8,9 +8,10 @@ Everything lives in one directory, made afresh on every run::
     work/                       the hub's work directory: archive, drops, reports
 
 Each business date the agencies' files of that date land in the outboxes and the hub
-runs its nightly cycle. The world carries planted cases for the rules and the usual
-trouble at intake (bad rows, broken files, a late manifest, ...), so the closing summary
-also says how the hub's findings compare with what was planted.
+runs its nightly cycle. The world carries planted cases for every rule of the rulebook,
+VINs typed over in one feed's copy, and the usual trouble at intake (bad rows, broken
+files, a late manifest, ...), so the closing summary lists the findings of every rule
+and says how they compare with what was planted, VIN-003's candidates included.
 
 With ``sftp=True`` the agencies sit behind a real OpenSSH server on 127.0.0.1 (the test
 suite's fixture, ``tests/integration/sshd.py``; needs root) and the hub reaches them over
@@ -106,8 +107,9 @@ def closing_summary(world: World, settings: Settings, summaries: list[dict[str, 
         f"{sum(f['rejected'] for f in files)} rejected",
         f"  findings on {world.dates[-1]}: {last['reconcile']['findings']}",
     ]
-    for rule_id, count in last["reconcile"]["per_rule"].items():
-        lines.append(f"    {rule_id:<8} {count:>4}  {RULES[rule_id].summary}")
+    per_rule = last["reconcile"]["per_rule"]
+    for rule_id in sorted(RULES):
+        lines.append(f"    {rule_id:<8} {per_rule.get(rule_id, 0):>4}  {RULES[rule_id].summary}")
     with connect(settings.database_url).connect() as conn:
         found = open_findings(conn, world.dates[-1])
     got = set(zip(found["rule_id"], found["record_key"], strict=True))
@@ -117,6 +119,18 @@ def closing_summary(world: World, settings: Settings, summaries: list[dict[str, 
     lines.append(
         f"  planted:  {len(expected)} findings expected, {len(expected & got)} found, "
         f"{len(got - expected)} not planted"
+    )
+    proposed = found[found["rule_id"] == "VIN-003"]
+    pairs = {
+        (key, related)
+        for key, listed in zip(proposed["record_key"], proposed["related"].fillna(""), strict=True)
+        for related in listed.split(";")
+        if related
+    }
+    right = world.truth.expected_candidates()
+    lines.append(
+        f"  typos:    {len(world.truth.typos)} VINs typed over; VIN-003 proposed "
+        f"{len(pairs)} candidates, {len(pairs & right)} of the {len(right)} expected"
     )
     lines.append(f"  drops:    {last['publish']['drops_dir']} (and each agency's inbox)")
     lines.append(f"  report:   {last['publish']['report']}")

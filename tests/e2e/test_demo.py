@@ -11,6 +11,7 @@ column.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -82,6 +83,24 @@ def test_each_rule_finds_exactly_what_was_planted(run: Run, rule_id: str) -> Non
 
 def test_every_planted_rule_is_implemented(run: Run) -> None:
     assert set(run.world.truth.findings["rule_id"]) <= set(RULES)
+
+
+def test_the_world_plants_the_whole_rulebook(run: Run) -> None:
+    """Every rule has planted cases, and fires on them: none passes for want of a case."""
+    assert set(run.world.truth.findings["rule_id"]) == set(RULES)
+    assert {rule for rule, _ in _findings(run)} == set(RULES)
+
+
+def test_vin003_proposes_the_typed_over_records_counterparts(run: Run) -> None:
+    found = run.drops("findings", run.world.dates[-1])
+    proposed = found[found["rule_id"] == "VIN-003"]
+    pairs = {
+        (key, related)
+        for key, listed in zip(proposed["record_key"], proposed["related"], strict=True)
+        for related in listed.split(";")
+    }
+    expected = run.world.truth.expected_candidates()
+    assert expected and pairs == expected
 
 
 def _latest(drops: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
@@ -185,6 +204,18 @@ def test_vhub_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "demo finished: 2 business dates" in out
     assert ", 0 not planted" in out
+    summary = out.split("demo finished:")[1]
+    for rule_id in RULES:  # every rule of RULES.md fires in the demo
+        assert re.search(rf"^    {rule_id} +[1-9][0-9]*  ", summary, re.MULTILINE), rule_id
+    proposed = re.search(r"VIN-003 proposed (\d+) candidates, (\d+) of the (\d+) expected", out)
+    assert proposed is not None and int(proposed[3]) > 0
+    assert proposed[1] == proposed[2] == proposed[3]
+    inbox = tmp_path / "exchange"
+    drops = [
+        pd.read_csv(p, dtype=str, keep_default_na=False)
+        for p in inbox.glob("*/inbox/hub_*_findings_20251104_*.csv")
+    ]
+    assert set(pd.concat(drops)["rule_id"]) == set(RULES)
     assert (tmp_path / "work" / "reports" / "2025-11-04" / "index.html").is_file()
     assert list((tmp_path / "exchange" / "police" / "inbox").glob("hub_police_findings_*.csv"))
     config = (tmp_path / "hub.toml").read_text()

@@ -15,6 +15,7 @@ from vehiclehub.identifiers import is_resident_id, is_uscc
 from vehiclehub.intake.manifest import ENCODINGS, parse_manifest
 from vehiclehub.intake.read import read_csv
 from vehiclehub.intake.validate import check_header, validate_rows
+from vehiclehub.rules import RULES
 from vehiclehub.samples.generate import (
     NEAR_MISSES,
     PLANTS,
@@ -23,10 +24,12 @@ from vehiclehub.samples.generate import (
     bulk_usccs,
     bulk_vins,
     business_dates,
+    calendar_day,
     day_number,
     generate_world,
 )
 from vehiclehub.vin import check_digit, normalise_vins
+from vehiclehub.workdays import is_working_day, working_days_after
 
 DATES = business_dates(date(2025, 11, 3), 2)
 
@@ -39,6 +42,12 @@ def clean_world() -> World:
 @pytest.fixture(scope="module")
 def planted_world() -> World:
     return generate_world(400, DATES, seed=3, plant_fraction=0.01)
+
+
+@pytest.fixture(scope="module")
+def noisy_world() -> World:
+    """Enough vehicles for every kind of typo (about 2% of 3,000) and claims for each."""
+    return generate_world(3000, DATES, seed=4, claims=400)
 
 
 def _files(world: World, root: Path) -> dict[str, bytes]:
@@ -212,3 +221,83 @@ def test_files_waiting_unfinished_and_resent_are_planted(
     commerce = tmp_path / "commerce" / "outbox"
     assert (commerce / resent.file).read_bytes() == (commerce / resent.same_as).read_bytes()
     assert len(truth.gaps) == 1 and len(truth.corrections) == 1
+
+
+def test_every_rule_of_the_rulebook_has_plants(planted_world: World) -> None:
+    assert set(PLANTS) == set(RULES)
+    assert set(planted_world.truth.findings["rule_id"]) == set(RULES)
+
+
+def test_typed_over_vins_are_single_typos_the_hub_reads_as_planned(noisy_world: World) -> None:
+    typos = noisy_world.truth.typos
+    assert set(typos["case"]) == {"mistyped VINs", "VIN-003"}
+    noise = typos[typos["case"] == "mistyped VINs"]
+    assert set(noise["how"]) == {"substitution", "transposition", "misread"}
+    assert set(noise["kind"]) == {
+        "licence",
+        "item1",
+        "pending",
+        "dereg",
+        "register",
+        "claim old_vin",
+        "claim new_vin",
+    }
+    read = normalise_vins(typos["sent"])
+    assert (read["vin"].to_numpy() == typos["read"].to_numpy()).all()
+    assert (read["substituted"].to_numpy() == (typos["how"] == "misread").to_numpy()).all()
+    for row in typos.itertuples():
+        differs = [i for i in range(17) if row.vin[i] != row.read[i]]
+        if row.how == "misread":
+            assert differs == [] and row.sent != row.vin
+        elif row.how == "substitution":
+            assert len(differs) == 1
+        else:
+            i, j = differs
+            assert j == i + 1 and (row.read[i], row.read[j]) == (row.vin[j], row.vin[i])
+    held = set(noisy_world.stories.vehicles["vin"]) | set(noisy_world.stories.claims["old_vin"])
+    assert not held & set(typos.loc[typos["how"] != "misread", "read"])
+
+
+def test_vin003_candidates_are_the_typed_records_counterparts(noisy_world: World) -> None:
+    truth = noisy_world.truth
+    proposed = set(truth.candidates["record_key"])
+    assert proposed == truth.expected("VIN-003")
+    # Each typed-over export record's candidates are on other feeds than its own.
+    for row in truth.candidates.itertuples():
+        assert not row.related.startswith(f"{row.agency}:")
+    # Every typo but on a register event (its owner, a person, contradicts every
+    # counterpart) is proposed, and so is the right VIN of a claim's car, then alone too.
+    typed = truth.typos[truth.typos["how"] != "misread"]
+    proposing = typed[typed["kind"] != "register"]
+    assert set(proposing["read"]) <= set(truth.candidates["vin"])
+    assert not set(typed.loc[typed["kind"] == "register", "read"]) & set(truth.candidates["vin"])
+    claims = proposing[proposing["population"] == "claim"]
+    assert len(claims) and set(claims["vin"]) <= set(truth.candidates["vin"])
+
+
+def test_wrong_check_digits_are_mandatory_only_for_the_plant(planted_world: World) -> None:
+    stories = planted_world.stories
+    planted = planted_world.truth.planted
+    for case, mandatory in (("VIN-002", True), ("near VIN-002", False)):
+        rows = planted.loc[planted["case"] == case, "story"]
+        vins = normalise_vins(stories.vehicles["vin"].iloc[rows])
+        assert rows.size and not vins["check_ok"].any()
+        assert (vins["check_mandatory"] == mandatory).all()
+
+
+def test_working_days_agree_with_the_hubs_calendar(planted_world: World) -> None:
+    stories = planted_world.stories
+    days = np.arange(stories.last - 300, stories.last - 10, dtype=np.float64)
+    for count in (1, 3, 6):
+        after = stories.working_day_after(days, count)
+        counted = working_days_after(
+            pd.Series([calendar_day(d) for d in days]), pd.Series([calendar_day(d) for d in after])
+        )
+        assert (counted == count).all()
+        before = stories.working_day_before_last(np.full(len(days), count))
+        assert (before[:1] < stories.last).all()
+        assert is_working_day(calendar_day(before[0]))
+        one_less = working_days_after(
+            pd.Series([calendar_day(before[0])]), pd.Series([calendar_day(stories.last)])
+        )
+        assert one_less.iloc[0] == count

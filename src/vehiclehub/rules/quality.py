@@ -30,7 +30,7 @@ from vehiclehub.contract import feeds
 from vehiclehub.identifiers import char_matrix
 from vehiclehub.rules.base import RuleContext, joined, rule
 from vehiclehub.store.load import bulk_insert
-from vehiclehub.vin import near_vin_pairs
+from vehiclehub.vin import VIN_PATTERN
 
 #: What a feed's records say that can contradict a near-VIN candidate (VIN-003): the
 #: exporter (licence or customs ``uscc``, the police owner) and the brand.
@@ -41,6 +41,10 @@ EXPORTER_COLUMN = {
 }
 BRAND_COLUMN = {("commerce", "licences"): "brand", ("police", "events"): "brand"}
 _CHUNK = 250_000  # VINs fetched at a time by VIN-003
+#: Per VIN position, an odd 64-bit multiplier: a VIN's key is the wrapping sum of its
+#: characters times these, so that masking or swapping characters updates it in O(1).
+_SORTED_QUERIES = 50_000  # more keys than this are bisected in sorted order
+_KEY_WEIGHTS = np.random.default_rng(3779).integers(1, 2**63, 17, dtype=np.uint64) | np.uint64(1)
 #: The check digit is mandatory for WMIs starting so (China, North America), advisory
 #: otherwise (ICD §2): foreign VINs failing it are no VIN-002.
 MANDATORY_CHECK_WMI = ("L", "1", "2", "3", "4", "5")
@@ -104,7 +108,7 @@ def _flagged(ctx: RuleContext, flag: str, value: bool, mandatory: bool = False) 
         if mandatory:
             query = query.where(func.substr(vin, 1, 1).in_(MANDATORY_CHECK_WMI))
         parts.append(query)
-    return ctx.frame(union_all(*parts))  # type: ignore[arg-type]
+    return ctx.frame(union_all(*parts))
 
 
 def _named(found: pd.DataFrame) -> pd.Series:
@@ -171,6 +175,109 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
+def _legal_unique(vins: pd.Series) -> np.ndarray:
+    """The distinct legal VINs (17 characters of the VIN alphabet) of a Series."""
+    distinct = pd.Series(vins.dropna().unique(), dtype="str")
+    return distinct[distinct.str.fullmatch(VIN_PATTERN)].to_numpy(dtype=str)
+
+
+def _keys(codes: np.ndarray) -> np.ndarray:
+    """Each code row's key: the wrapping sum of character x position weight."""
+    return (codes.astype(np.uint64) * _KEY_WEIGHTS).sum(axis=1, dtype=np.uint64)
+
+
+def _equal_keys(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j) with ``left[i] == right[j]``: the smaller side sorted, the other bisected
+    into it (in its own sorted order when there are many: numpy bisects sorted keys from
+    where the previous one landed, far faster than at random)."""
+    if len(right) > len(left):
+        j, i = _equal_keys(right, left)
+        return i, j
+    order = np.argsort(right)
+    ranked = right[order]
+    queries = np.argsort(left) if len(left) > _SORTED_QUERIES else np.arange(len(left))
+    wanted = left[queries]
+    low = np.searchsorted(ranked, wanted, "left")
+    count = np.searchsorted(ranked, wanted, "right") - low
+    i = np.repeat(queries, count)
+    # The positions low .. low + count - 1 of each query, laid end to end.
+    starts = np.repeat(low - np.cumsum(count) + count, count)
+    return i, order[starts + np.arange(len(i))]
+
+
+def _words(codes: np.ndarray) -> np.ndarray:
+    """Code rows as three 64-bit words each (17 characters, zero-padded to 24)."""
+    padded = np.zeros((len(codes), 24), np.uint8)
+    padded[:, :17] = codes
+    return padded.view(np.uint64)
+
+
+def _words_mask(*places: int) -> np.ndarray:
+    """Three 64-bit words that keep every character but those at ``places``."""
+    mask = np.full(24, 0xFF, np.uint8)
+    mask[list(places)] = 0
+    return mask.view(np.uint64)
+
+
+def _same_but(left: np.ndarray, right: np.ndarray, *places: int) -> np.ndarray:
+    """Whether each pair of word rows agrees on every character but those at ``places``."""
+    return (((left ^ right) & _words_mask(*places)) == 0).all(axis=1)
+
+
+def near_vin_pairs(left: pd.Series, right: pd.Series) -> pd.DataFrame:
+    """Pairs of a legal VIN of ``left`` and a distinct legal VIN of ``right`` one edit apart.
+
+    An edit is one substituted character (``kind`` ``substitution``) or one swap of two
+    adjacent different characters (``transposition``). Blocked, never all pairs: each VIN
+    gets a 64-bit key (characters times position weights); a substitution at position i
+    leaves the key minus that position's term unchanged, and a swap changes the key by a
+    known amount, so the candidates are found by equal keys (sorting and bisecting) and
+    then confirmed character by character (a key collision costs a comparison, never a
+    wrong pair). Returns columns ``vin``, ``candidate``, ``kind``, sorted.
+    """
+    lv, rv = _legal_unique(left), _legal_unique(right)
+    if len(lv) == 0 or len(rv) == 0:
+        return pd.DataFrame({"vin": [], "candidate": [], "kind": []}, dtype="str")
+    lc = char_matrix(pd.Series(lv), 17)
+    rc = char_matrix(pd.Series(rv), 17)
+    lk, rk = _keys(lc), _keys(rc)
+    lwords, rwords = _words(lc), _words(rc)
+    found: list[tuple[np.ndarray, np.ndarray, str]] = []
+    for i in range(17):
+        weight = _KEY_WEIGHTS[i]
+        li, ri = _equal_keys(lk - lc[:, i] * weight, rk - rc[:, i] * weight)
+        # Two VINs one substitution apart never share their whole key (odd weights): equal
+        # keys are a VIN met on both sides, dropped before the characters are compared.
+        other = lk[li] != rk[ri]
+        li, ri = li[other], ri[other]
+        keep = _same_but(lwords[li], rwords[ri], i) & (lc[li, i] != rc[ri, i])
+        found.append((li[keep], ri[keep], "substitution"))
+    for i in range(16):
+        a, b = lc[:, i], lc[:, i + 1]
+        swappable = np.flatnonzero(a != b)
+        a64, b64 = a[swappable].astype(np.uint64), b[swappable].astype(np.uint64)
+        # The key with the two characters swapped: (b - a) x w_i + (a - b) x w_i+1 added.
+        swapped = lk[swappable] + (b64 - a64) * _KEY_WEIGHTS[i] + (a64 - b64) * _KEY_WEIGHTS[i + 1]
+        at, ri = _equal_keys(swapped, rk)
+        li = swappable[at]
+        keep = (
+            _same_but(lwords[li], rwords[ri], i, i + 1)
+            & (lc[li, i] == rc[ri, i + 1])
+            & (lc[li, i + 1] == rc[ri, i])
+        )
+        found.append((li[keep], ri[keep], "transposition"))
+    pairs = pd.DataFrame(
+        {
+            "vin": pd.Series(np.concatenate([lv[li] for li, _, _ in found]), dtype="str"),
+            "candidate": pd.Series(np.concatenate([rv[ri] for _, ri, _ in found]), dtype="str"),
+            "kind": pd.Series(
+                np.concatenate([np.full(len(li), k) for li, _, k in found]), dtype="str"
+            ),
+        }
+    )
+    return pairs.sort_values(["vin", "candidate", "kind"], ignore_index=True)
+
+
 def _vins_by_feed(ctx: RuleContext) -> pd.DataFrame:
     """Each distinct VIN of each of the four feeds, as ``vin``, ``feed``."""
     parts = []
@@ -203,7 +310,7 @@ def _records_of(ctx: RuleContext, wanted: np.ndarray) -> pd.DataFrame:
             parts.append(
                 source.records(table).where(table.c[source.column].in_(select(staging.c.vin)))
             )
-        records = ctx.frame(union_all(*parts))  # type: ignore[arg-type]
+        records = ctx.frame(union_all(*parts))
     finally:
         staging.drop(ctx.conn)
     # A claim whose two VINs are both wanted is one record per VIN.

@@ -69,7 +69,7 @@ def find_exports_of_scrapped_vehicles(ctx: RuleContext) -> pd.DataFrame:
         literal("the old vehicle of a scrap trade-in claim applied for on ").label("how"),
         claims.c.applied_at.label("when"),
     ).join(claims, claims.c.old_vin == cleared.c.vin)
-    found = ctx.frame(union_all(by_police, by_claim))  # type: ignore[arg-type]
+    found = ctx.frame(union_all(by_police, by_claim))
     found["detail"] = "exported, but the vehicle was scrapped: " + found["how"] + found["when"]
     return found
 
@@ -136,7 +136,7 @@ def find_duplicate_tradein_claims(ctx: RuleContext) -> pd.DataFrame:
             extract("year", other_replaces.c.applied_at) == extract("year", replaces.c.applied_at),
         ),
     )
-    found = ctx.frame(union_all(same_vehicle, same_year))  # type: ignore[arg-type]
+    found = ctx.frame(union_all(same_vehicle, same_year))
     vehicle = found["why"].eq("vehicle").groupby(found["record_key"]).transform("any")
     year = found["why"].eq("year").groupby(found["record_key"]).transform("any")
     found["detail"] = ""
@@ -174,7 +174,7 @@ def find_new_cars_bought_for_export(ctx: RuleContext) -> pd.DataFrame:
         literal("declared for export on ").label("how"),
         items.c.declared_at.label("when"),
     ).join(items, and_(items.c.vin == claims.c.new_vin, soon_after(items.c.declared_at)))
-    found = ctx.frame(union_all(pending_soon, declared_soon))  # type: ignore[arg-type]
+    found = ctx.frame(union_all(pending_soon, declared_soon))
     earliest = found.sort_values(["when", "how"]).drop_duplicates("record_key")
     first = (earliest["how"] + earliest["when"]).set_axis(earliest["record_key"])
     found["detail"] = (

@@ -23,10 +23,15 @@ Three registries make the world a test bed; adding a case is adding one small fu
   fire it.
 * :data:`NOISE`: what goes wrong at intake (bad rows, bad files, late manifests, ...);
   every row or file the hub must reject is reported with its file, line and column.
+* :data:`STORY_NOISE`: trouble whose consequences are findings, planted in the stories
+  before their records are built: a clerk types a VIN over in one feed's copy (about 2%
+  of the vehicles and claims), which makes the findings of the record that no longer
+  meets its counterparts fire (EXP-001, LIC-001, ...) and VIN-003 propose the candidates.
 
 :func:`generate_world` returns a :class:`World` whose :class:`GroundTruth` lists every
 finding the hub must report on the last business date under the whole of RULES.md (a
-rule with no planted case expects none), the verdicts, and the expected rejections.
+rule with no planted case expects none), the candidates VIN-003 must propose, the
+verdicts, and the expected rejections.
 
 Inside the generator a day is a whole number of days since 1970-01-01 and NaN means
 "never" (NaN compares false, so a step that never happens is never "on or before").
@@ -44,6 +49,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import chinese_calendar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -179,6 +185,24 @@ def _transliteration() -> np.ndarray:
 
 
 _VIN_VALUES = _transliteration()
+_CHECK_CODES = np.frombuffer(b"0123456789X", np.uint8)
+_CHECK_INDEX = np.zeros(128, np.int64)
+_CHECK_INDEX[_CHECK_CODES] = np.arange(len(_CHECK_CODES))
+_VIN_INDEX = np.zeros(128, np.int64)
+_VIN_INDEX[_VIN_CODES] = np.arange(len(VIN_ALPHABET))
+
+
+def _siblings() -> np.ndarray:
+    """Per VIN character (ASCII), the next character of the same ISO 3779 value (itself
+    when it has none: ``0``)."""
+    nxt = np.arange(128, dtype=np.uint8)
+    for value in range(10):
+        group = _VIN_CODES[_VIN_VALUES[_VIN_CODES] == value]
+        nxt[group] = np.roll(group, -1)
+    return nxt
+
+
+_SIBLINGS = _siblings()
 _USCC_VALUES = np.zeros(128, np.int64)
 _USCC_VALUES[_USCC_CODES] = np.arange(len(USCC_ALPHABET))
 
@@ -383,6 +407,9 @@ def _shares(weights: Sequence[float] | np.ndarray) -> np.ndarray:
 # The population: exporters, vehicles and trade-in claims, as story parameters
 # --------------------------------------------------------------------------------------
 
+#: Trade-in claim story steps, each a day number (NaN: does not happen).
+CLAIM_STEPS = ("old_registered", "old_ended", "new_registered", "applied")
+
 #: Vehicle story steps, each a day number (NaN: does not happen).
 STEPS = (
     "registered",  # 注册登记 to a person
@@ -415,7 +442,12 @@ class Stories:
     or 0 for an item number that does not exist) and the refund lines' final statuses.
     ``claims`` has one row per trade-in claim: ``claim_type``, ``applicant``, the old and
     new vehicles (``old_vin``, ``new_vin``, ...) and the days ``old_registered``,
-    ``old_ended`` (scrapped, or sold to ``buyer``), ``new_registered`` and ``applied``.
+    ``old_ended`` (deregistered for ``old_reason`` if scrapped, or sold to ``buyer``),
+    ``new_registered`` and ``applied``.
+
+    ``candidates`` collects, for VIN-003, which records' findings must list which
+    records as likely counterparts: (story rows, kind of the finding's record, kind of
+    the candidate record of the same story, the finding's VIN per row).
     """
 
     rng: np.random.Generator
@@ -427,6 +459,9 @@ class Stories:
     used: np.ndarray = field(init=False)
     used_claims: np.ndarray = field(init=False)
     overrides: list[tuple[str, np.ndarray, dict[str, Any]]] = field(default_factory=list)
+    candidates: list[tuple[np.ndarray, str, str, np.ndarray]] = field(default_factory=list)
+    typos: list[pd.DataFrame] = field(default_factory=list)
+    _workdays: tuple[int, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.used = np.zeros(len(self.vehicles), bool)
@@ -466,6 +501,21 @@ class Stories:
         self.used_claims[chosen] = True
         return chosen
 
+    def holds(self, vins: np.ndarray) -> np.ndarray:
+        """Whether each VIN is already one the stories give a vehicle, a claim or a typo."""
+        held = [self.vehicles["vin"], self.claims["old_vin"], self.claims["new_vin"]]
+        held += [typo["read"] for typo in self.typos]
+        value_set = pa.chunked_array([pa.array(v).cast(pa.large_string()) for v in held])
+        found = pc.is_in(pa.array(np.asarray(vins), pa.large_string()), value_set=value_set)
+        return found.to_numpy(zero_copy_only=False)
+
+    def claim_is(self, claim_type: str) -> np.ndarray:
+        return (self.claims["claim_type"] == claim_type).to_numpy()
+
+    def claim_count(self, count: int) -> int:
+        """A plant's vehicle count scaled to the (fewer) trade-in claims, at least one."""
+        return max(1, round(count * len(self.claims) / max(1, len(self.vehicles))))
+
     def complete(self) -> np.ndarray:
         """Vehicles whose whole story (refund decided included) is over by the last date."""
         done = np.fmax(self.step("deregistered"), self.step("refund_decided"))
@@ -490,17 +540,61 @@ class Stories:
         for name, value in columns.items():
             self.vehicles.loc[rows, name] = value
 
+    def label_typos(self, since: int, case: str) -> None:
+        """Name the case that typed over the VINs recorded since the ``since``-th."""
+        self.typos[since:] = [typo.assign(case=case) for typo in self.typos[since:]]
+
+    def set_claims(self, rows: np.ndarray, **columns: Any) -> None:
+        """Change story parameters of the given trade-in claims."""
+        for name, value in columns.items():
+            self.claims.loc[rows, name] = value
+
     def override(self, kind: str, rows: np.ndarray, **columns: Any) -> None:
         """Once the records are built, set columns of the ``kind`` record (see
-        :data:`KIND_FEEDS`) of the given stories: to a value, or to what a function makes
-        of the current values (a string Series). For a record that differs from its story:
-        a typed-over VIN, another brand, another applicant."""
+        :data:`KIND_FEEDS`) of the given stories: to a value, to one value per story (a
+        Series indexed by story row, see :func:`by_story`), or to what a function makes of
+        the current values (a string Series). For a record that differs from its story:
+        a typed-over VIN, another brand, another owner."""
         self.overrides.append((kind, rows, columns))
 
     def shift(self, rows: np.ndarray, by: np.ndarray) -> None:
         """Move the whole story of each vehicle by ``by`` days."""
         for name in STEPS:
             self.vehicles.loc[rows, name] = self.vehicles.loc[rows, name].to_numpy() + by
+
+    def shift_claims(self, rows: np.ndarray, by: np.ndarray) -> None:
+        """Move the whole story of each trade-in claim by ``by`` days."""
+        for name in CLAIM_STEPS:
+            self.claims.loc[rows, name] = self.claims.loc[rows, name].to_numpy() + by
+
+    def _calendar(self) -> tuple[int, np.ndarray]:
+        """The first of the 800 days before the last date, and the running count of working
+        days over them (the State Council calendar, as ``chinesecalendar`` publishes it)."""
+        if self._workdays is None:
+            first = self.last - 800
+            working = [
+                chinese_calendar.is_workday(calendar_day(d)) for d in range(first, self.last + 1)
+            ]
+            self._workdays = (first, np.cumsum(np.array(working, dtype=np.int64)))
+        return self._workdays
+
+    def working_day_after(self, days: np.ndarray, count: Any) -> np.ndarray:
+        """The day of the ``count``-th working day after each of ``days`` (NaN when that is
+        after the last date or ``days`` is outside the calendar kept)."""
+        first, running = self._calendar()
+        offset = np.asarray(days, dtype=np.float64) - first
+        inside = (offset >= 0) & (offset < len(running))
+        target = running[np.where(inside, offset, 0).astype(np.int64)] + count
+        at = np.searchsorted(running, target)
+        return np.where(inside & (at < len(running)), first + at, np.nan)
+
+    def working_day_before_last(self, count: Any) -> np.ndarray:
+        """For each ``count``, the working day after which exactly ``count`` working days
+        fall up to and including the last date."""
+        first, running = self._calendar()
+        return (first + np.searchsorted(running, running[-1] - np.asarray(count))).astype(
+            np.float64
+        )
 
 
 def _sample_exporters(rng: np.random.Generator, count: int, last: int) -> pd.DataFrame:
@@ -598,6 +692,7 @@ def _sample_claims(rng: np.random.Generator, count: int, last: int) -> pd.DataFr
     return pd.DataFrame(
         {
             "claim_type": _choose(["scrap", "replace"], rng.random(count) >= 0.5),
+            "old_reason": _choose(["scrap"], np.zeros(count)),
             "old_model": rng.integers(0, len(MODELS), count),
             "new_model": rng.integers(0, len(MODELS), count),
             "region": rng.integers(0, len(REGIONS), count),
@@ -686,13 +781,23 @@ KIND_FEEDS: dict[str, tuple[str, str]] = {
     "refund2": ("tax", "refunds"),
 }
 
-#: What a plant returns: the records its findings are on, as (story rows, record kind).
-Planted = list[tuple[np.ndarray, str]]
+#: What a plant returns: the records its findings are on, as (story rows, record kind),
+#: or (story rows, record kind, rule id) for a finding of another rule the case causes.
+Planted = list[tuple[np.ndarray, str] | tuple[np.ndarray, str, str]]
+
+
+def by_story(rows: np.ndarray, values: Any) -> pd.Series:
+    """Values for :meth:`Stories.override`, one per story row."""
+    return pd.Series(np.asarray(values), index=np.asarray(rows))
+
 
 #: Rule id -> the variants that make it fire; each takes ``(stories, count)``.
 PLANTS: dict[str, list[Callable[[Stories, int], Planted]]] = {}
 #: Rule id -> stories that come close to it and must not fire it.
 NEAR_MISSES: dict[str, list[Callable[[Stories, int], None]]] = {}
+#: Name -> noise in the stories (see :func:`story_noise`); the trouble at intake is
+#: :data:`NOISE`.
+STORY_NOISE: dict[str, Callable[[Stories, float], Planted]] = {}
 
 
 def plant(
@@ -707,6 +812,23 @@ def plant(
 
     def register(function: Callable[[Stories, int], Planted]) -> Callable[[Stories, int], Planted]:
         PLANTS.setdefault(rule_id, []).append(function)
+        return function
+
+    return register
+
+
+def story_noise(
+    name: str,
+) -> Callable[[Callable[[Stories, float], Planted]], Callable[[Stories, float], Planted]]:
+    """Register noise planted in the stories before their records are built: trouble whose
+    consequences are findings, not rejections, so that the ground truth expects them (a
+    VIN typed over in one feed's copy makes EXP-001, LIC-001, ... fire). The function takes
+    ``(stories, fraction)`` and returns every finding it causes, each with its rule id."""
+
+    def register(
+        function: Callable[[Stories, float], Planted],
+    ) -> Callable[[Stories, float], Planted]:
+        STORY_NOISE[name] = function
         return function
 
     return register
@@ -935,6 +1057,661 @@ def _rejected_and_claimed_again(s: Stories, count: int) -> None:
     )
 
 
+@plant("LIC-006")
+def _licence_names_another_model(s: Stories, count: int) -> Planted:
+    """The licence names the model otherwise than the police pending-export registration."""
+    rows = s.take(count, s.complete())
+    s.override("licence", rows, model=lambda models: models + " Pro")
+    return [(rows, "licence")]
+
+
+@plant("LIC-006")
+def _licence_gives_another_pending_date(s: Stories, count: int) -> Planted:
+    """The licence gives a pending-export date days before the police registered it."""
+    rows = s.take(count, s.complete())
+    earlier = _iso(s.step("pending")[rows] - s.days(rows, 1, 5))
+    s.override("licence", rows, pending_export_date=by_story(rows, earlier))
+    return [(rows, "licence")]
+
+
+@near_miss("LIC-006")
+def _licence_model_with_trailing_spaces(s: Stories, count: int) -> None:
+    """The licence's model typed with trailing spaces: fields are trimmed, the text agrees."""
+    rows = s.take(count, s.complete())
+    s.override("licence", rows, model=lambda models: models + "  ")
+
+
+def _registered_before_application(
+    s: Stories, count: int, ages: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Vehicles (never resold) first registered ``ages(rows)`` days before the licence
+    application; returns them."""
+    rows = s.take(count, s.complete() & np.isnan(s.step("transferred")))
+    s.set(rows, registered=s.step("applied")[rows] - ages(rows))
+    return rows
+
+
+@plant("LIC-007")
+def _near_new_car_exported(s: Stories, count: int) -> Planted:
+    """A car registered at most new_car_days before the licence application (the first
+    of them exactly new_car_days)."""
+    limit = s.params.new_car_days
+
+    def ages(rows: np.ndarray) -> np.ndarray:
+        days = s.days(rows, 30, limit)
+        days[:1] = limit
+        return days
+
+    return [(_registered_before_application(s, count, ages), "licence")]
+
+
+@near_miss("LIC-007")
+def _car_a_day_older_than_near_new(s: Stories, count: int) -> None:
+    """Registered new_car_days + 1 days before the licence application."""
+    limit = s.params.new_car_days
+    _registered_before_application(s, count, lambda rows: np.full(len(rows), limit + 1.0))
+
+
+def _never_declared(s: Stories, rows: np.ndarray) -> None:
+    """The vehicles are never declared, exported, deregistered nor refunded."""
+    s.set(
+        rows,
+        declared=np.nan,
+        exported=np.nan,
+        deregistered=np.nan,
+        refund_applied=np.nan,
+        refund_decided=np.nan,
+    )
+
+
+@plant("POL-001")
+def _pending_export_never_declared(s: Stories, count: int) -> Planted:
+    """Transferred pending export and licensed, then never declared; the window is over."""
+    window = s.params.pending_export_days
+    rows = s.take(count, s.complete() & (s.step("pending") + window < s.last))
+    _never_declared(s, rows)
+    return [(rows, "pending")]
+
+
+@near_miss("POL-001")
+def _pending_export_exactly_window_ago(s: Stories, count: int) -> None:
+    """Transferred pending export exactly the window before the last date, not declared yet."""
+    rows = s.take(count, s.complete())
+    s.shift(rows, s.last - s.params.pending_export_days - s.step("pending")[rows])
+    _never_declared(s, rows)
+
+
+@plant("POL-002")
+def _sold_after_pending_export(s: Stories, count: int) -> Planted:
+    """Sold to a person again days after the transfer pending export (转让待出口)."""
+    pending = s.step("pending")
+    resold = ~np.isnan(s.step("transferred"))
+    rows = s.take(count, s.complete() & resold & (pending + 10 <= s.last))
+    s.set(rows, transferred=pending[rows] + s.days(rows, 1, 10))
+    return [(rows, "transfer")]
+
+
+@near_miss("POL-002")
+def _sold_on_pending_export_day(s: Stories, count: int) -> None:
+    """A sale registered the same day as the transfer pending export: it does not follow."""
+    rows = s.take(count, s.complete() & ~np.isnan(s.step("transferred")))
+    s.set(rows, transferred=s.step("pending")[rows])
+
+
+def _exporter_uscc(s: Stories, exporters: np.ndarray) -> np.ndarray:
+    return s.exporters["uscc"].to_numpy()[exporters]
+
+
+@plant("POL-003")
+def _pending_export_to_unlicensed_exporter(s: Stories, count: int) -> Planted:
+    """Transferred pending export to an exporter that holds none of the vehicle's licences."""
+    rows = s.take(count, s.complete())
+    other = _exporter_uscc(s, s.other_exporter(s.step("exporter")[rows]))
+    s.override("pending", rows, owner_id=by_story(rows, other))
+    return [(rows, "pending")]
+
+
+@near_miss("POL-003")
+def _pending_export_before_any_licence(s: Stories, count: int) -> None:
+    """Transferred pending export to another exporter days ago; no licence applied for yet."""
+    rows = s.take(count, s.complete())
+    s.set(rows, pending=s.last - s.days(rows, 0, 20), applied=np.nan, issued=np.nan)
+    s.set(rows, valid_to=np.nan)
+    _never_declared(s, rows)
+    other = _exporter_uscc(s, s.other_exporter(s.step("exporter")[rows]))
+    s.override("pending", rows, owner_id=by_story(rows, other))
+
+
+@plant("TRD-001")
+def _scrap_claim_never_deregistered(s: Stories, count: int) -> Planted:
+    """A 报废更新 claim whose old car the police never deregistered."""
+    rows = s.take_claims(s.claim_count(count), s.claim_is("scrap"))
+    s.set_claims(rows, old_ended=np.nan)
+    return [(rows, "claim")]
+
+
+@plant("TRD-001")
+def _scrap_claim_car_deregistered_otherwise(s: Stories, count: int) -> Planted:
+    """A 报废更新 claim whose old car was deregistered for another reason, not scrapped."""
+    rows = s.take_claims(s.claim_count(count), s.claim_is("scrap"))
+    s.set_claims(rows, old_reason="other")
+    return [(rows, "claim")]
+
+
+@near_miss("TRD-001")
+def _scrapped_after_the_claim(s: Stories, count: int) -> None:
+    """The old car scrapped days after the 报废更新 claim was applied for."""
+    applied = s.claims["applied"].to_numpy()
+    rows = s.take_claims(s.claim_count(count), s.claim_is("scrap") & (applied + 10 <= s.last))
+    s.set_claims(rows, old_ended=applied[rows] + s.days(rows, 1, 10))
+
+
+def _scrap_claims_on_exports(s: Stories, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scrap claims whose old car is an export vehicle (complete story): (vehicles, claims)."""
+    claims = s.take_claims(s.claim_count(count), s.claim_is("scrap"))
+    rows = s.take(len(claims), s.complete())
+    claims = claims[: len(rows)]
+    v = s.vehicles
+    s.set_claims(
+        claims,
+        old_vin=v["vin"].iloc[rows].to_numpy(),
+        old_plate=v["plate"].iloc[rows].to_numpy(),
+        old_model=v["model"].iloc[rows].to_numpy(),
+    )
+    return rows, claims
+
+
+@plant("TRD-002")
+def _scrapped_car_exported(s: Stories, count: int) -> Planted:
+    """A car scrapped with a 报废更新 subsidy (and deregistered for scrap), then exported."""
+    rows, _ = _scrap_claims_on_exports(s, count)
+    return [(rows, "item1")]
+
+
+@near_miss("TRD-002")
+def _scrapped_car_stopped_at_customs(s: Stories, count: int) -> None:
+    """A scrapped car declared for export but never cleared (customs stopped it)."""
+    rows, _ = _scrap_claims_on_exports(s, count)
+    s.set(rows, exported=np.nan, deregistered=np.nan, refund_applied=np.nan)
+    s.set(rows, refund_decided=np.nan)
+
+
+@plant("TRD-003")
+def _replaced_car_never_sold(s: Stories, count: int) -> Planted:
+    """A 置换更新 claim whose old car's sale was never registered."""
+    rows = s.take_claims(s.claim_count(count), s.claim_is("replace"))
+    s.set_claims(rows, old_ended=np.nan)
+    return [(rows, "claim")]
+
+
+@plant("TRD-003")
+def _replaced_car_of_another_person(s: Stories, count: int) -> Planted:
+    """The old car of a 置换更新 claim was registered to, and sold by, someone else."""
+    rows = s.take_claims(s.claim_count(count), s.claim_is("replace"))
+    buyers = s.claims["buyer"].to_numpy()
+    someone_else = buyers[(rows + 1) % len(buyers)]
+    s.override("old_register", rows, owner_id=by_story(rows, someone_else))
+    return [(rows, "claim")]
+
+
+@near_miss("TRD-003")
+def _replaced_car_sold_after_the_claim(s: Stories, count: int) -> None:
+    """The old car's sale registered days after the 置换更新 claim was applied for."""
+    applied = s.claims["applied"].to_numpy()
+    rows = s.take_claims(s.claim_count(count), s.claim_is("replace") & (applied + 10 <= s.last))
+    s.set_claims(rows, old_ended=applied[rows] + s.days(rows, 1, 10))
+
+
+def _claim_pairs(s: Stories, count: int, first: str, second: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of claims not bent yet, of the given types."""
+    pairs = min(s.claim_count(count), int(s.claim_is(first).sum()), int(s.claim_is(second).sum()))
+    one = s.take_claims(pairs, s.claim_is(first))
+    other = s.take_claims(len(one), s.claim_is(second))
+    return one[: len(other)], other
+
+
+def _same_applicant_same_day(s: Stories, one: np.ndarray, other: np.ndarray) -> None:
+    """The ``other`` claims are by the ``one`` claims' applicants, applied for the same day."""
+    applied = s.claims["applied"].to_numpy()
+    s.shift_claims(other, applied[one] - applied[other])
+    s.set_claims(other, applicant=s.claims["applicant"].to_numpy()[one])
+
+
+@plant("TRD-004")
+def _old_car_claimed_twice(s: Stories, count: int) -> Planted:
+    """Two 报废更新 claims cite the same old car."""
+    one, other = _claim_pairs(s, count, "scrap", "scrap")
+    s.override("claim", other, old_vin=by_story(other, s.claims["old_vin"].to_numpy()[one]))
+    return [(one, "claim"), (other, "claim")]
+
+
+@plant("TRD-004")
+def _two_replace_claims_in_a_year(s: Stories, count: int) -> Planted:
+    """One applicant with two 置换更新 claims applied for on the same day."""
+    one, other = _claim_pairs(s, count, "replace", "replace")
+    _same_applicant_same_day(s, one, other)
+    return [(one, "claim"), (other, "claim")]
+
+
+@near_miss("TRD-004")
+def _replace_and_scrap_claim_in_a_year(s: Stories, count: int) -> None:
+    """One applicant with a 置换更新 and a 报废更新 claim on the same day: not two replaces."""
+    one, other = _claim_pairs(s, count, "replace", "scrap")
+    _same_applicant_same_day(s, one, other)
+
+
+def _new_car_is_export(s: Stories, count: int, waited: tuple[int, int]) -> np.ndarray:
+    """Claims whose new car is an export vehicle transferred pending export ``waited`` days
+    (low, high; the first exactly low) after the claim; returns the claims."""
+    claims = s.take_claims(s.claim_count(count), np.ones(len(s.claims), bool))
+    rows = s.take(len(claims), s.complete())
+    claims = claims[: len(rows)]
+    days = s.days(rows, *waited)
+    days[:1] = waited[0]
+    applied = s.step("pending")[rows] - days
+    s.shift_claims(claims, applied - s.claims["applied"].to_numpy()[claims])
+    v = s.vehicles
+    s.set_claims(
+        claims,
+        new_vin=v["vin"].iloc[rows].to_numpy(),
+        new_plate=v["plate"].iloc[rows].to_numpy(),
+        new_model=v["model"].iloc[rows].to_numpy(),
+    )
+    return claims
+
+
+@plant("TRD-005")
+def _subsidised_new_car_exported(s: Stories, count: int) -> Planted:
+    """The new car bought with a trade-in subsidy is transferred pending export within
+    new_car_days after the claim (the same day for the first)."""
+    limit = s.params.new_car_days
+    claims = _new_car_is_export(s, count, (0, limit))
+    return [(claims, "claim")]
+
+
+@near_miss("TRD-005")
+def _subsidised_new_car_exported_later(s: Stories, count: int) -> None:
+    """The subsidised new car transferred pending export new_car_days + 1 (the first) or
+    more days after the claim."""
+    limit = s.params.new_car_days
+    _new_car_is_export(s, count, (limit + 1, limit + 30))
+
+
+@plant("SLA-001")
+def _licence_issued_late(s: Stories, count: int) -> Planted:
+    """A licence issued one to three working days past the limit after the application."""
+    limit = s.params.licence_wd
+    applied = s.step("applied")
+    latest = s.working_day_after(applied, limit + 3)
+    rows = s.take(count, s.complete() & (latest <= s.step("declared")))
+    issued = s.working_day_after(applied[rows], limit + s.rng.integers(1, 4, len(rows)))
+    s.set(rows, issued=issued, valid_to=issued + LICENCE_VALID_DAYS - 1)
+    return [(rows, "licence")]
+
+
+@plant("SLA-001")
+def _licence_still_not_issued(s: Stories, count: int) -> Planted:
+    """Applied for one to four working days more than the limit before the last date, and
+    not issued."""
+    limit = s.params.licence_wd
+    rows = s.take(count, s.complete())
+    applied = s.working_day_before_last(limit + s.rng.integers(1, 5, len(rows)))
+    s.set(rows, pending=applied - s.days(rows, 0, 10), applied=applied, issued=np.nan)
+    s.set(rows, valid_to=np.nan)
+    _never_declared(s, rows)
+    return [(rows, "licence")]
+
+
+@near_miss("SLA-001")
+def _licence_issued_on_the_last_working_day(s: Stories, count: int) -> None:
+    """Issued exactly the limit of working days after the application, over a weekend or
+    holiday (more calendar days than that)."""
+    limit = s.params.licence_wd
+    applied = s.step("applied")
+    issued = s.working_day_after(applied, limit)
+    rows = s.take(count, s.complete() & (issued - applied > limit) & (issued <= s.step("declared")))
+    s.set(rows, issued=issued[rows], valid_to=issued[rows] + LICENCE_VALID_DAYS - 1)
+
+
+def _refund_limit(s: Stories) -> np.ndarray:
+    """Each vehicle's refund limit in working days, by the claimant's class."""
+    first_classes = s.vehicles["refund_class"].isin(["1", "2"]).to_numpy()
+    return np.where(first_classes, s.params.refund_wd_class12, s.params.refund_wd_other)
+
+
+@plant("SLA-002")
+def _refund_approved_late(s: Stories, count: int) -> Planted:
+    """A refund approved one to three working days past its class's limit."""
+    applied, limit = s.step("refund_applied"), _refund_limit(s)
+    rows = s.take(count, s.refunded() & (s.working_day_after(applied, limit + 3) <= s.last))
+    extra = s.rng.integers(1, 4, len(rows))
+    s.set(rows, refund_decided=s.working_day_after(applied[rows], limit[rows] + extra))
+    return [(rows, "refund1")]
+
+
+@plant("SLA-002")
+def _refund_left_pending(s: Stories, count: int) -> Planted:
+    """A refund still pending one to three working days past its class's limit."""
+    limit = _refund_limit(s)
+    earliest = s.working_day_before_last(limit + 3)
+    rows = s.take(count, s.refunded() & (s.step("exported") < earliest))
+    applied = s.working_day_before_last(limit[rows] + s.rng.integers(1, 4, len(rows)))
+    s.set(rows, refund_applied=applied, refund_decided=np.nan)
+    return [(rows, "refund1")]
+
+
+@near_miss("SLA-002")
+def _refund_class3_on_its_last_working_day(s: Stories, count: int) -> None:
+    """A class 3 refund approved exactly refund_wd_other working days after the application
+    (late for classes 1 and 2, in time for 3)."""
+    applied, limit = s.step("refund_applied"), s.params.refund_wd_other
+    decided = s.working_day_after(applied, limit)
+    rows = s.take(count, s.refunded() & (decided <= s.last))
+    s.set(rows, refund_class="3", refund_decided=decided[rows])
+
+
+@near_miss("SLA-002")
+def _refund_rejected_late(s: Stories, count: int) -> None:
+    """A refund rejected long after the limit: rejected lines are outside SLA-002."""
+    applied = s.step("refund_applied")
+    decided = s.working_day_after(applied, s.params.refund_wd_other + 5)
+    rows = s.take(count, s.refunded() & (decided <= s.last))
+    s.set(rows, refund_status="rejected", refund_decided=decided[rows])
+
+
+@plant("VIN-001")
+def _declared_vin_read_from_barcode(s: Stories, count: int) -> Planted:
+    """Customs scanned the VIN from a barcode and sent its leading ``I``."""
+    rows = s.take(count, s.complete())
+    s.override("item1", rows, vin=lambda vins: "I" + vins.str.replace(" ", "", regex=False))
+    return [(rows, "item1")]
+
+
+@plant("VIN-001")
+def _licence_vin_with_letter_o(s: Stories, count: int) -> Planted:
+    """Commerce typed the letter O for a zero in the licence's VIN."""
+    rows = s.take(count, s.complete() & s.vehicles["vin"].str.contains("0").to_numpy())
+    s.override("licence", rows, vin=lambda vins: vins.str.replace("0", "O", n=1, regex=False))
+    return [(rows, "licence")]
+
+
+@near_miss("VIN-001")
+def _licence_vin_with_dashes(s: Stories, count: int) -> None:
+    """The licence's VIN in lower case with dashes: cleaning, not a substitution."""
+    rows = s.take(count, s.complete())
+    s.override(
+        "licence",
+        rows,
+        vin=lambda vins: (
+            vins.str.slice(0, 3).str.lower() + "-" + vins.str.slice(3, 9) + "-" + vins.str.slice(9)
+        ),
+    )
+
+
+def _set_vins(s: Stories, rows: np.ndarray, vins: np.ndarray) -> None:
+    """Give vehicles another VIN, on every record of theirs."""
+    s.set(rows, vin=vins, vin_police=vins, vin_customs=vins)
+
+
+#: Every record of a complete export story that carries its VIN (``transfer``: if resold).
+VEHICLE_VIN_KINDS = ("register", "transfer", "pending", "licence", "item1", "dereg")
+
+
+@plant("VIN-002")
+def _vin_with_wrong_check_digit(s: Stories, count: int) -> Planted:
+    """A car whose VIN carries a wrong check digit, the same on every record of it."""
+    rows = s.take(count, s.complete())
+    codes = _ascii(s.vehicles["vin"].iloc[rows].to_numpy(str), 17)
+    right = _CHECK_INDEX[codes[:, 8]]
+    codes[:, 8] = _CHECK_CODES[(right + s.rng.integers(1, 11, len(rows))) % 11]
+    _set_vins(s, rows, _text(codes))
+    resold = ~np.isnan(s.step("transferred")[rows])
+    return [(rows[resold] if kind == "transfer" else rows, kind) for kind in VEHICLE_VIN_KINDS]
+
+
+@near_miss("VIN-002")
+def _imported_vin_with_wrong_check_digit(s: Stories, count: int) -> None:
+    """A European-made car (WMI starting W: the check digit is advisory) whose check digit
+    does not fit."""
+    rows = s.take(count, s.complete())
+    codes = _ascii(s.vehicles["vin"].iloc[rows].to_numpy(str), 17)
+    codes[:, 0] = ord("W")
+    right = _CHECK_INDEX[vin_check_codes(codes)]
+    codes[:, 8] = _CHECK_CODES[(right + s.rng.integers(1, 11, len(rows))) % 11]
+    _set_vins(s, rows, _text(codes))
+
+
+@near_miss("VIN-003")
+def _two_cars_one_character_apart(s: Stories, count: int) -> None:
+    """Two cars whose valid VINs differ in one character, each on every feed: neither VIN
+    is alone on a feed, so there is no candidate to propose."""
+    pairs = s.take(2 * count, s.complete())
+    half = len(pairs) // 2
+    one, other = pairs[:half], pairs[half : 2 * half]
+    codes = _ascii(s.vehicles["vin"].iloc[one].to_numpy(str), 17)
+    # A character of the same ISO 3779 value keeps the check digit right.
+    places = np.array([3, 4, 5, 6, 7, 10])
+    has_sibling = _SIBLINGS[codes[:, places]] != codes[:, places]
+    place = places[np.argmax(has_sibling, axis=1)]
+    rows = np.arange(len(one))
+    codes[rows, place] = _SIBLINGS[codes[rows, place]]
+    vins = _text(codes)
+    fits = has_sibling.any(axis=1) & ~s.holds(vins) & ~pd.Series(vins).duplicated().to_numpy()
+    _set_vins(s, other[fits], vins[fits])
+
+
+# --------------------------------------------------------------------------------------
+# Typed-over VINs: a clerk's typo in one feed's copy of a VIN. The VIN-003 plants and the
+# noise of mistyped VINs share it; each typo also causes the findings of the record that
+# no longer meets its counterparts (EXP-001, LIC-001, ...), which are expected too.
+# --------------------------------------------------------------------------------------
+
+#: How a VIN is typed over: one character substituted, two adjacent ones swapped, or a
+#: letter typed for a digit that the hub reads back (I for 1, O or Q for 0: VIN-001 only).
+TYPOS = ("substitution", "transposition", "misread")
+TYPO_SHARES = (40, 40, 20)
+#: The records of an export vehicle whose VIN the noise types over, and the records of
+#: the same vehicle on other feeds that agree with each (VIN-003's candidates): the
+#: register and resale events name a person as owner, which contradicts an exporter, so
+#: a typo on the register event has no candidate to propose.
+VEHICLE_TYPO_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "licence": ("pending", "dereg", "item1"),
+    "item1": ("licence", "pending", "dereg"),
+    "pending": ("licence", "item1"),
+    "dereg": ("licence", "item1"),
+    "register": (),
+}
+_MANDATORY_CHECK = np.frombuffer(b"L12345", np.uint8)
+#: What the ground truth says of each VIN typed over: the story (vehicle or claim row) and
+#: the kind of its record typed over (``claim old_vin`` / ``claim new_vin`` for a claim's
+#: VINs), the right VIN, what was sent and how the hub reads it, how it was typed, and the
+#: case (plant or noise) that typed it.
+TYPO_COLUMNS = ["population", "story", "kind", "vin", "sent", "read", "how", "case"]
+
+
+def _type_over_codes(rng: np.random.Generator, codes: np.ndarray, how: np.ndarray) -> np.ndarray:
+    """A copy of the VIN code matrix with each row typed over as ``how`` says (a ``misread``
+    row must hold a 0 or a 1)."""
+    typed = codes.copy()
+    rows = np.arange(len(codes))
+    size = len(VIN_ALPHABET)
+    place = rng.integers(0, 17, len(codes))
+    other = _VIN_CODES[(_VIN_INDEX[codes[rows, place]] + rng.integers(1, size, len(codes))) % size]
+    sub = how == "substitution"
+    typed[rows[sub], place[sub]] = other[sub]
+    differs = codes[:, :-1] != codes[:, 1:]
+    first = np.argmax(np.where(differs, rng.random(differs.shape), -1.0), axis=1)
+    swap, at = rows[how == "transposition"], first[how == "transposition"]
+    typed[swap, at], typed[swap, at + 1] = codes[swap, at + 1], codes[swap, at]
+    digit = (codes == ord("0")) | (codes == ord("1"))
+    which = np.argmax(np.where(digit, rng.random(digit.shape), -1.0), axis=1)
+    misread, at = rows[how == "misread"], which[how == "misread"]
+    o_or_q = np.where(rng.random(len(misread)) < 0.5, ord("O"), ord("Q"))
+    typed[misread, at] = np.where(codes[misread, at] == ord("0"), o_or_q, ord("I"))
+    return typed
+
+
+def _typed_over(
+    s: Stories, vins: pd.Series, how: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each VIN typed over: (what is sent, what the hub reads it as, how it was typed; a
+    misread of a VIN without 0 or 1 becomes a substitution). A typo never reads as a VIN
+    the world already holds."""
+    codes = _ascii(vins.to_numpy(str), 17)
+    has_digit = ((codes == ord("0")) | (codes == ord("1"))).any(axis=1)
+    how = np.where((how == "misread") & ~has_digit, "substitution", how)
+    typed = _type_over_codes(s.rng, codes, how)
+    for _ in range(DRAWS):
+        read = np.where((how == "misread")[:, None], codes, typed)
+        text = _text(read)
+        clash = (how != "misread") & (s.holds(text) | pd.Series(text).duplicated().to_numpy())
+        if not clash.any():
+            return _text(typed), text, how
+        typed[clash] = _type_over_codes(s.rng, codes[clash], how[clash])
+    raise ValueError("cannot type VINs over without landing on VINs the world holds")
+
+
+def _fails_check(vins: np.ndarray) -> np.ndarray:
+    """VINs whose mandatory check digit (ICD §2) does not fit."""
+    codes = _ascii(vins, 17)
+    mandatory = np.isin(codes[:, 0], _MANDATORY_CHECK)
+    return mandatory & (vin_check_codes(codes) != codes[:, 8])
+
+
+def _type_over_vehicles(s: Stories, rows: np.ndarray, kind: str, how: np.ndarray) -> Planted:
+    """Type over the VIN on the ``kind`` record of complete export stories no plant bent;
+    return every finding that causes."""
+    sent, read, how = _typed_over(s, s.vehicles["vin"].take(rows), how)
+    s.override(kind, rows, vin=by_story(rows, sent), _vin=by_story(rows, read))
+    if kind == "item1":  # a refund line's VIN is its item's
+        s.override("refund1", rows, _vin=by_story(rows, read))
+    s.typos.append(
+        pd.DataFrame(
+            {
+                "population": "vehicle",
+                "story": rows,
+                "kind": kind,
+                "vin": s.vehicles["vin"].iloc[rows].to_numpy(str),
+                "sent": sent,
+                "read": read,
+                "how": how,
+            }
+        )
+    )
+    misread = how == "misread"
+    typo = rows[~misread]
+    found: Planted = [(rows[misread], kind, "VIN-001"), (rows[_fails_check(read)], kind, "VIN-002")]
+    if VEHICLE_TYPO_CANDIDATES[kind]:
+        found.append((typo, kind, "VIN-003"))
+        s.candidates += [
+            (typo, kind, candidate, read[~misread]) for candidate in VEHICLE_TYPO_CANDIDATES[kind]
+        ]
+    overdue = typo[s.step("exported")[typo] + s.params.dereg_window_days < s.last]
+    stale = typo[s.step("pending")[typo] + s.params.pending_export_days < s.last]
+    if kind in ("licence", "item1"):  # the item's licence row names another VIN
+        found.append((typo, "item1", "LIC-001"))
+    if kind in ("dereg", "item1"):  # the deregistration's VIN has no cleared item
+        found += [(typo, "dereg", "EXP-001"), (overdue, "item1", "EXP-003")]
+    if kind in ("pending", "item1"):  # the pending export's VIN is on no item
+        found.append((stale, "pending", "POL-001"))
+    return found
+
+
+def _type_over_claims(s: Stories, rows: np.ndarray, column: str, how: np.ndarray) -> Planted:
+    """Type over the old or new VIN (``column``) of trade-in claims no plant bent; return
+    every finding that causes. The car's own VIN is then on police records only, so its
+    records get VIN-003 findings too, with the claim as candidate."""
+    sent, read, how = _typed_over(s, s.claims[column].take(rows), how)
+    s.override("claim", rows, **{column: by_story(rows, sent)})
+    if column == "old_vin":
+        s.override("claim", rows, _vin=by_story(rows, read))
+    s.typos.append(
+        pd.DataFrame(
+            {
+                "population": "claim",
+                "story": rows,
+                "kind": f"claim {column}",
+                "vin": s.claims[column].iloc[rows].to_numpy(str),
+                "sent": sent,
+                "read": read,
+                "how": how,
+            }
+        )
+    )
+    misread = how == "misread"
+    typo = rows[~misread]
+    found: Planted = [
+        (rows[misread], "claim", "VIN-001"),
+        (rows[_fails_check(read)], "claim", "VIN-002"),
+        (typo, "claim", "VIN-003"),
+    ]
+    right, typed = s.claims[column], pd.Series(read, index=rows)
+    if column == "new_vin":
+        events = [(typo, "new_register")]
+    else:
+        scrap = s.claim_is("scrap")[typo]
+        events = [
+            (typo, "old_register"),
+            (typo[scrap], "old_scrap"),
+            (typo[~scrap], "old_transfer"),
+        ]
+        found += [(typo[scrap], "claim", "TRD-001"), (typo[~scrap], "claim", "TRD-003")]
+    for event_rows, event in events:
+        found.append((event_rows, event, "VIN-003"))
+        s.candidates += [
+            (event_rows, "claim", event, typed.loc[event_rows].to_numpy()),
+            (event_rows, event, "claim", right.iloc[event_rows].to_numpy()),
+        ]
+    return found
+
+
+@plant("VIN-003")
+def _deregistration_vin_transposed(s: Stories, count: int) -> Planted:
+    """The police typed the VIN of the export deregistration with two characters swapped."""
+    rows = s.take(count, s.complete())
+    return _type_over_vehicles(s, rows, "dereg", np.full(len(rows), "transposition"))
+
+
+@plant("VIN-003")
+def _licence_vin_mistyped(s: Stories, count: int) -> Planted:
+    """Commerce typed one character of the VIN on the licence wrong."""
+    rows = s.take(count, s.complete())
+    return _type_over_vehicles(s, rows, "licence", np.full(len(rows), "substitution"))
+
+
+@story_noise("mistyped VINs")
+def _mistyped_vins(s: Stories, fraction: float) -> Planted:
+    """About ``fraction`` of the export vehicles (complete stories no plant bent) and of the
+    trade-in claims have their VIN typed over in one feed's copy: a character substituted,
+    two adjacent ones swapped, or I/O/Q typed for 1/0."""
+    rows = s.take(round(len(s.vehicles) * fraction), s.complete())
+    kinds = list(VEHICLE_TYPO_CANDIDATES)
+    kind = s.rng.integers(0, len(kinds), len(rows))
+    how = s.rng.choice(TYPOS, len(rows), p=_shares(TYPO_SHARES))
+    found = [
+        _type_over_vehicles(s, rows[kind == i], name, how[kind == i])
+        for i, name in enumerate(kinds)
+    ]
+    claims = s.take_claims(round(len(s.claims) * fraction), np.ones(len(s.claims), bool))
+    new = s.rng.random(len(claims)) < 0.5
+    how = s.rng.choice(TYPOS, len(claims), p=_shares(TYPO_SHARES))
+    found += [
+        _type_over_claims(s, claims[~new], "old_vin", how[~new]),
+        _type_over_claims(s, claims[new], "new_vin", how[new]),
+    ]
+    return [entry for planted in found for entry in planted]
+
+
+def _expected_frame(rule_id: str, found: Planted) -> pd.DataFrame:
+    """The findings a case causes, by story: ``rule_id``'s unless an entry names another."""
+    parts = [pd.DataFrame({"rule_id": [], "story": np.array([], np.int64), "kind": []})]
+    for entry in found:
+        rows, kind = entry[0], entry[1]
+        rule = entry[2] if len(entry) == 3 else rule_id
+        parts.append(pd.DataFrame({"rule_id": rule, "story": rows, "kind": kind}))
+    return pd.concat(parts, ignore_index=True)
+
+
 def _plant_all(s: Stories, count: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every plant and near miss, each on ``count`` stories (none when 0); return the
     expected findings by story and the planted stories."""
@@ -953,9 +1730,10 @@ def _plant_all(s: Stories, count: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     ]
     for rule_id, case, variant, variants in cases:
         vehicles_before, claims_before = s.used.copy(), s.used_claims.copy()
+        typos_before = len(s.typos)
         found = variant(s, max(1, -(-count // variants))) or []
-        for rows, kind in found:
-            expected.append(pd.DataFrame({"rule_id": rule_id, "story": rows, "kind": kind}))
+        expected.append(_expected_frame(rule_id, found))
+        s.label_typos(typos_before, case)
         for population, now, before in (
             ("vehicle", s.used, vehicles_before),
             ("claim", s.used_claims, claims_before),
@@ -1203,8 +1981,9 @@ def _claim_events(s: Stories) -> list[pd.DataFrame]:
             "model": c["new_model"],
         }
     )
-    scrap = np.flatnonzero((c["claim_type"] == "scrap").to_numpy())
-    sold = np.flatnonzero((c["claim_type"] != "scrap").to_numpy())
+    ended = c["old_ended"].notna().to_numpy()
+    scrap = np.flatnonzero((c["claim_type"] == "scrap").to_numpy() & ended)
+    sold = np.flatnonzero((c["claim_type"] != "scrap").to_numpy() & ended)
     claims = np.arange(len(c))
     return [
         _events("old_register", claims, old, "register", c["old_registered"], c["applicant"]),
@@ -1215,7 +1994,7 @@ def _claim_events(s: Stories) -> list[pd.DataFrame]:
             "deregister",
             c["old_ended"].to_numpy()[scrap],
             c["applicant"].take(scrap).reset_index(drop=True),
-            reason="scrap",
+            reason=c["old_reason"].take(scrap).reset_index(drop=True),
         ),
         _events(
             "old_transfer",
@@ -1354,11 +2133,26 @@ def build_records(s: Stories) -> dict[tuple[str, str], pd.DataFrame]:
     missing = set(feeds()) - set(records)
     if missing:
         raise ValueError(f"the generator has no records for feeds {sorted(missing)}")
+    places: dict[str, np.ndarray] = {}
     for kind, rows, columns in s.overrides:
         frame = records[KIND_FEEDS[kind]]
-        mine = (frame["_kind"] == kind).to_numpy() & np.isin(frame["_story"].to_numpy(), rows)
+        if kind not in places:  # per story, the position of its ``kind`` record (or -1)
+            of_kind = np.flatnonzero((frame["_kind"] == kind).to_numpy())
+            stories = frame["_story"].to_numpy()[of_kind].astype(np.int64)
+            places[kind] = np.full(stories.max(initial=-1) + 1, -1, np.int64)
+            places[kind][stories] = of_kind
+        rows = np.asarray(rows, np.int64)
+        place = np.full(len(rows), -1, np.int64)
+        known = rows < len(places[kind])
+        place[known] = places[kind][rows[known]]
+        rows, place = rows[place >= 0], place[place >= 0]
         for column, value in columns.items():
-            frame.loc[mine, column] = value(frame.loc[mine, column]) if callable(value) else value
+            at = list(frame.columns).index(column)
+            if isinstance(value, pd.Series):
+                value = value.reindex(rows).to_numpy()
+            elif callable(value):
+                value = value(frame[column].iloc[place].reset_index(drop=True)).to_numpy()
+            frame.iloc[place, at] = value
     return records
 
 
@@ -1842,10 +2636,36 @@ class GroundTruth:
     unfinished: list[str]  # ``.part`` files the hub must leave alone
     corrections: pd.DataFrame  # agency, feed, record_key, record_version, column, value
     planted: pd.DataFrame  # case, population, story, vin
+    #: VIN-003's candidates: per finding (``agency``, ``record_key``, ``vin``) each record it
+    #: must list in ``related`` (``agency:key``).
+    candidates: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["agency", "record_key", "vin", "related"])
+    )
+    #: The VINs typed over (plants and noise): :data:`TYPO_COLUMNS`.
+    typos: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def expected(self, rule_id: str) -> set[str]:
         """The record keys ``rule_id`` must fire on."""
         return set(self.findings.loc[self.findings["rule_id"] == rule_id, "record_key"])
+
+    def expected_candidates(self) -> set[tuple[str, str]]:
+        """(record_key, related record) pairs VIN-003 must propose."""
+        return set(zip(self.candidates["record_key"], self.candidates["related"], strict=True))
+
+
+def _keyed(records: dict[tuple[str, str], pd.DataFrame], kind: str) -> pd.DataFrame:
+    """The ``kind`` records as ``_story``, ``record_key``, ``_vin``, ``_known``."""
+    agency, feed_name = KIND_FEEDS[kind]
+    frame = records[agency, feed_name]
+    mine = frame.loc[
+        frame["_kind"] == kind, ["_story", "_vin", "_known", *feed(agency, feed_name).key]
+    ]
+    spec = feed(agency, feed_name)
+    # A key holding a VIN holds it normalised: the VIN the record is read as.
+    keyed = mine.assign(vin=mine["_vin"]) if "vin" in spec.key else mine
+    return mine.assign(record_key=record_keys(spec, keyed))[
+        ["_story", "record_key", "_vin", "_known"]
+    ]
 
 
 def _expected_findings(
@@ -1853,10 +2673,8 @@ def _expected_findings(
 ) -> pd.DataFrame:
     found = []
     for kind, group in expected.groupby("kind"):
-        agency, feed_name = KIND_FEEDS[str(kind)]
-        frame = records[agency, feed_name]
-        mine = frame[frame["_kind"] == kind]
-        mine = mine.assign(record_key=record_keys(feed(agency, feed_name), mine))
+        agency, _ = KIND_FEEDS[str(kind)]
+        mine = _keyed(records, str(kind))
         hits = group.merge(mine, how="left", left_on="story", right_on="_story")
         if hits["record_key"].isna().any() or (hits["_known"] > last).any():
             raise ValueError(f"a planted finding on a {kind} record that is not on file")
@@ -1874,6 +2692,33 @@ def _expected_findings(
         return pd.DataFrame(columns=["rule_id", "record_key", "vin", "agency"])
     return pd.concat(found, ignore_index=True).sort_values(
         ["rule_id", "record_key"], ignore_index=True
+    )
+
+
+def _expected_candidates(
+    records: dict[tuple[str, str], pd.DataFrame],
+    candidates: list[tuple[np.ndarray, str, str, np.ndarray]],
+) -> pd.DataFrame:
+    """Per VIN-003 finding, each candidate record it must list (``agency:key``)."""
+    keyed: dict[str, pd.DataFrame] = {}
+    pairs = [pd.DataFrame(columns=["agency", "record_key", "vin", "related"])]
+    for rows, kind, candidate, vins in candidates:
+        for name in (kind, candidate):
+            if name not in keyed:
+                keyed[name] = _keyed(records, name).set_index("_story")
+        mine, theirs = keyed[kind].reindex(rows), keyed[candidate].reindex(rows)
+        pairs.append(
+            pd.DataFrame(
+                {
+                    "agency": KIND_FEEDS[kind][0],
+                    "record_key": mine["record_key"].to_numpy(),
+                    "vin": vins,
+                    "related": KIND_FEEDS[candidate][0] + ":" + theirs["record_key"].to_numpy(),
+                }
+            )
+        )
+    return pd.concat(pairs, ignore_index=True).sort_values(
+        ["record_key", "related"], ignore_index=True
     )
 
 
@@ -2096,6 +2941,7 @@ def generate_world(
     seed: int = 1,
     plant_fraction: float = 0.01,
     noise: bool = True,
+    vin_typos: float = 0.02,
     claims: int | None = None,
     params: RuleParameters | None = None,
 ) -> World:
@@ -2103,7 +2949,10 @@ def generate_world(
 
     ``plant_fraction`` of the vehicles (at least one per case, none when 0) carry each
     planted rule case and each near miss; ``noise`` plants the intake trouble of
-    :data:`NOISE`. ``claims`` trade-in claims (default one per hundred vehicles).
+    :data:`NOISE` and the noise of :data:`STORY_NOISE`, each in ``vin_typos`` of the
+    vehicles and claims (a VIN typed over in one feed's copy). ``claims`` trade-in claims
+    (default one per hundred vehicles, at least 40 so that every trade-in case has claims
+    to bend).
     ``params`` are the rule parameters the plants aim at (RULES.md defaults).
     """
     if vehicles < 1 or not dates:
@@ -2113,14 +2962,22 @@ def generate_world(
     stories = _populate(
         rng,
         vehicles,
-        max(2, vehicles // 100) if claims is None else claims,
+        max(40, vehicles // 100) if claims is None else claims,
         days,
         params or RuleParameters(),
     )
     count = max(1, round(vehicles * plant_fraction)) if plant_fraction > 0 else 0
     expected, planted = _plant_all(stories, count)
+    if noise and vin_typos > 0:
+        for name, bend in STORY_NOISE.items():
+            typos_before = len(stories.typos)
+            expected = pd.concat(
+                [expected, _expected_frame("", bend(stories, vin_typos))], ignore_index=True
+            )
+            stories.label_typos(typos_before, name)
     records = build_records(stories)
     findings = _expected_findings(records, expected, days[-1])
+    candidates = _expected_candidates(records, stories.candidates)
     police_verdicts = _police_verdicts(records, findings, days[-1])
     tax_verdicts = _tax_verdicts(records, findings, days[-1])
     plan = plan_files(records, days)
@@ -2149,5 +3006,10 @@ def generate_world(
             columns=["agency", "feed", "record_key", "record_version", "column", "value"],
         ),
         planted=planted,
+        candidates=candidates,
+        typos=pd.concat(
+            stories.typos or [pd.DataFrame(columns=TYPO_COLUMNS)],
+            ignore_index=True,
+        ),
     )
     return World([calendar_day(d) for d in days], plan.files, truth, stories)

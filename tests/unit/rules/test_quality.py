@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import pandas as pd
 from tests.factories import Vehicle
 
 from vehiclehub.config import Settings
 from vehiclehub.rules.engine import finding_identity
-from vehiclehub.vin import check_digit
+from vehiclehub.rules.quality import near_vin_pairs
+from vehiclehub.vin import check_digit, make_vin
 
 from .world import World, evaluation, findings
 
@@ -255,3 +258,51 @@ def test_vin_rules_on_an_empty_store(settings: Settings) -> None:
     found = evaluation(settings, only=["VIN-001", "VIN-002", "VIN-003"]).findings
     assert found.empty
     assert isinstance(found, pd.DataFrame)
+
+
+def _near_pairs_by_comparing_every_pair(left: list[str], right: list[str]) -> set[tuple]:
+    """The definition, pair by pair (only for a handful of VINs)."""
+    pairs = set()
+    for vin in set(left):
+        for candidate in set(right):
+            differs = [i for i in range(17) if vin[i] != candidate[i]]
+            if len(differs) == 1:
+                pairs.add((vin, candidate, "substitution"))
+            elif (
+                len(differs) == 2
+                and differs[1] == differs[0] + 1
+                and vin[differs[0]] == candidate[differs[1]]
+                and vin[differs[1]] == candidate[differs[0]]
+            ):
+                pairs.add((vin, candidate, "transposition"))
+    return pairs
+
+
+def test_near_vin_pairs_finds_every_single_edit_and_nothing_else() -> None:
+    rng = random.Random(3779)
+    base = [make_vin(rng) for _ in range(60)]
+    left, right = list(base[:30]), list(base)
+    for vin in base[:30]:
+        i = rng.randrange(17)
+        right.append(substituted(vin, i, "Z" if vin[i] != "Z" else "Y"))
+        j = next(k for k in range(rng.randrange(16), 32) if vin[k % 16] != vin[k % 16 + 1])
+        right.append(swapped(vin, j % 16))
+        right.append(substituted(substituted(vin, 2, "0"), 12, "A"))  # two edits: never
+    # Runs of equal characters: only the last two differ, and only they swap.
+    left.append("LSVAA0000A0000001")
+    right += ["LSVAA0000A0000010", "LSVAA0000A0000002", "LSVAA0000A0000001", "LSVAA000"]
+    got = near_vin_pairs(pd.Series(left), pd.Series(right))
+    assert list(got.columns) == ["vin", "candidate", "kind"]
+    assert got.equals(got.sort_values(["vin", "candidate", "kind"], ignore_index=True))
+    expected = _near_pairs_by_comparing_every_pair(left, [v for v in right if len(v) == 17])
+    assert set(got.itertuples(index=False, name=None)) == expected
+    assert len(got) == len(expected) >= 60
+    assert {p for p in expected if p[0] == "LSVAA0000A0000001"} == {
+        ("LSVAA0000A0000001", "LSVAA0000A0000002", "substitution"),
+        ("LSVAA0000A0000001", "LSVAA0000A0000010", "transposition"),
+    }
+
+
+def test_near_vin_pairs_of_nothing() -> None:
+    assert near_vin_pairs(pd.Series([], dtype="str"), pd.Series(["LSVAA0000A0000000"])).empty
+    assert near_vin_pairs(pd.Series(["NOT A VIN"]), pd.Series(["LSVAA0000A0000000"])).empty
