@@ -6,9 +6,10 @@
 Generates the world's files for one business date (every vehicle's history in that
 date's files, like an initial load) with ``vehiclehub.samples.generate``, then runs
 ``vhub run --config ... --date ...`` as a child process and prints the generation time,
-the run's wall time, the child's peak RSS, rows per feed and findings per rule (with
-precision and recall against the planted cases), measured against the targets: 1M
-vehicles end to end in under 3 minutes and under 3 GiB peak RSS on 2 cores.
+the run's wall time and peak RSS (all its processes together), rows per feed and
+findings per rule (with precision and recall against the planted cases), measured
+against the targets: 1M vehicles end to end in under 3 minutes and under 3 GiB peak
+RSS on 2 cores.
 
 Before the measured run, a run over a tiny world fills a bytecode cache of the child's
 own (``PYTHONPYCACHEPREFIX``), so that module compilation, which a deployed hub does not
@@ -91,19 +92,56 @@ def warm_up(directory: Path, day: date, env: dict[str, str]) -> float:
     return elapsed
 
 
+def _tree_rss_kib(root: int) -> int:
+    """Resident memory of a process and all its descendants, now (KiB, from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    total = 0
+    for pid in tree:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
 def run_hub(
     config: Path, day: date, profile: Path | None, env: dict[str, str]
-) -> tuple[float, float, int]:
-    """Run ``vhub run`` as a child; return (wall seconds, peak RSS in GiB, exit status)."""
+) -> tuple[float, float, float, int]:
+    """Run ``vhub run`` as a child; return (wall seconds, peak RSS of its largest
+    process in GiB, peak RSS of its whole process tree in GiB, exit status).
+
+    The hub prepares files in a worker process while it loads the previous one, so the
+    run's memory is the sum over its processes: the tree's resident memory is sampled
+    every 0.2 s; the largest single process comes from the kernel's accounting.
+    """
     command = [sys.executable]
     if profile is not None:
         command += ["-m", "cProfile", "-o", str(profile)]
     command += ["-m", "vehiclehub.cli", "run", "--config", str(config), "--date", day.isoformat()]
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, check=False)
+    child = subprocess.Popen(command, env=env)
+    tree_peak_kib = 0
+    while child.poll() is None:
+        tree_peak_kib = max(tree_peak_kib, _tree_rss_kib(child.pid))
+        time.sleep(0.2)
     wall = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-    return wall, peak_kib / 2**20, done.returncode
+    return wall, peak_kib / 2**20, max(tree_peak_kib, peak_kib) / 2**20, child.returncode
 
 
 def report_rows(world: World, database_url: str) -> None:
@@ -130,23 +168,32 @@ def report_findings(world: World, database_url: str) -> None:
     engine = create_engine(database_url)
     with engine.connect() as conn:
         found = conn.execute(
-            select(findings.c.rule_id, findings.c.record_key).where(
+            select(findings.c.rule_id, findings.c.record_key, findings.c.related).where(
                 findings.c.resolved_on.is_(None)
             )
         ).all()
     got: dict[str, set[str]] = {}
-    for rule_id, key in found:
+    proposed: set[str] = set()  # "record_key related" per candidate VIN-003 lists
+    for rule_id, key, related in found:
         got.setdefault(rule_id, set()).add(key)
+        if rule_id == "VIN-003":
+            proposed |= {
+                f"{key} {candidate}" for candidate in (related or "").split(";") if candidate
+            }
     rules = sorted(set(got) | set(world.truth.findings["rule_id"]))
     print("findings per rule (found, planted, precision, recall):")
-    for rule_id in rules:
-        mine, expected = got.get(rule_id, set()), world.truth.expected(rule_id)
+
+    def line(name: str, mine: set[str], expected: set[str]) -> None:
         hits = len(mine & expected)
         precision = hits / len(mine) if mine else float(not expected)
         recall = hits / len(expected) if expected else float(not mine)
-        print(
-            f"  {rule_id:<8} {len(mine):>8,} {len(expected):>8,} {precision:>9.3f} {recall:>7.3f}"
-        )
+        print(f"  {name:<8} {len(mine):>8,} {len(expected):>8,} {precision:>9.3f} {recall:>7.3f}")
+
+    for rule_id in rules:
+        line(rule_id, got.get(rule_id, set()), world.truth.expected(rule_id))
+    print(f"VIN-003 candidates ({len(world.truth.typos):,} VINs typed over), as pairs:")
+    candidates = {f"{key} {related}" for key, related in world.truth.expected_candidates()}
+    line("VIN-003", proposed, candidates)
 
 
 def print_profile(profile: Path, top: int = 25) -> None:
@@ -178,11 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         env = child_environment(directory)
         warm = warm_up(directory, args.date, env)
         print(f"warm-up run (tiny world, compiles the bytecode): {warm:.1f} s", flush=True)
-        wall, peak_gib, status = run_hub(config, args.date, args.profile, env)
+        wall, process_gib, peak_gib, status = run_hub(config, args.date, args.profile, env)
         rows = sum(world.rows_per_feed().values())
         print(
             f"\nvhub run: exit {status}, wall {wall:.1f} s ({rows / wall:,.0f} rows/s), "
-            f"peak RSS {peak_gib:.2f} GiB"
+            f"peak RSS {peak_gib:.2f} GiB (all its processes together; "
+            f"largest single process {process_gib:.2f} GiB)"
         )
         print(
             f"targets (1M vehicles, 2 cores): wall < {TARGET_SECONDS} s "
