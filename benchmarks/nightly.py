@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import pstats
-import resource
 import shutil
 import subprocess
 import sys
@@ -92,8 +91,9 @@ def warm_up(directory: Path, day: date, env: dict[str, str]) -> float:
     return elapsed
 
 
-def _tree_rss_kib(root: int) -> int:
-    """Resident memory of a process and all its descendants, now (KiB, from /proc)."""
+def _tree_memory_kib(root: int) -> tuple[int, dict[int, int]]:
+    """A process tree's resident memory now (KiB) and each member's peak so far
+    (VmHWM, KiB), read from /proc."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -107,7 +107,7 @@ def _tree_rss_kib(root: int) -> int:
         children = [pid for pid, ppid in parents.items() if ppid == parent]
         tree.update(children)
         frontier.extend(children)
-    total = 0
+    total, peaks = 0, {}
     for pid in tree:
         try:
             status = Path(f"/proc/{pid}/status").read_text()
@@ -116,7 +116,9 @@ def _tree_rss_kib(root: int) -> int:
         for line in status.splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
-    return total
+            elif line.startswith("VmHWM:"):
+                peaks[pid] = int(line.split()[1])
+    return total, peaks
 
 
 def run_hub(
@@ -127,7 +129,9 @@ def run_hub(
 
     The hub prepares files in a worker process while it loads the previous one, so the
     run's memory is the sum over its processes: the tree's resident memory is sampled
-    every 0.2 s; the largest single process comes from the kernel's accounting.
+    every 0.1 s, with each process's own peak (VmHWM). The kernel's rusage of children
+    is not used: it charges a forked child with the memory of this process (the
+    generated world) at the time of the fork.
     """
     command = [sys.executable]
     if profile is not None:
@@ -135,13 +139,16 @@ def run_hub(
     command += ["-m", "vehiclehub.cli", "run", "--config", str(config), "--date", day.isoformat()]
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env)
-    tree_peak_kib = 0
+    tree_peak_kib, process_peaks = 0, dict[int, int]()
     while child.poll() is None:
-        tree_peak_kib = max(tree_peak_kib, _tree_rss_kib(child.pid))
-        time.sleep(0.2)
+        total, peaks = _tree_memory_kib(child.pid)
+        tree_peak_kib = max(tree_peak_kib, total)
+        for pid, peak in peaks.items():
+            process_peaks[pid] = max(process_peaks.get(pid, 0), peak)
+        time.sleep(0.1)
     wall = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-    return wall, peak_kib / 2**20, max(tree_peak_kib, peak_kib) / 2**20, child.returncode
+    largest_kib = max(process_peaks.values(), default=0)
+    return wall, largest_kib / 2**20, max(tree_peak_kib, largest_kib) / 2**20, child.returncode
 
 
 def report_rows(world: World, database_url: str) -> None:

@@ -254,10 +254,11 @@ class Preparer:
         context = multiprocessing.get_context("spawn")
         self._jobs = context.Queue()
         self._results = context.Queue(maxsize=self.AHEAD)
-        self._process = context.Process(
+        process = context.Process(
             target=_serve, args=(self._jobs, self._results), name="vhub-intake", daemon=True
         )
-        self._process.start()
+        process.start()
+        self._process = process
 
     def warm(self, rows: int) -> None:
         """Start the worker ahead of a file of ``rows`` rows that it will prepare."""

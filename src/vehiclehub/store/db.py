@@ -19,7 +19,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=120000")
+    cursor.execute("PRAGMA busy_timeout=600000")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA cache_size=-262144")
     cursor.close()
@@ -66,7 +66,7 @@ def connect(database_url: str, *, create: bool = True) -> Engine:
     """An engine for the store, its tables created; StoreUnavailable if it cannot be reached."""
     try:
         if database_url.startswith("sqlite"):
-            engine = create_engine(database_url, connect_args={"timeout": 120})
+            engine = create_engine(database_url, connect_args={"timeout": 600})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(database_url, pool_pre_ping=True)
