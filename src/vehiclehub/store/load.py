@@ -121,6 +121,9 @@ def load_records(
         return LoadResult(loaded=len(records), ignored=0, conflicts=_no_conflicts())
     staging = _staging_table(conn, target)
     bulk_insert(conn, staging, records)
+    # The comparisons below probe the staged keys once per stored record: indexed, that is
+    # a look-up each, not a scan of the staged rows each.
+    Index(f"ix_{staging.name}_key", *(staging.c[k] for k in spec.key)).create(conn)
     same_key = and_(*(target.c[k] == staging.c[k] for k in spec.key))
     conflicts = pd.DataFrame(
         conn.execute(
