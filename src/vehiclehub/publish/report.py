@@ -158,13 +158,18 @@ def svg_stacked_bars(
         parts.append(_date_label(dates, i, x + step * 0.35, height - bottom + 16))
     x = left
     for name in stacks:
-        parts.append(
-            f'<rect x="{x}" y="6" width="10" height="10" fill="{colours.get(name, "#57606a")}"/>'
-            f'<text x="{x + 14}" y="15" class="legend">{html.escape(name)}</text>'
-        )
+        parts.append(_legend_entry(x, 15, colours.get(name, "#57606a"), name))
         x += 24 + 7 * len(name)
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _legend_entry(x: float, baseline: float, colour: str, name: str) -> str:
+    """A legend's colour swatch and series name, the name's text on ``baseline``."""
+    return (
+        f'<rect x="{x}" y="{baseline - 9}" width="10" height="10" fill="{colour}"/>'
+        f'<text x="{x + 14}" y="{baseline}" class="legend">{html.escape(name)}</text>'
+    )
 
 
 def svg_lines(title: str, dates: Sequence[str], series: Mapping[str, Sequence[float]]) -> Markup:
@@ -194,10 +199,7 @@ def svg_lines(title: str, dates: Sequence[str], series: Mapping[str, Sequence[fl
             )
         if legend_x + 20 + 7 * len(name) > width:
             legend_x, legend_y = left, legend_y + 14
-        parts.append(
-            f'<rect x="{legend_x}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{legend_x + 14}" y="{legend_y}" class="legend">{html.escape(name)}</text>'
-        )
+        parts.append(_legend_entry(legend_x, legend_y, colour, name))
         legend_x += 30 + 7 * len(name)
     parts.append("</svg>")
     return Markup("".join(parts))

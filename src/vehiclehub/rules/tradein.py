@@ -29,24 +29,34 @@ def _scrap_deregistrations(ctx: RuleContext, name: str) -> Subquery:
     )
 
 
-@rule("TRD-001", "error", on="commerce")
-def find_scrap_claims_without_scrapping(ctx: RuleContext) -> pd.DataFrame:
-    """A 报废更新 claim whose old vehicle was never deregistered as scrapped."""
-    claims, scrapped = _claims(ctx, "scrap", "claim"), _scrap_deregistrations(ctx, "scrapped")
+def _claims_lacking(
+    ctx: RuleContext, claims: Subquery, evidence: ColumnElement[bool], detail: str
+) -> pd.DataFrame:
+    """The claims, on their old VIN, for which ``evidence`` does not hold; ``detail``
+    is worded with the claim's application date."""
     found = ctx.frame(
         select(
             claims.c.old_vin.label("vin"),
             claims.c.claim_no.label("record_key"),
             claims.c.applied_at,
             literal(None).label("related"),
-        ).where(~exists().where(scrapped.c.vin == claims.c.old_vin))
+        ).where(~evidence)
     )
-    found["detail"] = (
-        "scrap claim applied for on "
-        + found["applied_at"]
-        + ", but the old vehicle has no deregistration for scrap"
-    )
+    prefix, suffix = detail.split("{}")
+    found["detail"] = prefix + found["applied_at"] + suffix
     return found
+
+
+@rule("TRD-001", "error", on="commerce")
+def find_scrap_claims_without_scrapping(ctx: RuleContext) -> pd.DataFrame:
+    """A 报废更新 claim whose old vehicle was never deregistered as scrapped."""
+    claims, scrapped = _claims(ctx, "scrap", "claim"), _scrap_deregistrations(ctx, "scrapped")
+    return _claims_lacking(
+        ctx,
+        claims,
+        exists().where(scrapped.c.vin == claims.c.old_vin),
+        "scrap claim applied for on {}, but the old vehicle has no deregistration for scrap",
+    )
 
 
 @rule("TRD-002", "error", on="customs")
@@ -95,20 +105,13 @@ def find_replace_claims_without_sale(ctx: RuleContext) -> pd.DataFrame:
             between.c.event_date < sale.c.event_date,
         ),
     )
-    found = ctx.frame(
-        select(
-            claims.c.old_vin.label("vin"),
-            claims.c.claim_no.label("record_key"),
-            claims.c.applied_at,
-            literal(None).label("related"),
-        ).where(~sold_by_applicant)
+    return _claims_lacking(
+        ctx,
+        claims,
+        sold_by_applicant,
+        "replace claim applied for on {}, but the old vehicle has no transfer out of the "
+        "applicant's hands",
     )
-    found["detail"] = (
-        "replace claim applied for on "
-        + found["applied_at"]
-        + ", but the old vehicle has no transfer out of the applicant's hands"
-    )
-    return found
 
 
 @rule("TRD-004", "error", on="commerce")
