@@ -29,13 +29,118 @@ from vehiclehub.intake.manifest import FileRejected
 CHUNK_BYTES = 16 << 20
 
 
+#: The longest line a data file may have (ICD §1), in bytes without its line break.
+LINE_MAX_BYTES = 64 << 10
+
+_QUOTE, _LF, _CR = ord('"'), ord("\n"), ord("\r")
+
+
 @dataclass(frozen=True)
 class FileScan:
-    """What the first pass over a file found: its digest, size and decoding trouble."""
+    """What the first pass over a file found: its digest, size and what makes it unreadable."""
 
     sha256: str
     size: int
     undecodable: str | None = None  # why the bytes do not decode, in words
+    bad_lines: str | None = None  # why its lines are not ICD §1's, in words
+
+    @property
+    def problem(self) -> str | None:
+        """Why the file is rejected whole before it is parsed, if it is."""
+        return self.undecodable or self.bad_lines
+
+
+class LineCheck:
+    """Checks, block by block, that a file's lines are what ICD §1 allows.
+
+    One record per line: no line longer than :data:`LINE_MAX_BYTES`, no CR or LF inside a
+    quoted field, and no CR that does not end a line (either would move every later
+    line number). Checked on the raw bytes before any parser sees them, so that no line
+    or field is ever larger than that: in UTF-8 and GB18030 the bytes of ``"``, CR and
+    LF are never part of another character.
+    """
+
+    def __init__(self) -> None:
+        self._offset = 0  # bytes before the current block
+        self._line_start = 0  # where the current line starts
+        self._line = 1  # the current line's number (the header is line 1)
+        self._quoted = False  # inside a quoted field where the block starts
+        self._cr_last = False  # the previous block ended with a CR
+        self.problem: str | None = None
+
+    def feed(self, block: bytes) -> None:
+        if self.problem is not None or not block:
+            return
+        data = np.frombuffer(block, dtype=np.uint8)
+        quotes = np.flatnonzero(data == _QUOTE)
+        lfs = np.flatnonzero(data == _LF)
+        crs = np.flatnonzero(data == _CR)
+        # (position in block, what is wrong there): the first in the file is reported, a
+        # quoted line break before a CR it also is.
+        problems: list[tuple[int, int, str]] = []
+
+        def quoted_at(positions: np.ndarray) -> np.ndarray:
+            # Quoting turns on and off at each quote ("" inside a field turns it twice).
+            return (np.searchsorted(quotes, positions) + self._quoted) % 2 == 1
+
+        def line_of(position: int) -> int:
+            return self._line + int(np.searchsorted(lfs, position))
+
+        if self._cr_last and data[0] != _LF:
+            problems.append((0, 1, _LONE_CR))
+        inside = crs[quoted_at(crs)]
+        if inside.size:
+            problems.append((int(inside[0]), 0, _QUOTED_BREAK))
+        lone = crs[(crs + 1 < data.size) & (data[np.minimum(crs + 1, data.size - 1)] != _LF)]
+        if lone.size:
+            problems.append((int(lone[0]), 1, _LONE_CR))
+        inside = lfs[quoted_at(lfs)]
+        if inside.size:
+            problems.append((int(inside[0]), 0, _QUOTED_BREAK))
+        starts = np.concatenate(([self._line_start - self._offset], lfs[:-1] + 1))
+        ends = lfs - (data[np.maximum(lfs - 1, 0)] == _CR)
+        if lfs.size and lfs[0] == 0 and self._cr_last:
+            ends[0] -= 1  # the CR ending the line came at the end of the previous block
+        long = np.flatnonzero(ends - starts > LINE_MAX_BYTES)
+        if long.size:
+            problems.append((int(lfs[long[0]]), 2, _LONG_LINE))
+        if lfs.size:
+            self._line_start = self._offset + int(lfs[-1]) + 1
+        # The unfinished line at the block's end (a trailing CR may belong to its end).
+        if self._offset + data.size - self._line_start > LINE_MAX_BYTES + 1:
+            problems.append((data.size, 2, _LONG_LINE))
+        if problems:
+            position, _, what = min(problems)
+            self.problem = _line_problem(line_of(position), what)
+            return
+        self._quoted = bool((quotes.size + self._quoted) % 2)
+        self._cr_last = bool(data[-1] == _CR)
+        self._line += lfs.size
+        self._offset += data.size
+
+    def finish(self) -> str | None:
+        """Why the file's lines are not ICD §1's, in words; None when they are."""
+        if self.problem is None:
+            length = self._offset - self._line_start - self._cr_last
+            if self._quoted:
+                self.problem = _line_problem(self._line, _QUOTED_BREAK)
+            elif self._cr_last:
+                self.problem = _line_problem(self._line, _LONE_CR)
+            elif length > LINE_MAX_BYTES:
+                self.problem = _line_problem(self._line, _LONG_LINE)
+        return self.problem
+
+
+_LONE_CR = "has a CR that does not end a line"
+_QUOTED_BREAK = 'has an unbalanced quote: a line break inside a quoted field, or a " outside one'
+_LONG_LINE = f"is longer than {LINE_MAX_BYTES // 1024} KiB"
+
+
+def _line_problem(line: int, what: str) -> str:
+    return (
+        f"line {line} {what} (ICD §1: RFC 4180, one record per line of at most "
+        f"{LINE_MAX_BYTES // 1024} KiB); the file is rejected whole"
+    )
 
 
 @dataclass
@@ -62,13 +167,15 @@ def _decode_error(codec: str, offset: int) -> str:
 
 
 def scan(chunks: Iterable[bytes], codec: str) -> FileScan:
-    """Hash a file's plaintext and check it decodes, streaming."""
+    """Hash a file's plaintext and check it decodes and its lines are ICD §1's, streaming."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    lines = LineCheck()
     size = 0
     undecodable = None
     for block in chunks:
         digest.update(block)
+        lines.feed(block)
         if undecodable is None:
             pending = len(decoder.getstate()[0])
             try:
@@ -82,7 +189,7 @@ def scan(chunks: Iterable[bytes], codec: str) -> FileScan:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             undecodable = _decode_error(codec, size - pending + exc.start)
-    return FileScan(digest.hexdigest(), size, undecodable)
+    return FileScan(digest.hexdigest(), size, undecodable, lines.finish())
 
 
 def scan_archive(path: Path, key: bytes, codec: str) -> FileScan:
@@ -176,14 +283,23 @@ def read_chunks(
         malformed.append((int(row.number), int(row.actual_columns)))
         return "skip"
 
-    reader = pa_csv.open_csv(
-        stream,
-        read_options=pa_csv.ReadOptions(block_size=chunk_bytes or CHUNK_BYTES, use_threads=False),
-        parse_options=pa_csv.ParseOptions(invalid_row_handler=invalid_row, newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(raw_header, pa.string()), strings_can_be_null=False
-        ),
-    )
+    try:
+        # open_csv parses the first block already. Lines were checked by :func:`scan`:
+        # none holds a line break, so none is parsed as if it did.
+        reader = pa_csv.open_csv(
+            stream,
+            read_options=pa_csv.ReadOptions(
+                block_size=chunk_bytes or CHUNK_BYTES, use_threads=False
+            ),
+            parse_options=pa_csv.ParseOptions(
+                invalid_row_handler=invalid_row, newlines_in_values=False
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(raw_header, pa.string()), strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise FileRejected(f"file is not CSV as ICD §1 describes: {exc}") from exc
     next_line, taken = 2, 0  # the next line to place, malformed lines placed so far
     yielded = False
     for batch in _batches(reader.read_next_batch):
@@ -240,11 +356,11 @@ def read_csv(data: bytes, codec: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Rows keep their position: frame index ``i`` is line ``i + 2``. Malformed lines
     come back separately (line, fields, expected) and are left null in the frame.
-    Undecodable bytes reject the file.
+    Undecodable bytes, or lines ICD §1 does not allow, reject the file.
     """
     found = scan([data], codec)
-    if found.undecodable:
-        raise FileRejected(found.undecodable)
+    if found.problem:
+        raise FileRejected(found.problem)
     chunks = list(read_chunks([data], codec))
     malformed = pd.concat([c.malformed for c in chunks], ignore_index=True)
     frame = pd.concat([c.frame for c in chunks])
