@@ -18,13 +18,24 @@ from vehiclehub.config import AgencyEndpoint
 
 MANIFEST_SUFFIX = ".manifest.json"
 PART_SUFFIX = ".part"
+#: A data file's name (ICD §1), in ASCII only: a full-width digit or a trailing line
+#: break makes a name that is not a data file of the exchange.
 FILE_NAME = re.compile(
-    r"^(?P<agency>[a-z]+)_(?P<feed>[a-z_]+?)_(?P<date>\d{8})_(?P<seq>\d{3})\.csv$"
+    r"(?P<agency>[a-z]+)_(?P<feed>[a-z_]+?)_(?P<date>[0-9]{8})_(?P<seq>[0-9]{3})\.csv\Z",
+    re.ASCII,
 )
 
 
 class ExchangeUnavailable(Exception):
     """The agency's exchange could not be reached (after retries); the run goes on without it."""
+
+
+class NotRegularFile(Exception):
+    """An outbox entry that is not a regular file of the outbox (a link, a device, a pipe).
+
+    The hub takes regular files only and never reads outside the agency's root: such
+    an entry is rejected whole, not followed.
+    """
 
 
 @dataclass(frozen=True)
@@ -45,8 +56,8 @@ class Exchange(Protocol):
         """Names of the files in ``outbox/`` (no directories)."""
         ...
 
-    def read_outbox(self, name: str) -> bytes:
-        """A small outbox file (a manifest) in full."""
+    def read_outbox(self, name: str, limit: int | None = None) -> bytes:
+        """A small outbox file (a manifest) in full, or its first ``limit`` bytes."""
         ...
 
     def copy_outbox(self, name: str, sink: BinaryIO, chunk_size: int = 1 << 20) -> int:

@@ -1,15 +1,23 @@
-"""A local-directory exchange (``file://`` urls): the demo's and the tests' transport."""
+"""A local-directory exchange (``file://`` urls): the demo's and the tests' transport.
+
+The agency writes into its outbox, so what is there is not trusted: the hub reads
+regular files only, never follows a link (out of the outbox or anywhere else) and
+never blocks on a pipe or a device.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from vehiclehub.config import AgencyEndpoint
-from vehiclehub.exchange.base import PART_SUFFIX, ExchangeUnavailable
+from vehiclehub.exchange.base import PART_SUFFIX, ExchangeUnavailable, NotRegularFile
 
 
 class LocalExchange:
@@ -19,18 +27,56 @@ class LocalExchange:
         self.agency = agency
         self.root = Path(unquote(urlparse(endpoint.url).path))
         self.description = f"{agency} at {self.root}"
-        if not (self.root / "outbox").is_dir():
+        outbox = self.root / "outbox"
+        if not outbox.is_dir():
             raise ExchangeUnavailable(f"{agency}: no outbox/ under {self.root}")
+        if not outbox.resolve().is_relative_to(self.root.resolve()):
+            raise ExchangeUnavailable(
+                f"{agency}: outbox/ under {self.root} leads out of the agency's root "
+                f"(to {outbox.resolve()}); the hub reads nothing outside it"
+            )
 
     def list_outbox(self) -> list[str]:
-        return sorted(p.name for p in (self.root / "outbox").iterdir() if p.is_file())
+        """Every entry but directories: a link or a device is listed, and rejected when read."""
+        with os.scandir(self.root / "outbox") as entries:
+            return sorted(e.name for e in entries if not e.is_dir(follow_symlinks=False))
 
-    def read_outbox(self, name: str) -> bytes:
-        return (self.root / "outbox" / name).read_bytes()
+    @contextmanager
+    def _open(self, name: str) -> Iterator[BinaryIO]:
+        """``outbox/name`` opened for reading if it is a regular file; NotRegularFile if not."""
+        if not name or "/" in name or "\x00" in name or name in (".", ".."):
+            raise NotRegularFile(f"{name!r} is not a plain file name")
+        path = self.root / "outbox" / name
+        try:
+            # O_NOFOLLOW refuses a link; O_NONBLOCK keeps a pipe from blocking the open.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            if os.path.islink(path):
+                raise NotRegularFile(
+                    f"outbox/{name} is a symbolic link; the hub takes regular files only"
+                ) from exc
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NotRegularFile(
+                    f"outbox/{name} is not a regular file (a pipe, socket or device); "
+                    "the hub takes regular files only"
+                )
+            os.set_blocking(fd, True)
+            source = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with source:
+            yield source
+
+    def read_outbox(self, name: str, limit: int | None = None) -> bytes:
+        with self._open(name) as source:
+            return source.read(-1 if limit is None else limit)
 
     def copy_outbox(self, name: str, sink: BinaryIO, chunk_size: int = 1 << 20) -> int:
         copied = 0
-        with (self.root / "outbox" / name).open("rb") as source:
+        with self._open(name) as source:
             while chunk := source.read(chunk_size):
                 sink.write(chunk)
                 copied += len(chunk)

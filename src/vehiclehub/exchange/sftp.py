@@ -155,12 +155,14 @@ class SftpExchange:
     def list_outbox(self) -> list[str]:
         return self._idempotent("listing outbox/", lambda sftp: self._list(sftp, self._outbox()))
 
-    def read_outbox(self, name: str) -> bytes:
+    def read_outbox(self, name: str, limit: int | None = None) -> bytes:
         path = f"{self._outbox()}/{_check_name(name)}"
 
         def read(sftp: paramiko.SFTPClient) -> bytes:
             with sftp.open(path, "rb") as remote:
                 size = remote.stat().st_size or 0
+                if limit is not None and size > limit:
+                    return remote.read(limit)
                 data = remote.read()
             if len(data) != size:
                 raise ExchangeUnavailable(

@@ -165,8 +165,28 @@ def prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
     """Parse, validate and prepare an archived file: its chunks' records, then its verdict.
 
     Raises FileRejected for a file rejected whole (unusable header, row count not
-    the manifest's); a failed quality gate is in the verdict.
+    the manifest's); a failed quality gate is in the verdict. Whatever else the file's
+    content makes fail rejects it whole too: no file can stop the intake.
     """
+    try:
+        yield from _prepare_file(job)
+    except FileRejected:
+        raise
+    except Exception as exc:
+        # The traceback, not the message: a message may quote the file's content.
+        log.error(
+            "%s: failed reading the file (%s); it is rejected whole. Where:\n%s",
+            job.manifest.file,
+            type(exc).__name__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        raise FileRejected(
+            f"the hub could not read this file ({type(exc).__name__}); it is rejected whole "
+            "and the hub's operators have the details in its log"
+        ) from exc
+
+
+def _prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
     spec = feed(job.agency, job.feed)
     manifest = job.manifest
     suite_spec = suite(spec.agency, spec.feed)

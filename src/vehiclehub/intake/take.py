@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from contextlib import closing
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
+import psycopg
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import exc as sa_exc
 
 from vehiclehub.config import Settings
 from vehiclehub.contract import FeedSpec, feeds
@@ -23,12 +27,19 @@ from vehiclehub.crypto import ArchiveWriter, archive_key, pseudonym_key
 from vehiclehub.exchange.base import (
     Exchange,
     ExchangeUnavailable,
+    NotRegularFile,
     complete_files,
     waiting_files,
 )
 from vehiclehub.intake.chunks import FileJob, Finished, Preparer, shared_preparer
-from vehiclehub.intake.manifest import FileRejected, Manifest, parse_manifest
+from vehiclehub.intake.manifest import (
+    MANIFEST_MAX_BYTES,
+    FileRejected,
+    Manifest,
+    parse_manifest,
+)
 from vehiclehub.intake.read import scan_archive
+from vehiclehub.intake.shown import shown_name
 from vehiclehub.intake.validate import REJECTION_COLUMNS
 from vehiclehub.quality import FileQuality, QualityRejected, record_quality
 from vehiclehub.quality.gate import log_quality
@@ -163,23 +174,34 @@ def take_file(
 
     ``preparer`` parses and validates the file's chunks (in a worker process, see
     :class:`~vehiclehub.intake.chunks.Preparer`); by default in this process.
+
+    Whatever the file holds, it ends loaded, a duplicate or rejected whole — recorded,
+    so that it is never taken again. A check that rejects a file whole raises
+    :class:`FileRejected` with its reason in words, anywhere from the manifest's
+    parsing to the end of the load; nothing of the file is then stored but that reason.
     """
     agency = exchange.agency
+    not_regular = None
     try:
-        manifest_raw = exchange.read_outbox(manifest_name)
+        manifest_raw = exchange.read_outbox(manifest_name, MANIFEST_MAX_BYTES + 1)
+    except NotRegularFile as exc:
+        manifest_raw, not_regular = b"", str(exc)
     except (FileNotFoundError, PermissionError) as exc:
         raise _unreadable(exchange, manifest_name, exc) from exc
     manifest_digest = hashlib.sha256(manifest_raw).hexdigest()
-    if _already_taken(engine, agency, data_name, manifest_digest):
+    name = shown_name(data_name)
+    if _already_taken(engine, agency, name, manifest_digest):
         return None
     base: dict[str, object] = {
         "agency": agency,
-        "name": data_name,
+        "name": name,
         "manifest_sha256": manifest_digest,
         "run_date": run_date,
         "taken_at": _now(),
     }
     try:
+        if not_regular is not None:
+            raise FileRejected(not_regular)
         manifest = parse_manifest(manifest_raw, data_name)
         if manifest.agency != agency:
             raise FileRejected(
@@ -189,8 +211,7 @@ def take_file(
         if spec is None:
             raise FileRejected(f"{agency} sends no feed {manifest.feed!r} (ICD §3)")
     except FileRejected as exc:
-        _record_file(engine, {**base, "status": "rejected"}, _file_rejection(str(exc)))
-        return FileOutcome(data_name, "rejected", rejected=0, error=str(exc))
+        return reject_file(engine, base, str(exc))
     base |= {
         "feed": manifest.feed,
         "business_date": manifest.business_date,
@@ -209,23 +230,46 @@ def take_file(
             },
             pd.DataFrame(),
         )
-        return FileOutcome(data_name, "duplicate", feed=manifest.feed, rows=manifest.rows)
+        return FileOutcome(name, "duplicate", feed=manifest.feed, rows=manifest.rows)
     preparer = preparer or Preparer(use_worker=False)
     preparer.warm(manifest.rows)  # its start overlaps the fetch
-    archive_path = _fetch(settings, exchange, data_name)
-    base |= {"archive_path": str(archive_path.relative_to(settings.work_dir))}
     try:
+        archive_path = _fetch(settings, exchange, data_name)
+        base |= {"archive_path": str(archive_path.relative_to(settings.work_dir))}
         return _load_file(settings, engine, spec, manifest, archive_path, base, preparer)
     except FileRejected as exc:
-        _record_file(
+        return reject_file(
             engine,
-            {**base, "status": "rejected"},
-            _file_rejection(str(exc)),
+            base,
+            str(exc),
+            rows=manifest.rows,
             quality=exc.quality if isinstance(exc, QualityRejected) else None,
         )
-        return FileOutcome(
-            data_name, "rejected", feed=manifest.feed, rows=manifest.rows, error=str(exc)
-        )
+
+
+def reject_file(
+    engine: Engine,
+    values: dict[str, object],
+    reason: str,
+    *,
+    rows: int = 0,
+    quality: FileQuality | None = None,
+) -> FileOutcome:
+    """Record a file rejected whole: its ``intake_files`` row and its one rejection row
+    (ICD §4: ``line``, ``column`` and ``value`` empty), in one transaction.
+
+    ``values`` are the file's ``intake_files`` columns known so far (``agency``,
+    ``name``, ``manifest_sha256``, ``run_date`` and ``taken_at`` at least).
+    """
+    _record_file(engine, {**values, "status": "rejected"}, _file_rejection(reason), quality)
+    feed = values.get("feed")
+    return FileOutcome(
+        str(values["name"]),
+        "rejected",
+        feed=str(feed) if feed is not None else None,
+        rows=rows,
+        error=reason,
+    )
 
 
 def _unreadable(exchange: Exchange, name: str, exc: OSError) -> ExchangeUnavailable:
@@ -250,6 +294,9 @@ def _fetch(settings: Settings, exchange: Exchange, data_name: str) -> Path:
     try:
         exchange.copy_outbox(data_name, writer)  # type: ignore[arg-type]
         writer.commit()
+    except NotRegularFile as exc:
+        writer.abort()
+        raise FileRejected(str(exc)) from exc
     except (FileNotFoundError, PermissionError) as exc:
         writer.abort()
         raise _unreadable(exchange, data_name, exc) from exc
@@ -259,6 +306,33 @@ def _fetch(settings: Settings, exchange: Exchange, data_name: str) -> Path:
     final = landing / f"{writer.sha256.hexdigest()}.csv.enc"
     writer.path.replace(final)
     return final
+
+
+#: What a store raises for a value it will not hold (too long, a NUL byte, out of range):
+#: the file's content, not the store, is at fault.
+STORE_REFUSALS: tuple[type[Exception], ...] = (
+    sa_exc.DataError,
+    sa_exc.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+)
+
+
+@contextmanager
+def _refusals_reject(file: str) -> Iterator[None]:
+    """A value the store refuses rejects the file whole (after its load is rolled back),
+    rather than stopping every later run at the same file."""
+    try:
+        yield
+    except STORE_REFUSALS as exc:
+        # Its class only: the driver's message may quote the refused value.
+        log.error("%s: the store refused a value (%s); file rejected", file, type(exc).__name__)
+        raise FileRejected(
+            f"the store refused a value of this file ({type(exc).__name__}); it is rejected "
+            "whole and the hub's operators have the details in its log"
+        ) from exc
 
 
 def _conflict_rejections(conflicts: pd.DataFrame) -> pd.DataFrame:
@@ -299,14 +373,14 @@ def _load_file(
             f"checksum mismatch: the file's sha256 is {found.sha256}, the manifest says "
             f"{manifest.sha256}"
         )
-    if found.undecodable:
-        raise FileRejected(found.undecodable)
+    if found.problem:
+        raise FileRejected(found.problem)
     run_date = base["run_date"]
     assert isinstance(run_date, date)
     loaded = ignored = 0
     conflicts: list[pd.DataFrame] = []
     verdict: Finished | None = None
-    with engine.begin() as conn:
+    with _refusals_reject(manifest.file), engine.begin() as conn:
         file_id = _insert_file(conn, {**base, "status": "loaded"})
         compare = holds_records(conn, spec)
         # A big first load into an empty table builds its indexes afterwards.

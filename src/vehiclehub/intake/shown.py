@@ -1,0 +1,31 @@
+"""Text from agency files as the hub shows it back: in rejections, reports and logs.
+
+What an agency sends may hold anything; what the hub writes back holds no control
+character and no line break (ICD §1: a control character is written ``\\uXXXX``).
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Characters ICD §1 allows in no field: C0 and C1 controls, DEL, U+2028 and U+2029 — and
+#: lone surrogates, which are what undecodable bytes of a file name become.
+CONTROL_CHARS = "\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff"
+_CONTROL = re.compile(f"[{CONTROL_CHARS}]")
+
+#: The longest file name the store records (``intake_files.name``).
+NAME_MAX_CHARS = 255
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as ``\\uXXXX``."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def shown_name(name: str) -> str:
+    """An outbox entry's name as the hub records and reports it: escaped, and cut with
+    ``…`` when longer than the store holds."""
+    escaped = escape_controls(name)
+    if len(escaped) <= NAME_MAX_CHARS:
+        return escaped
+    return escaped[: NAME_MAX_CHARS - 1] + "…"
