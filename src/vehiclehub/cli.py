@@ -103,6 +103,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _health(args: argparse.Namespace) -> int:
+    from vehiclehub.health import check_health
+
+    report = check_health(load_settings(args.config))
+    print("\n".join(check.line() for check in report.checks))
+    return report.exit_code
+
+
 def _demo(args: argparse.Namespace) -> int:
     from vehiclehub.demo import run_demo
 
@@ -118,6 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
     run.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
     run.set_defaults(handler=_run)
+
+    health = sub.add_parser(
+        "health",
+        help="check that the store, the work dir and every agency's exchange can be used",
+        description="Checks for probes: the store is reachable and at the latest schema, the "
+        "work dir is writable, each agency's exchange answers. Exit codes: 0 healthy; 1 the "
+        "store or the work dir is not; 2 the configuration is unusable; 3 only agency "
+        "exchanges are unreachable.",
+    )
+    health.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
+    health.set_defaults(handler=_health)
 
     demo = sub.add_parser(
         "demo", help="make sample agency files for a few days and run the cycle on each"

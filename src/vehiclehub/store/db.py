@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from vehiclehub.store.schema import SUPERSEDED_INDEXES, metadata
@@ -42,17 +42,44 @@ def _create_tables(engine: Engine, attempts: int = 20) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
+def _index_names(conn: Connection) -> set[str]:
+    present = inspect(conn)
+    return {
+        str(index["name"])
+        for table in present.get_table_names()
+        for index in present.get_indexes(table)
+    }
+
+
+def schema_lag(conn: Connection) -> list[str]:
+    """What the store lacks to be at this version's schema: missing tables, columns and
+    indexes, and superseded indexes still there; empty when it is up to date."""
+    present = inspect(conn)
+    tables = set(present.get_table_names())
+    indexes = _index_names(conn)
+    lag = [f"table {t.name} missing" for t in metadata.sorted_tables if t.name not in tables]
+    for table in metadata.sorted_tables:
+        if table.name in tables:
+            columns = {c["name"] for c in present.get_columns(table.name)}
+            lag += [
+                f"column {table.name}.{c.name} missing" for c in table.c if c.name not in columns
+            ]
+    lag += [
+        f"index {i.name} missing"
+        for t in metadata.sorted_tables
+        if t.name in tables
+        for i in t.indexes
+        if i.name not in indexes
+    ]
+    return lag + [f"superseded index {n} still there" for n in SUPERSEDED_INDEXES if n in indexes]
+
+
 def _upgrade_indexes(engine: Engine) -> None:
     """Bring a store created by an earlier version to today's indexes: create the missing
     ones (``create_all`` leaves the indexes of existing tables alone) and drop those they
     supersede. A no-op once done."""
     with engine.begin() as conn:
-        present = inspect(conn)
-        names = {
-            index["name"]
-            for table in present.get_table_names()
-            for index in present.get_indexes(table)
-        }
+        names = _index_names(conn)
         for table in metadata.sorted_tables:
             for index in table.indexes:
                 if index.name not in names:
