@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -124,3 +130,74 @@ def test_the_worker_process_prepares_what_the_caller_would(tmp_path: Path) -> No
         assert isinstance(items[1], Finished) and isinstance(here[1], Finished)
         assert items[1].problems.equals(here[1].problems)
         assert items[1].problems["line"].tolist() == [5]
+
+
+#: A program whose ``__main__`` cannot be imported a second time, as Airflow's entry
+#: point cannot in a task process (no metadata database there): a multiprocessing
+#: "spawn" child, which re-imports its parent's ``__main__``, would die on it.
+NOT_REIMPORTABLE = """
+import os, pickle, sys
+if __name__ != "__main__":
+    raise SystemExit("the intake worker re-imported its parent's __main__")
+from vehiclehub.intake.chunks import Finished, Prepared, Preparer
+job = pickle.loads(open(sys.argv[1], "rb").read())
+with Preparer(use_worker=True, worker_rows=0) as preparer:
+    items = list(preparer.run(job))
+    print(preparer.worker_pid != os.getpid(), flush=True)
+print(sum(len(i.records) for i in items if isinstance(i, Prepared)), flush=True)
+"""
+
+#: A program that starts the worker and waits to be killed.
+STARTS_WORKER = """
+import sys, time
+from vehiclehub.intake.chunks import Preparer
+preparer = Preparer(use_worker=True, worker_rows=0)
+preparer.warm(1)
+print(preparer.worker_pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie waiting for init to reap it counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def test_the_worker_imports_nothing_of_the_program_that_starts_it(tmp_path: Path) -> None:
+    lines = _refunds(20)
+    (tmp_path / "job.pickle").write_bytes(pickle.dumps(_job(tmp_path, _file(lines), 20)))
+    script = tmp_path / "airflow_like.py"
+    script.write_text(NOT_REIMPORTABLE)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "job.pickle")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "airflow-db-not-allowed:///"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "20"]
+
+
+def test_the_worker_ends_when_its_intake_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "intake.py"
+    script.write_text(STARTS_WORKER)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        time.sleep(1.5)  # several of the worker's parent checks: an idle worker stays
+        assert not _gone(worker)
+        os.kill(parent.pid, signal.SIGKILL)  # nothing of the intake's clean-up runs
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while not _gone(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _gone(worker), f"worker {worker} outlived its killed intake"
+    finally:
+        parent.kill()
+        parent.wait()

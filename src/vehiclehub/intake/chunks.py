@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import atexit
 import logging
-import multiprocessing
 import os
-import queue
-import traceback
+import socket
+import subprocess
+import sys
 from collections.abc import Generator, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,6 @@ from vehiclehub.intake.manifest import FileRejected, Manifest
 from vehiclehub.intake.prepare import key_text, prepare_records
 from vehiclehub.intake.read import Chunk, read_chunks
 from vehiclehub.intake.validate import REJECTION_COLUMNS, check_header, validate_rows
-from vehiclehub.quality import runtime
 from vehiclehub.quality.frame import source_columns
 from vehiclehub.quality.gate import FileQuality, judge_file
 from vehiclehub.quality.history import VolumeBaseline
@@ -233,52 +234,58 @@ class PreparerFailed(Exception):
     """The worker process failed on a file for a reason other than the file's content."""
 
 
-def _serve(jobs: Any, results: Any) -> None:
-    """The worker's loop: take a job, send its items, then ``end`` (or the error)."""
-    # GX takes seconds to import (and cannot be imported beside other work in a
-    # thread): the worker does it on starting, while the intake fetches the file.
-    runtime.gx()
-    while (job := jobs.get()) is not None:
-        try:
-            for item in prepare_file(job):
-                results.put(("item", item))
-        except FileRejected as exc:
-            results.put(("rejected", str(exc)))
-        except Exception:
-            results.put(("failed", traceback.format_exc()))
-        else:
-            results.put(("end", None))
+#: The worker's program (:mod:`vehiclehub.intake.worker`), run with this Python.
+WORKER_MODULE = "vehiclehub.intake.worker"
 
 
 class Preparer:
     """Runs :func:`prepare_file` in one worker process, a chunk ahead of the loader.
 
     The worker is started for the first file of at least ``worker_rows`` rows and
-    serves every file after it; smaller files before it, and every file where there is no
-    second core or the caller is a daemon process (which may not start one), are
-    prepared in the caller's process. A worker abandoned part-way through a file
-    (its load failed) is stopped; the next big file starts a new one.
+    serves every file after it; smaller files before it, and every file where there
+    is no second core, are prepared in the caller's process. A worker abandoned
+    part-way through a file (its load failed) is stopped; the next big file starts a
+    new one.
+
+    The worker is ``python -m vehiclehub.intake.worker`` talking over a socket pair,
+    so it imports nothing of the caller's program (under Airflow, Airflow's own entry
+    point, which fails in a task process), and it ends when its caller dies.
     """
 
-    #: Chunks waiting for the loader: bounds the memory they hold.
-    AHEAD = 1
+    #: How long to wait for the worker's next message before checking it is alive.
+    POLL_S = 5.0
 
     def __init__(self, use_worker: bool | None = None, worker_rows: int = 50_000) -> None:
         if use_worker is None:
-            use_worker = (os.cpu_count() or 1) > 1 and not multiprocessing.current_process().daemon
+            use_worker = (os.cpu_count() or 1) > 1
         self.use_worker = use_worker
         self.worker_rows = worker_rows
-        self._process: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._connection: Connection | None = None
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The running worker's process id, None when there is none."""
+        return self._process.pid if self._process is not None and self._alive() else None
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def _start(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._jobs = context.Queue()
-        self._results = context.Queue(maxsize=self.AHEAD)
-        process = context.Process(
-            target=_serve, args=(self._jobs, self._results), name="vhub-intake", daemon=True
-        )
-        process.start()
-        self._process = process
+        ours, theirs = socket.socketpair()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", WORKER_MODULE, str(theirs.fileno()), str(os.getpid())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._connection = Connection(ours.detach())
 
     def warm(self, rows: int) -> None:
         """Start the worker ahead of a file of ``rows`` rows that it will prepare."""
@@ -286,15 +293,17 @@ class Preparer:
             self._start()
 
     def run(self, job: FileJob) -> Generator[Prepared | Finished, None, None]:
-        running = self._process is not None and self._process.is_alive()
+        running = self._alive()
         if not self.use_worker or (job.manifest.rows < self.worker_rows and not running):
             yield from prepare_file(job)
             return
-        if self._process is None or not self._process.is_alive():
+        if not running:
+            self.close()
             self._start()
-        self._jobs.put(job)
+        assert self._connection is not None
         complete = False
         try:
+            self._connection.send(job)
             while True:
                 kind, payload = self._receive()
                 if kind == "item":
@@ -308,43 +317,49 @@ class Preparer:
                 else:
                     complete = True
                     raise PreparerFailed(f"{job.manifest.file}: {payload}")
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            raise self._ended() from None
         finally:
             if not complete:
                 self.close()
 
     def _receive(self) -> tuple[str, Any]:
-        while True:
-            try:
-                result: tuple[str, Any] = self._results.get(timeout=5)
-                return result
-            except queue.Empty:
-                if not self._process.is_alive():
-                    code = self._process.exitcode
-                    self._process = None
-                    raise PreparerFailed(
-                        f"the intake worker process ended (exit code {code})"
-                    ) from None
+        assert self._connection is not None
+        while not self._connection.poll(self.POLL_S):
+            if not self._alive():
+                raise self._ended()
+        result: tuple[str, Any] = self._connection.recv()
+        return result
+
+    def _ended(self) -> PreparerFailed:
+        code = self._process.wait() if self._process is not None else None
+        return PreparerFailed(f"the intake worker process ended (exit code {code})")
 
     def close(self) -> None:
-        """Stop the worker, if one is running."""
+        """Stop the worker, if one is running, and close its socket."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
         if self._process is None:
             return
-        if self._process.is_alive():
+        if self._process.poll() is None:
             self._process.terminate()
-        self._process.join(timeout=10)
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
         self._process = None
 
     def stop(self) -> None:
-        """Let an idle worker finish, then release it and its queues."""
-        if self._process is not None and self._process.is_alive():
-            self._jobs.put(None)
-            self._process.join(timeout=10)
+        """Let an idle worker finish, then release it and its socket."""
+        if self._connection is not None and self._alive():
+            with suppress(OSError):
+                self._connection.send(None)
+            assert self._process is not None
+            with suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=10)
         self.close()
-        if hasattr(self, "_jobs"):
-            for channel in (self._jobs, self._results):
-                channel.close()
-                channel.join_thread()
-            del self._jobs, self._results
 
     def __enter__(self) -> Preparer:
         return self
