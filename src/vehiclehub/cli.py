@@ -1,4 +1,11 @@
-"""The ``vhub`` command."""
+"""The ``vhub`` command.
+
+Answering ``--help`` or a wrong argument must not wait for pandas, pandera,
+SQLAlchemy or Great Expectations: this module imports only the standard library,
+and each subcommand's handler imports what it needs when it runs. A new subcommand
+is a handler ``_<name>(args) -> int`` with its imports inside, and its parser added
+in ``build_parser``.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,19 @@ import argparse
 import logging
 import sys
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-from vehiclehub.config import ConfigError, load_settings
-from vehiclehub.store import StoreUnavailable
+#: Loggers of the libraries the hub drives; kept at WARNING unless ``-vv``.
+LIBRARY_LOGGERS = ("great_expectations", "airflow", "paramiko", "sqlalchemy", "pandera")
+
+#: Exceptions that mean "the operator has something to fix" (message, exit 2), as
+#: (module, class). Looked up among the modules already imported: an exception of a
+#: module that was never imported cannot have been raised, and importing the store
+#: only to print a configuration error would cost seconds.
+OPERATOR_ERRORS = (
+    ("vehiclehub.config", "ConfigError"),
+    ("vehiclehub.store.db", "StoreUnavailable"),
+)
 
 
 def _date(value: str) -> date:
@@ -96,9 +111,11 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from vehiclehub.config import load_settings
+
+    settings = load_settings(args.config)  # a configuration error answers at once
     from vehiclehub.pipeline import run_cycle
 
-    settings = load_settings(args.config)
     print(format_summary(run_cycle(settings, args.date)))
     return 0
 
@@ -112,17 +129,38 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from vehiclehub.demo import run_demo
 
     return run_demo(Path(args.dir).resolve(), days=args.days, sftp=args.sftp)
 
 
+def _verbosity(parser: argparse.ArgumentParser, dest: str) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        dest=dest,
+        help="log the hub's steps; -vv also the libraries' (Great Expectations, Airflow, ...)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vhub", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    """The command line; ``-v`` is accepted before and after the subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="vhub",
+        description="vehiclehub: the inter-agency data exchange and reconciliation hub",
+    )
+    _verbosity(parser, "verbose")
+    # Each subcommand counts its own -v (its namespace would otherwise overwrite the
+    # count given before it); main adds the two.
+    common = argparse.ArgumentParser(add_help=False)
+    _verbosity(common, "verbose_after")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run one nightly cycle for a business date")
+    run = sub.add_parser("run", parents=[common], help="run one nightly cycle for a business date")
     run.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
     run.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
     run.set_defaults(handler=_run)
@@ -139,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     health.set_defaults(handler=_health)
 
     demo = sub.add_parser(
-        "demo", help="make sample agency files for a few days and run the cycle on each"
+        "demo",
+        parents=[common],
+        help="make sample agency files for a few days and run the cycle on each",
     )
     demo.add_argument("--dir", default="demo", help="where to put everything (default ./demo)")
     demo.add_argument("--days", type=int, default=3, help="business days to simulate")
@@ -148,17 +188,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def configure_logging(verbosity: int) -> None:
+    """0: warnings only; 1: the hub's steps; 2 and more: the libraries' too, and debug."""
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
     )
-    try:
-        return int(args.handler(args))
-    except (ConfigError, StoreUnavailable) as exc:
-        print(f"vhub: {exc}", file=sys.stderr)
-        return 2
+    hub = logging.getLogger("vehiclehub")
+    hub.setLevel(logging.WARNING if verbosity < 1 else logging.INFO)
+    libraries = logging.WARNING
+    if verbosity >= 2:
+        hub.setLevel(logging.DEBUG)
+        libraries = logging.INFO
+        logging.getLogger().setLevel(logging.INFO)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(libraries)
+
+
+def _for_the_operator(exc: Exception) -> bool:
+    """Whether ``exc`` says what the operator must fix rather than reveal a defect."""
+    for module, name in OPERATOR_ERRORS:
+        kind = getattr(sys.modules.get(module), name, None)
+        if isinstance(kind, type) and isinstance(exc, kind):
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vehiclehub.progress import shown_on
+
+    args = build_parser().parse_args(argv)
+    # The progress display (on a terminal only) starts first: log lines then print
+    # above its bars instead of through them.
+    with shown_on(sys.stderr):
+        configure_logging(args.verbose + getattr(args, "verbose_after", 0))
+        try:
+            return int(args.handler(args))
+        except Exception as exc:
+            if not _for_the_operator(exc):
+                raise
+            print(f"vhub: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import psycopg
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy import exc as sa_exc
 
+from vehiclehub import progress
 from vehiclehub.config import Settings
 from vehiclehub.contract import FeedSpec, feeds
 from vehiclehub.crypto import ArchiveWriter, archive_key, pseudonym_key
@@ -146,18 +147,21 @@ def take_agency(
     agency = exchange.agency
     listing = exchange.list_outbox()
     result = AgencyIntake(agency, waiting=waiting_files(listing))
-    for entry in complete_files(listing):
-        outcome = take_file(
-            settings,
-            engine,
-            exchange,
-            entry.data_name,
-            entry.manifest_name,
-            run_date,
-            preparer=shared_preparer(),
-        )
-        if outcome is not None:
-            result.files.append(outcome)
+    entries = list(complete_files(listing))
+    with progress.step(f"{agency}: files taken", total=len(entries)) as advance:
+        for entry in entries:
+            outcome = take_file(
+                settings,
+                engine,
+                exchange,
+                entry.data_name,
+                entry.manifest_name,
+                run_date,
+                preparer=shared_preparer(),
+            )
+            if outcome is not None:
+                result.files.append(outcome)
+            advance(1)
     return result
 
 
@@ -397,7 +401,9 @@ def _load_file(
             pseudonym_key(settings),
             baseline,
         )
-        with closing(preparer.run(job)) as items:
+        # Rejected rows never reach the loader: the bar ends at the rows loaded.
+        shown = progress.step(f"{manifest.file}: rows loaded", total=manifest.rows)
+        with closing(preparer.run(job)) as items, shown as advance:
             for item in items:
                 if isinstance(item, Finished):
                     verdict = item
@@ -408,6 +414,7 @@ def _load_file(
                 loaded, ignored = loaded + result.loaded, ignored + result.ignored
                 if not result.conflicts.empty:
                     conflicts.append(_conflict_rejections(result.conflicts))
+                advance(len(item.records))
         assert verdict is not None
         restore_indexes(conn, deferred)
         quality = verdict.quality

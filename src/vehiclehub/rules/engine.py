@@ -28,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 
+from vehiclehub import progress
 from vehiclehub.config import RuleParameters
 from vehiclehub.rules import RULES, RuleContext
 from vehiclehub.rules.base import same_item
@@ -134,7 +135,7 @@ def _run_all(
     workers = min(workers, len(queue)) if _shareable(conn) else 1
     done: dict[str, pd.DataFrame] = {}
 
-    def drain(ctx: RuleContext) -> None:
+    def drain(ctx: RuleContext, advance: progress.Advance) -> None:
         # list.pop is atomic under the GIL: each job is taken by one worker only.
         while queue:
             try:
@@ -146,15 +147,17 @@ def _run_all(
             except BaseException:
                 queue.clear()
                 raise
+            advance(1)
 
-    def helper() -> None:
+    def helper(advance: progress.Advance) -> None:
         with conn.engine.connect() as own:
-            drain(RuleContext(own, day, params))
+            drain(RuleContext(own, day, params), advance)
 
-    with ThreadPoolExecutor(max_workers=max(workers - 1, 1)) as pool:
-        helpers = [pool.submit(helper) for _ in range(workers - 1)]
+    shown = progress.step("rules evaluated", total=len(queue))
+    with ThreadPoolExecutor(max_workers=max(workers - 1, 1)) as pool, shown as advance:
+        helpers = [pool.submit(helper, advance) for _ in range(workers - 1)]
         try:
-            drain(RuleContext(conn, day, params))
+            drain(RuleContext(conn, day, params), advance)
         finally:
             for future in helpers:
                 future.result()
