@@ -121,9 +121,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
+    from vehiclehub.config import load_settings
+
+    settings = load_settings(args.config)
     from vehiclehub.health import check_health
 
-    report = check_health(load_settings(args.config))
+    report = check_health(settings)
     print("\n".join(check.line() for check in report.checks))
     return report.exit_code
 

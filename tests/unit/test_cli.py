@@ -116,3 +116,11 @@ def test_progress_silent_off_a_terminal_and_under_airflow(monkeypatch: pytest.Mo
     with progress.shown_on(task_log), progress.step("rules evaluated", total=3) as advance:
         advance(3)
     assert task_log.getvalue() == ""
+
+
+@pytest.mark.parametrize("command", ["run --date 2025-11-03", "health"])
+def test_every_command_reads_its_configuration(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command.split(), "--config", "/nonexistent/hub.toml"]) == 2
+    assert "/nonexistent/hub.toml does not exist" in capsys.readouterr().err
