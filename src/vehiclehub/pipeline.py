@@ -35,6 +35,7 @@ from vehiclehub.publish.drops import (
 )
 from vehiclehub.publish.report import write_report
 from vehiclehub.quality.completeness import feed_completeness
+from vehiclehub.review.cases import lapse_changed, mark_run
 from vehiclehub.rules.engine import reconcile as run_rules
 from vehiclehub.store import connect
 from vehiclehub.store.schema import agency_intakes
@@ -113,11 +114,19 @@ def completeness(settings: Settings, day: date) -> dict[str, Any]:
         return feed_completeness(conn, settings, day).summary()
 
 
-def reconcile(settings: Settings, day: date) -> dict[str, Any]:
-    """Run every rule over everything stored; record findings and verdicts for the day."""
+def reconcile(settings: Settings, day: date, began: datetime | None = None) -> dict[str, Any]:
+    """Run every rule over everything stored; record findings and verdicts for the day.
+
+    The run counts the review desk's decisions made before ``began`` (when the run
+    began; this stage's start when not given); decisions whose evidence changed lapse.
+    """
     with _store(settings) as engine:
+        with engine.begin() as conn:
+            mark_run(conn, day, began or _now())
         result = run_rules(engine, day, settings.rules)
-    return asdict(result)
+        with engine.begin() as conn:
+            lapsed = lapse_changed(conn)
+    return {**asdict(result), "decisions_lapsed": lapsed}
 
 
 def _deliver_agency(settings: Settings, engine: Engine, agency: str, day: date) -> str:
@@ -183,12 +192,13 @@ def run_cycle(settings: Settings, day: date) -> dict[str, Any]:
         finally:
             shared_preparer().stop()  # its worker process holds memory the later stages need
 
+    began = _now()
     intakes = timed("intake", intake_all)
     return {
         "date": day.isoformat(),
         "intake": intakes,
         "completeness": completeness(settings, day),
-        "reconcile": timed("reconcile", lambda: reconcile(settings, day)),
+        "reconcile": timed("reconcile", lambda: reconcile(settings, day, began)),
         "publish": timed("publish", lambda: publish(settings, day)),
         "seconds": seconds,
     }

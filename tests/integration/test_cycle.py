@@ -84,7 +84,7 @@ def test_drops_follow_the_icd_format(settings: Settings) -> None:
     assert verdicts.loc["E2", "verdict"] == "no_export"
     for agency, header in {
         "customs": "file,line,column,value,error",
-        "commerce": "rule_id,severity,vin,record_key,related,detail",
+        "commerce": "rule_id,severity,vin,record_key,related,detail,status,review,note",
     }.items():
         name = "rejections" if agency == "customs" else "findings"
         text = (root / f"exchange/{agency}/inbox/hub_{agency}_{name}_20251103_001.csv").read_text()

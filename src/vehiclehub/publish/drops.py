@@ -38,10 +38,22 @@ from sqlalchemy import (
 from vehiclehub.config import AGENCIES, RuleParameters
 from vehiclehub.exchange.base import MANIFEST_SUFFIX, Exchange
 from vehiclehub.publish.subsidy import SUBSIDY_COLUMNS, export_subsidy
+from vehiclehub.review.cases import review_columns
 from vehiclehub.rules.engine import FINDING_FIELDS, POLICE_COLUMNS, TAX_COLUMNS
 from vehiclehub.store.schema import deliveries, findings, intake_files, rejections, verdicts
 
-FINDINGS_COLUMNS = ["rule_id", "severity", "vin", "record_key", "related", "detail"]
+#: The findings drop's columns (ICD §4): the finding, then the review columns.
+FINDINGS_COLUMNS = [
+    "rule_id",
+    "severity",
+    "vin",
+    "record_key",
+    "related",
+    "detail",
+    "status",
+    "review",
+    "note",
+]
 REJECTIONS_COLUMNS = ["file", "line", "column", "value", "error"]
 
 #: Reports each agency receives, beyond findings and rejections.
@@ -101,13 +113,15 @@ def holds_on(day: date) -> ColumnElement[bool]:
 
 
 def open_findings(conn: Connection, day: date) -> pd.DataFrame:
-    """Every finding that holds at the end of the run for ``day``."""
+    """Every finding that holds at the end of the run for ``day``, with its case ``id``
+    and ``first_seen``."""
+    names = ["id", *FINDING_FIELDS, "first_seen"]
     query = (
-        select(*(findings.c[c] for c in FINDING_FIELDS))
+        select(*(findings.c[c] for c in names))
         .where(holds_on(day))
         .order_by(findings.c.rule_id, findings.c.record_key)
     )
-    return columns_of(conn, query, FINDING_FIELDS)
+    return columns_of(conn, query, names)
 
 
 def concerns(agency: str, found: pd.DataFrame) -> pd.Series:
@@ -194,7 +208,8 @@ def build_drops(conn: Connection, day: date, params: RuleParameters | None = Non
     ``params`` are the rule parameters of the configuration (the subsidy's threshold and
     amount); RULES.md's defaults when not given.
     """
-    found = open_findings(conn, day)
+    # Dismissed findings left out, the others with their review columns (ICD §4).
+    found = review_columns(conn, day, open_findings(conn, day))
     drops = []
     for agency in AGENCIES:
         drops.append(Drop(agency, "findings", day, findings_for(agency, found)))

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
+# The review desk's tables are the store's too: created with the others.
+import vehiclehub.review.tables  # noqa: F401
 from vehiclehub.store.schema import SUPERSEDED_INDEXES, metadata
 
 
