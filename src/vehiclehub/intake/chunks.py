@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import traceback
 from collections.abc import Generator, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
