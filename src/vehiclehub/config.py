@@ -85,6 +85,22 @@ class QualitySettings(_Model):
     default_arrival_deadline: time = time(6, 0)
 
 
+class ReviewSettings(_Model):
+    """The review desk (``vhub serve``, the Airflow plugin).
+
+    ``session_secret`` signs the desk's session cookies (or ``VHUB_SESSION_SECRET``;
+    derived from the pseudonym key when neither is given). A user is locked out for
+    ``lockout_minutes`` after ``max_failed_logins`` failed logins in a row.
+    ``secure_cookies`` marks the cookies for HTTPS only (set it behind TLS).
+    """
+
+    session_secret: str | None = Field(default=None, min_length=16, repr=False)
+    session_hours: float = Field(default=12, gt=0)
+    max_failed_logins: int = Field(default=5, ge=1)
+    lockout_minutes: float = Field(default=15, ge=0)
+    secure_cookies: bool = False
+
+
 class Settings(_Model):
     database_url: str
     work_dir: Path
@@ -94,6 +110,7 @@ class Settings(_Model):
     agencies: dict[Agency, AgencyEndpoint]
     rules: RuleParameters = RuleParameters()
     quality: QualitySettings = QualitySettings()
+    review: ReviewSettings = ReviewSettings()
     source: Path | None = None
 
     @field_validator("work_dir")
@@ -126,6 +143,7 @@ class _Env:
     pseudonym_key: str = "VHUB_PSEUDONYM_KEY"
     archive_key: str = "VHUB_ARCHIVE_KEY"
     database_url: str = "VHUB_DATABASE_URL"
+    session_secret: str = "VHUB_SESSION_SECRET"
 
 
 ENV = _Env()
@@ -155,6 +173,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
     ):
         if os.environ.get(var):
             raw[field] = os.environ[var]
+    if os.environ.get(ENV.session_secret):
+        raw.setdefault("review", {})["session_secret"] = os.environ[ENV.session_secret]
     raw["source"] = str(config_path.resolve())
     try:
         return Settings.model_validate(raw)

@@ -45,6 +45,14 @@ def archive_key(settings: Settings) -> bytes:
     return _derive(settings.pseudonym_key, b"vehiclehub archive (derived)")
 
 
+def session_key(settings: Settings) -> bytes:
+    """The review desk's cookie-signing key: ``[review] session_secret`` when set, else
+    derived from the pseudonym key (its own purpose: it never reveals that key)."""
+    if settings.review.session_secret:
+        return _derive(settings.review.session_secret, b"vehiclehub review sessions")
+    return _derive(settings.pseudonym_key, b"vehiclehub review sessions (derived)")
+
+
 def _aad(index: int, final: bool) -> bytes:
     return struct.pack(">Q?", index, final)
 

@@ -382,8 +382,8 @@ def _write_sheet(
     sheet.close()
 
 
-def _package(sheets: int) -> dict[str, str]:
-    """Every part of the workbook but the sheets."""
+def _package(sheets: int, sheet_names: Sequence[str] = AGENCIES) -> dict[str, str]:
+    """Every part of the workbook but the sheets, named ``sheet_names``."""
     overrides = "".join(
         f'<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="application/'
         'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
@@ -395,7 +395,7 @@ def _package(sheets: int) -> dict[str, str]:
     )
     names = "".join(
         f'<sheet name="{a}" sheetId="{n}" r:id="rId{n}"/>'
-        for n, a in enumerate(AGENCIES[:sheets], start=1)
+        for n, a in enumerate(sheet_names[:sheets], start=1)
     )
     return {
         "[Content_Types].xml": (
@@ -450,3 +450,21 @@ def write_workbook(
                 truncated += [f"{agency}: {heading}" for heading in sheet.truncated]
     partial.replace(target)
     return truncated
+
+
+def write_tables(target: IO[bytes], tables: Mapping[str, pd.DataFrame]) -> None:
+    """A workbook of one sheet per table (its name the sheet's, at most 31 characters),
+    each a header row and the rows, every cell text as in the run workbook but for
+    integer columns."""
+    names = [name[:31] for name in tables]
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as book:
+        for part, text in _package(len(names), names).items():
+            book.writestr(part, text)
+        for n, frame in enumerate(tables.values(), start=1):
+            with book.open(f"xl/worksheets/sheet{n}.xml", "w", force_zip64=True) as stream:
+                sheet = _Sheet(stream)
+                sheet.open()
+                sheet.line(*frame.columns, style=HEADER)
+                numbers = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
+                sheet.rows(frame, numbers)
+                sheet.close()

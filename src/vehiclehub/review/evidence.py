@@ -27,7 +27,7 @@ def cited_records(agency: str, record_key: str, related: str) -> list[str]:
     return [f"{agency}:{record_key}", *(r for r in (related or "").split(";") if r)]
 
 
-def _candidate_feeds(agency: str, key: str) -> list[FeedSpec]:
+def candidate_feeds(agency: str, key: str) -> list[FeedSpec]:
     parts = key.split("/")
     return [spec for spec in agency_feeds(agency) if len(spec.key) == len(parts)]
 
@@ -41,7 +41,7 @@ def record_versions(conn: Connection, records: Iterable[str]) -> dict[str, str]:
     names: dict[tuple[str, tuple[str, ...]], str] = {}
     for record in records:
         agency, _, key = record.partition(":")
-        for spec in _candidate_feeds(agency, key):
+        for spec in candidate_feeds(agency, key):
             parts = tuple(key.split("/"))
             wanted[spec.table].append(parts)
             specs[spec.table] = spec
@@ -55,7 +55,7 @@ def record_versions(conn: Connection, records: Iterable[str]) -> dict[str, str]:
             batch = keys[start : start + LOOKUP_BATCH]
             condition = or_(
                 *(
-                    and_(*(c == _typed(c, v) for c, v in zip(columns, parts, strict=True)))
+                    and_(*(c == typed_key(c, v) for c, v in zip(columns, parts, strict=True)))
                     for parts in batch
                 )
             )
@@ -66,7 +66,7 @@ def record_versions(conn: Connection, records: Iterable[str]) -> dict[str, str]:
     return {record: ",".join(sorted(found.get(record, []))) or "absent" for record in records}
 
 
-def _typed(column: object, value: str) -> object:
+def typed_key(column: object, value: str) -> object:
     """A key part as its column compares it: integer columns (``item_no``) as integers."""
     python_type = getattr(getattr(column, "type", None), "python_type", str)
     if python_type is int:
