@@ -7,11 +7,12 @@ the file: ``VHUB_PSEUDONYM_KEY`` and ``VHUB_ARCHIVE_KEY`` override the keys ther
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, datetime, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -101,6 +102,73 @@ class ReviewSettings(_Model):
     secure_cookies: bool = False
 
 
+class CalendarYear(_Model):
+    """One year's working-day schedule as the State Council's notice gives it.
+
+    ``holidays``: every day off in the notice (weekend days may be listed too);
+    ``workdays``: the make-up working days (调休), always Saturdays or Sundays. Any other
+    Saturday or Sunday is a day off, any other weekday a working day.
+    """
+
+    holidays: list[date]
+    workdays: list[date] = []
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _calendar_day(where: str, value: Any) -> date:
+    """A TOML date, or a ``YYYY-MM-DD`` string, of a ``[calendar.YYYY]`` list."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{where}: {value!r} is not a date YYYY-MM-DD")
+
+
+def _calendar_problems(key: str, table: Any) -> list[str]:
+    """What is wrong with one ``[calendar.YYYY]`` table, each naming its key and value."""
+    name = f"[calendar.{key}]"
+    if not re.fullmatch(r"\d{4}", key):
+        return [f"{name}: the table's name must be a year YYYY"]
+    if not isinstance(table, dict):
+        return [f"{name} must be a table with holidays and, optionally, workdays"]
+    problems = [
+        f"{name} {k}: not a setting (holidays, workdays)"
+        for k in table
+        if k not in ("holidays", "workdays")
+    ]
+    if "holidays" not in table:
+        problems.append(f"{name} holidays: missing (every day off in the year's notice)")
+    listed: dict[str, set[date]] = {}
+    for kind in ("holidays", "workdays"):
+        values = table.get(kind, [])
+        if not isinstance(values, list):
+            problems.append(f"{name} {kind}: {values!r} is not a list of dates")
+            continue
+        days = listed.setdefault(kind, set())
+        for value in values:
+            try:
+                day = _calendar_day(f"{name} {kind}", value)
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            days.add(day)
+            if day.year != int(key):
+                problems.append(f"{name} {kind}: {day} is not in {key}")
+            elif kind == "workdays" and day.weekday() < 5:
+                problems.append(
+                    f"{name} workdays: {day} is a {day:%A}; a make-up working day is a "
+                    "Saturday or Sunday"
+                )
+    for day in sorted(listed.get("holidays", set()) & listed.get("workdays", set())):
+        problems.append(f"{name}: {day} is listed both in holidays and in workdays")
+    return problems
+
+
 class Settings(_Model):
     database_url: str
     work_dir: Path
@@ -111,7 +179,19 @@ class Settings(_Model):
     rules: RuleParameters = RuleParameters()
     quality: QualitySettings = QualitySettings()
     review: ReviewSettings = ReviewSettings()
+    calendar: dict[int, CalendarYear] = {}
     source: Path | None = None
+
+    @field_validator("calendar", mode="before")
+    @classmethod
+    def _calendar_tables(cls, value: Any) -> Any:
+        """Check every ``[calendar.YYYY]`` table, reporting all problems at once."""
+        if not isinstance(value, dict):
+            return value
+        problems = [p for key, table in value.items() for p in _calendar_problems(str(key), table)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
     @field_validator("work_dir")
     @classmethod
