@@ -49,7 +49,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import chinese_calendar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -59,7 +58,7 @@ import pyarrow.csv as pa_csv
 from vehiclehub.config import RuleParameters
 from vehiclehub.contract import FeedSpec, feed, feeds
 from vehiclehub.samples.files import feed_file_name, write_manifest
-from vehiclehub.workdays import is_working_day
+from vehiclehub.workdays import package_calendar
 
 EPOCH = date(1970, 1, 1)
 
@@ -342,11 +341,17 @@ def calendar_day(number: float) -> date:
 
 
 def business_dates(start: date, count: int) -> list[date]:
-    """``count`` consecutive Chinese working days from ``start`` (itself if a working day)."""
+    """``count`` consecutive Chinese working days from ``start`` (itself if a working day).
+
+    In a year the working-day calendar does not cover, the simulated agencies send their
+    files Monday to Friday (a choice for sample files; no rule counts with it).
+    """
+    calendar = package_calendar()
     found: list[date] = []
     day = start
     while len(found) < count:
-        if is_working_day(day):
+        working = calendar.is_working_day(day)
+        if working or (working is None and day.weekday() < 5):
             found.append(day)
         day += timedelta(days=1)
     return found
@@ -569,13 +574,15 @@ class Stories:
 
     def _calendar(self) -> tuple[int, np.ndarray]:
         """The first of the 800 days before the last date, and the running count of working
-        days over them (the State Council calendar, as ``chinesecalendar`` publishes it)."""
+        days over them (the State Council calendar, as ``chinesecalendar`` publishes it).
+        A day of a year it does not cover counts as no working day: no working-day case is
+        planted across it (the hub does not evaluate those)."""
         if self._workdays is None:
             first = self.last - 800
-            working = [
-                chinese_calendar.is_workday(calendar_day(d)) for d in range(first, self.last + 1)
-            ]
-            self._workdays = (first, np.cumsum(np.array(working, dtype=np.int64)))
+            days = pd.Series([calendar_day(d) for d in range(first - 1, self.last + 1)])
+            counts = package_calendar().working_days_after(days.iloc[:-1], days.iloc[1:])
+            working = counts.fillna(0).to_numpy(dtype=np.int64)
+            self._workdays = (first, np.cumsum(working))
         return self._workdays
 
     def working_day_after(self, days: np.ndarray, count: Any) -> np.ndarray:
