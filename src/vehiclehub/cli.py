@@ -67,9 +67,22 @@ def _completeness_lines(completeness: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _calendar_lines(reconcile: dict[str, Any]) -> list[str]:
+    """Records a rule could not evaluate and why, and the calendar years to configure."""
+    skipped = reconcile.get("not_evaluated") or {}
+    total = sum(n for reasons in skipped.values() for n in reasons.values())
+    lines = [f"  WARNING: {w}" for w in reconcile.get("calendar_warnings") or []]
+    if total:
+        lines.append(f"  not evaluated: {total} record(s), their earlier findings kept")
+        for rule_id, reasons in skipped.items():
+            for reason, records in reasons.items():
+                lines.append(f"    {rule_id:<8} {records} record(s): {reason}")
+    return lines
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A few lines an operator reads at a glance after a run."""
-    lines = [f"business date {summary['date']}"]
+    lines = [f"business date {summary['date']}", *_calendar_lines(summary["reconcile"])]
     for intake in summary["intake"]:
         files = intake["files"]
         if intake["status"] != "received":

@@ -39,6 +39,7 @@ from vehiclehub.review.cases import lapse_changed, mark_run
 from vehiclehub.rules.engine import reconcile as run_rules
 from vehiclehub.store import connect
 from vehiclehub.store.schema import agency_intakes
+from vehiclehub.workdays import WorkingDays
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -119,13 +120,20 @@ def reconcile(settings: Settings, day: date, began: datetime | None = None) -> d
 
     The run counts the review desk's decisions made before ``began`` (when the run
     began; this stage's start when not given); decisions whose evidence changed lapse.
+    Records a rule could not evaluate (the working-day calendar lacks a year) and the
+    calendar years to configure soon are logged as warnings and returned.
     """
     with _store(settings) as engine:
         with engine.begin() as conn:
             mark_run(conn, day, began or _now())
-        result = run_rules(engine, day, settings.rules)
+        result = run_rules(engine, day, settings.rules, WorkingDays(settings.calendar))
         with engine.begin() as conn:
             lapsed = lapse_changed(conn)
+    for rule_id, reasons in result.not_evaluated.items():
+        for reason, records in reasons.items():
+            log.warning("%s: %d record(s) not evaluated: %s", rule_id, records, reason)
+    for warning in result.calendar_warnings:
+        log.warning("%s", warning)
     return {**asdict(result), "decisions_lapsed": lapsed}
 
 

@@ -8,7 +8,9 @@ What it shows, per agency and feed: whether the expected files came (completenes
 received / rejected / waiting / *not received*, gaps in ``seq``, late files), files,
 rows and rejections, each file's expectation results; findings per rule with new /
 still open / resolved today; charts of findings per rule and rows per feed over the
-last :data:`HISTORY_RUNS` runs; verdicts; and the drops.
+last :data:`HISTORY_RUNS` runs; verdicts; and the drops. At the top: the records a rule
+could not evaluate (the working-day calendar lacks a year) and the calendar years to
+configure.
 
 The page stays readable at a million vehicles: it lists the first
 :data:`SHOWN_PER_RULE` findings of each rule and the first :data:`SHOWN_REJECTIONS`
@@ -43,10 +45,12 @@ from vehiclehub.store.schema import (
     expectation_results,
     findings,
     intake_files,
+    not_evaluated,
     quality_validations,
     rejections,
     verdicts,
 )
+from vehiclehub.workdays import WorkingDays
 
 log = logging.getLogger(__name__)
 
@@ -579,6 +583,13 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
         "warnings_failed": int((failed["severity"] == "warning").sum()),
     }
     return {
+        "calendar_warnings": WorkingDays(settings.calendar).warnings(day),
+        "not_evaluated": _frame(
+            conn,
+            select(not_evaluated.c.rule_id, not_evaluated.c.reason, not_evaluated.c.records)
+            .where(not_evaluated.c.run_date == day)
+            .order_by(not_evaluated.c.rule_id, not_evaluated.c.reason),
+        ).to_dict("records"),
         "agencies": agencies,
         "feeds_by_agency": feed_rows,
         "completeness": completeness,

@@ -4,12 +4,17 @@ A rule is one function, registered with :func:`rule`, that runs one set-based qu
 and returns a frame with a row per (finding, related record): ``vin``,
 ``record_key``, ``detail`` and ``related`` (``agency:key`` or null). The engine
 gathers the related records of a finding and stamps id, severity and agency.
+
+A rule that cannot evaluate some records on a run (SLA-001 without the working-day
+calendar of a year it needs) returns a row for each of them too, with the reason in a
+``not_evaluated`` column (null on findings): such a record gets no new finding, and
+its open findings of the rule stay as they were.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -36,8 +41,11 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from vehiclehub.config import RuleParameters
 from vehiclehub.store.schema import feed_table
+from vehiclehub.workdays import WorkingDays, package_calendar
 
 FINDING_COLUMNS = ["vin", "record_key", "related", "detail"]
+#: The column in which a rule gives the reason it could not evaluate a record.
+NOT_EVALUATED = "not_evaluated"
 SEVERITIES = ("error", "warning", "info")
 
 
@@ -116,6 +124,7 @@ class RuleContext:
     conn: Connection
     day: date
     params: RuleParameters
+    calendar: WorkingDays = field(default_factory=package_calendar)
 
     def evidence(self, agency: str, feed: str, name: str | None = None) -> Subquery:
         """The latest version of each key, active only (RULES.md, Definitions)."""

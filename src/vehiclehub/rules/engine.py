@@ -6,12 +6,13 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import pandas as pd
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     Date,
     Engine,
@@ -22,8 +23,10 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    false,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -31,11 +34,14 @@ from sqlalchemy import (
 from vehiclehub import progress
 from vehiclehub.config import RuleParameters
 from vehiclehub.rules import RULES, RuleContext
-from vehiclehub.rules.base import same_item
+from vehiclehub.rules.base import NOT_EVALUATED, same_item
 from vehiclehub.store.load import bulk_insert
-from vehiclehub.store.schema import findings, verdicts
+from vehiclehub.store.schema import findings, not_evaluated, verdicts
+from vehiclehub.workdays import WorkingDays, package_calendar
 
 FINDING_FIELDS = ["rule_id", "severity", "vin", "agency", "record_key", "related", "detail"]
+#: A record a rule could not evaluate on a run, and why (rules.base, ``not_evaluated``).
+NOT_EVALUATED_FIELDS = ["rule_id", "agency", "record_key", "reason"]
 POLICE_COLUMNS = ["event_id", "vin", "verdict", "decl_no", "exported_at", "rule_ids"]
 TAX_COLUMNS = ["refund_no", "decl_ref", "vin", "verdict", "rule_ids"]
 TAX_VERDICTS = {
@@ -49,7 +55,29 @@ TAX_VERDICTS = {
 @dataclass
 class Evaluation:
     findings: pd.DataFrame  # FINDING_FIELDS, one row per finding
-    raw: dict[str, pd.DataFrame]  # each rule's own frame, extra columns included
+    raw: dict[str, pd.DataFrame]  # each rule's own findings frame, extra columns included
+    not_evaluated: pd.DataFrame  # NOT_EVALUATED_FIELDS, one row per record and rule
+
+
+def _split(rule_id: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A rule's frame as its finding rows and the records it declared not evaluated."""
+    if NOT_EVALUATED not in frame.columns:
+        return frame, _none_declared()
+    skipped = frame[NOT_EVALUATED].notna()
+    declared = frame[skipped]
+    # A rule about records of several feeds names each row's agency itself (as _gather).
+    declared = declared.assign(
+        rule_id=rule_id,
+        agency=declared.get("agency", RULES[rule_id].agency),
+        reason=declared[NOT_EVALUATED],
+    ).drop_duplicates(["agency", "record_key"])
+    kept = frame[~skipped].drop(columns=NOT_EVALUATED).reset_index(drop=True)
+    return kept, declared[NOT_EVALUATED_FIELDS].reset_index(drop=True)
+
+
+def _none_declared() -> pd.DataFrame:
+    """No record left unevaluated."""
+    return pd.DataFrame(columns=NOT_EVALUATED_FIELDS)
 
 
 def _gather(rule_id: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -98,39 +126,43 @@ def evaluate(
     params: RuleParameters,
     only: Iterable[str] | None = None,
     workers: int = 1,
+    calendar: WorkingDays | None = None,
 ) -> Evaluation:
     """Run the rules (all, or those named) over everything stored.
 
     With ``workers`` above one, rules also run on further connections of the same
     engine, in threads: they see what is committed, so ``conn`` must hold no
-    uncommitted writes the rules should see.
+    uncommitted writes the rules should see. ``calendar``: the working days the SLA
+    rules count (the package's alone by default).
     """
-    return _evaluate(conn, day, params, sorted(only or RULES), workers, {})[0]
+    ctx = RuleContext(conn, day, params, calendar or package_calendar())
+    return _evaluate(ctx, sorted(only or RULES), workers, {})[0]
 
 
 def _evaluate(
-    conn: Connection,
-    day: date,
-    params: RuleParameters,
-    rule_ids: list[str],
-    workers: int,
-    reads: dict[str, Job],
+    ctx: RuleContext, rule_ids: list[str], workers: int, reads: dict[str, Job]
 ) -> tuple[Evaluation, dict[str, pd.DataFrame]]:
     """:func:`evaluate`, with further ``reads`` of the store done alongside the rules."""
     jobs: dict[str, Job] = {rule_id: RULES[rule_id].find for rule_id in rule_ids} | reads
-    done = _run_all(conn, day, params, jobs, workers)
-    raw = {rule_id: done[rule_id] for rule_id in rule_ids}
+    done = _run_all(ctx, jobs, workers)
+    split = {rule_id: _split(rule_id, done[rule_id]) for rule_id in rule_ids}
+    raw = {rule_id: found for rule_id, (found, _) in split.items()}
     gathered = [_gather(rule_id, frame) for rule_id, frame in raw.items()]
     frame = pd.concat([g for g in gathered if not g.empty] or [gathered[0]], ignore_index=True)
     frame["vin"] = frame["vin"].astype(object).where(frame["vin"].notna(), None)
-    evaluation = Evaluation(frame.sort_values(["rule_id", "record_key"], ignore_index=True), raw)
+    declared = [skipped for _, skipped in split.values() if not skipped.empty]
+    skipped = pd.concat(declared, ignore_index=True) if declared else _none_declared()
+    evaluation = Evaluation(
+        frame.sort_values(["rule_id", "record_key"], ignore_index=True),
+        raw,
+        skipped.sort_values(["rule_id", "record_key"], ignore_index=True),
+    )
     return evaluation, {name: done[name] for name in reads}
 
 
-def _run_all(
-    conn: Connection, day: date, params: RuleParameters, jobs: dict[str, Job], workers: int
-) -> dict[str, pd.DataFrame]:
+def _run_all(ctx: RuleContext, jobs: dict[str, Job], workers: int) -> dict[str, pd.DataFrame]:
     """Each job's frame; slow ones first, shared out among ``workers`` connections."""
+    conn = ctx.conn
     queue = [j for j in SLOW_FIRST if j in jobs] + [j for j in jobs if j not in SLOW_FIRST]
     workers = min(workers, len(queue)) if _shareable(conn) else 1
     done: dict[str, pd.DataFrame] = {}
@@ -151,13 +183,13 @@ def _run_all(
 
     def helper(advance: progress.Advance) -> None:
         with conn.engine.connect() as own:
-            drain(RuleContext(own, day, params), advance)
+            drain(replace(ctx, conn=own), advance)
 
     shown = progress.step("rules evaluated", total=len(queue))
     with ThreadPoolExecutor(max_workers=max(workers - 1, 1)) as pool, shown as advance:
         helpers = [pool.submit(helper, advance) for _ in range(workers - 1)]
         try:
-            drain(RuleContext(conn, day, params), advance)
+            drain(ctx, advance)
         finally:
             for future in helpers:
                 future.result()
@@ -193,8 +225,15 @@ def finding_identity(frame: pd.DataFrame) -> pd.Series:
     return text.map(lambda t: hashlib.sha256(t.encode("utf-8")).hexdigest())
 
 
-def record_findings(conn: Connection, day: date, current: pd.DataFrame) -> None:
-    """Keep the findings table in step: new ones open, held ones seen, the rest resolved."""
+def record_findings(
+    conn: Connection, day: date, current: pd.DataFrame, unevaluated: pd.DataFrame | None = None
+) -> None:
+    """Keep the findings table in step: new ones open, held ones seen, the rest resolved.
+
+    ``unevaluated``: records a rule could not evaluate on this run (NOT_EVALUATED_FIELDS).
+    Their open findings of that rule are neither resolved nor re-detailed: they are seen
+    on this run as they stood.
+    """
     staging = Table(
         "stage_findings",
         MetaData(),
@@ -219,9 +258,10 @@ def record_findings(conn: Connection, day: date, current: pd.DataFrame) -> None:
         conn.exec_driver_sql("ANALYZE stage_findings")
         conn.exec_driver_sql("ANALYZE findings")
     held = exists().where(staging.c.identity == findings.c.identity)
+    kept = _kept_open(conn, day, unevaluated)
     conn.execute(
         update(findings)
-        .where(findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~held)
+        .where(findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~held, ~kept)
         .values(resolved_on=day)
     )
     conn.execute(
@@ -247,6 +287,70 @@ def record_findings(conn: Connection, day: date, current: pd.DataFrame) -> None:
         )
     )
     staging.drop(conn)
+    if unevaluated is not None and not unevaluated.empty:
+        conn.exec_driver_sql("DROP TABLE stage_unevaluated")
+
+
+def _kept_open(
+    conn: Connection, day: date, unevaluated: pd.DataFrame | None
+) -> ColumnElement[bool]:
+    """Which findings stay as they stood: those of a rule on a record it could not
+    evaluate. Marks them seen on ``day`` (still open, earlier detail kept) and returns
+    the condition naming them, for the statements that follow."""
+    if unevaluated is None or unevaluated.empty:
+        return false()
+    staging = Table(
+        "stage_unevaluated",
+        MetaData(),
+        Column("rule_id", String(16)),
+        Column("agency", String(16)),
+        Column("record_key", String(255)),
+        prefixes=["TEMPORARY"],
+    )
+    staging.create(conn)
+    bulk_insert(conn, staging, unevaluated[["rule_id", "agency", "record_key"]])
+    # Looked up per finding below: indexed (and analysed) as stage_findings is.
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_stage_unevaluated ON stage_unevaluated (record_key, rule_id, agency)"
+    )
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ANALYZE stage_unevaluated")
+    kept = exists().where(
+        staging.c.rule_id == findings.c.rule_id,
+        staging.c.agency == findings.c.agency,
+        staging.c.record_key == findings.c.record_key,
+    )
+    # Open before this run: not resolved, or resolved only by a later business date.
+    conn.execute(
+        update(findings)
+        .where(
+            kept,
+            findings.c.first_seen <= day,
+            or_(findings.c.resolved_on.is_(None), findings.c.resolved_on > day),
+        )
+        .values(last_seen=day, resolved_on=None)
+    )
+    return kept
+
+
+def not_evaluated_counts(unevaluated: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per rule, per reason: the records it could not evaluate."""
+    out: dict[str, dict[str, int]] = {}
+    for row in unevaluated.groupby(["rule_id", "reason"]).size().reset_index().itertuples():
+        out.setdefault(str(row.rule_id), {})[str(row.reason)] = int(row[-1])
+    return out
+
+
+def store_not_evaluated(conn: Connection, day: date, counts: dict[str, dict[str, int]]) -> None:
+    """Replace the day's counts of records not evaluated (:func:`not_evaluated_counts`)."""
+    conn.execute(delete(not_evaluated).where(not_evaluated.c.run_date == day))
+    rows = [
+        {"run_date": day, "rule_id": rule_id, "reason": reason, "records": records}
+        for rule_id, reasons in counts.items()
+        for reason, records in reasons.items()
+    ]
+    if rows:
+        conn.execute(insert(not_evaluated), rows)
 
 
 def deregistration_items(ctx: RuleContext) -> pd.DataFrame:
@@ -397,6 +501,10 @@ class ReconcileResult:
     findings: int
     per_rule: dict[str, int]
     verdicts: dict[str, dict[str, int]]
+    #: Per rule and reason, the records it could not evaluate (their findings kept).
+    not_evaluated: dict[str, dict[str, int]]
+    #: Years of the working-day calendar to configure (WorkingDays.warnings).
+    calendar_warnings: list[str]
 
 
 #: What each verdict report reads of the store; done alongside the rules.
@@ -406,14 +514,20 @@ VERDICT_READS: dict[str, Job] = {
 }
 
 
-def reconcile(engine: Engine, day: date, params: RuleParameters) -> ReconcileResult:
-    """Evaluate every rule over the store, record findings and the day's verdicts."""
+def reconcile(
+    engine: Engine, day: date, params: RuleParameters, calendar: WorkingDays | None = None
+) -> ReconcileResult:
+    """Evaluate every rule over the store, record findings and the day's verdicts.
+
+    ``calendar``: the working days the SLA rules count (the package's alone by default).
+    """
+    calendar = calendar or package_calendar()
     with engine.begin() as conn:
-        evaluation, read = _evaluate(
-            conn, day, params, sorted(RULES), worker_count(), VERDICT_READS
-        )
-        record_findings(conn, day, evaluation.findings)
-        ctx = RuleContext(conn, day, params)
+        ctx = RuleContext(conn, day, params, calendar)
+        evaluation, read = _evaluate(ctx, sorted(RULES), worker_count(), VERDICT_READS)
+        record_findings(conn, day, evaluation.findings, evaluation.not_evaluated)
+        skipped = not_evaluated_counts(evaluation.not_evaluated)
+        store_not_evaluated(conn, day, skipped)
         counts: dict[str, dict[str, int]] = {}
         reports = (
             ("export_verification", police_verdicts, POLICE_COLUMNS),
@@ -426,4 +540,10 @@ def reconcile(engine: Engine, day: date, params: RuleParameters) -> ReconcileRes
             counts[report] = _counts(rows["verdict"])
             del rows
     per_rule = _counts(evaluation.findings["rule_id"])
-    return ReconcileResult(len(evaluation.findings), per_rule, counts)
+    return ReconcileResult(
+        len(evaluation.findings),
+        per_rule,
+        counts,
+        skipped,
+        calendar.warnings(day),
+    )

@@ -2,31 +2,37 @@
 
 Working days follow the State Council calendar with its 调休 (``workdays``). Working
 days never outnumber calendar days, so only records more than the limit in calendar
-days can breach it: the query keeps those and the calendar counts the rest exactly.
+days can breach it: the query keeps those and the calendar counts the rest exactly —
+or, where it lacks a year the count needs, declares the record not evaluated.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from sqlalchemy import case, func, literal, select
 
-from vehiclehub.rules.base import RuleContext, days_between, joined, rule, same_item
-from vehiclehub.workdays import CalendarError, working_days_after
+from vehiclehub.rules.base import (
+    NOT_EVALUATED,
+    RuleContext,
+    days_between,
+    joined,
+    rule,
+    same_item,
+)
+from vehiclehub.workdays import uncovered
 
 
-def _working_days(rule_id: str, found: pd.DataFrame, start: str, end: str) -> pd.Series:
-    """Working days strictly after ``start`` up to and including ``end``, per row.
-
-    A date outside the calendar is a configuration error, never a guess: it is raised
-    with the rule that needed it.
-    """
-    try:
-        return working_days_after(found[start], found[end])
-    except CalendarError as exc:
-        raise CalendarError(
-            f"{rule_id} cannot count working days: {exc}; install a chinesecalendar that "
-            "covers this year"
-        ) from exc
+def _late(ctx: RuleContext, found: pd.DataFrame, start: str, end: str, limit: Any) -> pd.DataFrame:
+    """The rows more than ``limit`` working days late (``working_days``), and the rows
+    whose count needs a year the calendar lacks: those are not evaluated, with the
+    configuration to add as the reason (never a guessed count)."""
+    missing = ctx.calendar.missing_years(found[start], found[end])
+    found["working_days"] = ctx.calendar.working_days_after(found[start], found[end])
+    found[NOT_EVALUATED] = missing.map({m: uncovered(m) for m in missing.unique() if m})
+    late = found["working_days"].gt(limit).fillna(False)
+    return found[late | found[NOT_EVALUATED].notna()].reset_index(drop=True)
 
 
 @rule("SLA-001", "warning", on="commerce")
@@ -45,8 +51,7 @@ def find_licences_issued_late(ctx: RuleContext) -> pd.DataFrame:
             literal(None).label("related"),
         ).where(days_between(until, licences.c.applied_at) > limit)
     )
-    found["working_days"] = _working_days("SLA-001", found, "applied_at", "until")
-    found = found[found["working_days"] > limit].reset_index(drop=True)
+    found = _late(ctx, found, "applied_at", "until", limit)
     waited = found["working_days"].astype("str") + f" working days (at most {limit})"
     found["detail"] = (
         "applied for on "
@@ -84,8 +89,7 @@ def find_refunds_approved_late(ctx: RuleContext) -> pd.DataFrame:
         .outerjoin(items, same_item(refund, items))
         .where(days_between(until, refund.c.applied_at) > limit)
     )
-    found["working_days"] = _working_days("SLA-002", found, "applied_at", "until")
-    found = found[found["working_days"] > found["limit"]].reset_index(drop=True)
+    found = _late(ctx, found, "applied_at", "until", found["limit"])
     waited = (
         found["working_days"].astype("str")
         + " working days (class "

@@ -193,6 +193,18 @@ findings = Table(
     Index("ix_findings_rule", "rule_id"),
 )
 
+# Per run date, rule and reason: how many records the rule could not evaluate on that
+# run (e.g. SLA-001 without the working-day calendar of a year), for the run report.
+not_evaluated = Table(
+    "not_evaluated",
+    metadata,
+    Column("run_date", Date, nullable=False),
+    Column("rule_id", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("records", Integer, nullable=False),
+    PrimaryKeyConstraint("run_date", "rule_id", "reason"),
+)
+
 verdicts = Table(
     "verdicts",
     metadata,

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
+import pandas as pd
 from tests.factories import Vehicle
 
-from vehiclehub.config import Settings
-from vehiclehub.workdays import CalendarError
+from vehiclehub import pipeline
+from vehiclehub.config import CalendarYear, Settings
+from vehiclehub.publish.drops import build_drops, open_findings
+from vehiclehub.publish.report import write_report
+from vehiclehub.rules import RULES
+from vehiclehub.rules.engine import evaluate
+from vehiclehub.store import connect
+from vehiclehub.workdays import WorkingDays
 
-from .world import World, evaluation, findings
+from .world import D, World, findings
 
 CHECKED = ["vin", "agency", "record_key", "related", "severity"]
 
@@ -118,10 +124,110 @@ def test_sla002_refund_limits_by_enterprise_class(settings: Settings) -> None:
     assert findings(settings, "SLA-002", refund_wd_class12=4, refund_wd_other=6).empty
 
 
-def test_a_day_outside_the_calendar_is_an_error_naming_it(settings: Settings) -> None:
+#: An example 2027 schedule for tests only (not the State Council's): Friday 1 January
+#: off, Saturday 9 January a make-up working day.
+EXAMPLE_2027 = CalendarYear(holidays=[date(2027, 1, 1)], workdays=[date(2027, 1, 9)])
+BEFORE, AFTER = date(2026, 12, 28), date(2027, 1, 11)  # Mondays
+
+
+def _licence(world: World, applied: str, issued: str | None) -> Vehicle:
+    v = Vehicle()
+    world.add(
+        "licence", v.licence(applied_at=applied, issued_at=issued, valid_to=issued and "2027-06-30")
+    )
+    return v
+
+
+def _sla001(settings: Settings, day: date) -> dict[str, str]:
+    """The SLA-001 findings that hold at the end of the run for ``day``: detail per VIN."""
+    engine = connect(settings.database_url)
+    with engine.connect() as conn:
+        found = open_findings(conn, day)
+        (drop,) = [d for d in build_drops(conn, day) if d.name.startswith("hub_commerce_findings")]
+    engine.dispose()
+    in_drop = drop.frame[drop.frame["rule_id"] == "SLA-001"]
+    assert sorted(in_drop["vin"]) == sorted(found.loc[found["rule_id"] == "SLA-001", "vin"])
+    return dict(zip(in_drop["vin"], in_drop["detail"], strict=True))
+
+
+def test_counts_into_a_year_not_configured_are_not_evaluated_and_findings_kept(
+    settings: Settings,
+) -> None:
     world = World()
-    world.add("licence", Vehicle().licence(applied_at="2026-12-21", issued_at=None, valid_to=None))
+    waiting = _licence(world, "2026-12-21", None)  # 5 working days by 28 December: late
+    world.vehicle()
+    world.event(Vehicle(), "deregister", "2025-10-20", dereg_reason="export")  # EXP-001
+    world.load(settings, BEFORE)
+    before = pipeline.reconcile(settings, BEFORE)
+    assert before["not_evaluated"] == {} and before["calendar_warnings"] == [WARNING_2027]
+    earlier = "applied for on 2026-12-21 and still not issued after 5 working days (at most 3)"
+    assert _sla001(settings, BEFORE) == {waiting.vin: earlier}
+
+    across_holiday = _licence(world, "2026-12-30", "2027-01-05")  # 31 Dec, 4, 5 Jan: 3
+    across_saturday = _licence(world, "2027-01-06", "2027-01-11")  # 7, 8, 9 (Sat), 11 Jan: 4
+    world.load(settings, AFTER)
+    # 2027 not configured: the licences counted into 2027 are not evaluated, the earlier
+    # finding stays as it was and is still in the drop; every other rule is evaluated.
+    without = pipeline.reconcile(settings, AFTER)
+    assert without["not_evaluated"] == {
+        "SLA-001": {"no working-day calendar for 2027: add [calendar.2027] to the configuration": 3}
+    }
+    assert without["calendar_warnings"] == [WARNING_2027]
+    assert _sla001(settings, AFTER) == {waiting.vin: earlier}
+
+    configured = settings.model_copy(update={"calendar": {2027: EXAMPLE_2027}})
+    engine = connect(settings.database_url)
+    with engine.connect() as conn:
+        by_package = evaluate(conn, AFTER, settings.rules)
+        by_config = evaluate(
+            conn, AFTER, settings.rules, calendar=WorkingDays({2027: EXAMPLE_2027})
+        )
+    engine.dispose()
+    others = [r for r in RULES if not r.startswith("SLA-")]
+    assert "EXP-001" in set(by_package.findings["rule_id"])
+    pd.testing.assert_frame_equal(
+        by_package.findings[by_package.findings["rule_id"].isin(others)],
+        by_config.findings[by_config.findings["rule_id"].isin(others)],
+    )
+    assert by_config.not_evaluated.empty
+
+    # 2027 configured: counted as RULES.md says, across the holiday and the make-up day.
+    with_2027 = pipeline.reconcile(configured, AFTER)
+    assert with_2027["not_evaluated"] == {} and with_2027["calendar_warnings"] == []
+    assert _sla001(configured, AFTER) == {
+        # 22-25, 28-31 December, 4-9 January (9th made up), 11 January
+        waiting.vin: "applied for on 2026-12-21 and still not issued after 15 working days "
+        "(at most 3)",
+        across_saturday.vin: "applied for on 2027-01-06, issued on 2027-01-11 after 4 working "
+        "days (at most 3)",
+    }
+    assert across_holiday.vin not in _sla001(configured, AFTER)
+
+
+WARNING_2027 = (
+    "working-day calendar for 2027 not configured: SLA rules cannot count days in 2027 "
+    "— add [calendar.2027]"
+)
+
+
+def test_a_licence_applied_for_in_2003_is_reported_not_evaluated(settings: Settings) -> None:
+    world = World()
+    old = _licence(world, "2003-06-02", None)
+    late = _licence(world, "2025-10-28", None)  # 4 working days by D: late
+    world.add(
+        "refund",
+        Vehicle().refund(
+            world.serial("R"), applied_at="2003-06-02", approved_at=None, status="pending"
+        ),
+    )
     world.load(settings)
 
-    with pytest.raises(CalendarError, match=r"SLA-001 .*2027-01-05 is outside"):
-        evaluation(settings, date(2027, 1, 5), only=["SLA-001"])
+    summary = pipeline.reconcile(settings, D)
+    reason = "no working-day calendar for 2003: add [calendar.2003] to the configuration"
+    assert summary["not_evaluated"] == {"SLA-001": {reason: 1}, "SLA-002": {reason: 1}}
+    assert summary["per_rule"]["SLA-001"] == 1
+    assert list(_sla001(settings, D)) == [late.vin]
+    assert old.vin not in _sla001(settings, D)
+    html = write_report(connect(settings.database_url), settings, D, {}).read_text("utf-8")
+    assert "2 record(s) not evaluated" in html
+    assert f"SLA-001: 1 record(s) — {reason}" in html

@@ -1,0 +1,44 @@
+"""The run summary's lines on the working-day calendar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vehiclehub.cli import format_summary
+
+REASON = "no working-day calendar for 2027: add [calendar.2027] to the configuration"
+WARNING = (
+    "working-day calendar for 2027 not configured: SLA rules cannot count days in 2027 "
+    "— add [calendar.2027]"
+)
+
+
+def summary(**reconcile: Any) -> dict[str, Any]:
+    return {
+        "date": "2027-01-04",
+        "intake": [],
+        "reconcile": {"findings": 3, "per_rule": {"EXP-001": 3}, "verdicts": {}, **reconcile},
+        "publish": {"delivered": {}, "drops_dir": "d", "report": "r"},
+    }
+
+
+def test_records_not_evaluated_and_years_to_add_come_first() -> None:
+    text = format_summary(
+        summary(
+            not_evaluated={"SLA-001": {REASON: 12}, "SLA-002": {REASON: 3}},
+            calendar_warnings=[WARNING],
+        )
+    )
+    assert text.splitlines()[:5] == [
+        "business date 2027-01-04",
+        f"  WARNING: {WARNING}",
+        "  not evaluated: 15 record(s), their earlier findings kept",
+        f"    SLA-001  12 record(s): {REASON}",
+        f"    SLA-002  3 record(s): {REASON}",
+    ]
+
+
+def test_nothing_is_said_when_every_record_was_evaluated() -> None:
+    text = format_summary(summary(not_evaluated={}, calendar_warnings=[]))
+    assert "not evaluated" not in text and "WARNING" not in text
+    assert text.splitlines()[1] == "  findings: 3"
