@@ -73,7 +73,10 @@ def _calendar_lines(reconcile: dict[str, Any]) -> list[str]:
     total = sum(n for reasons in skipped.values() for n in reasons.values())
     lines = [f"  WARNING: {w}" for w in reconcile.get("calendar_warnings") or []]
     if total:
-        lines.append(f"  not evaluated: {total} record(s), their earlier findings kept")
+        kept = sum((reconcile.get("kept_open") or {}).values())
+        lines.append(
+            f"  not evaluated: {total} record(s); {kept} earlier finding(s) on them kept open"
+        )
         for rule_id, reasons in skipped.items():
             for reason, records in reasons.items():
                 lines.append(f"    {rule_id:<8} {records} record(s): {reason}")

@@ -26,13 +26,14 @@ def test_records_not_evaluated_and_years_to_add_come_first() -> None:
     text = format_summary(
         summary(
             not_evaluated={"SLA-001": {REASON: 12}, "SLA-002": {REASON: 3}},
+            kept_open={"SLA-001": 2},
             calendar_warnings=[WARNING],
         )
     )
     assert text.splitlines()[:5] == [
         "business date 2027-01-04",
         f"  WARNING: {WARNING}",
-        "  not evaluated: 15 record(s), their earlier findings kept",
+        "  not evaluated: 15 record(s); 2 earlier finding(s) on them kept open",
         f"    SLA-001  12 record(s): {REASON}",
         f"    SLA-002  3 record(s): {REASON}",
     ]

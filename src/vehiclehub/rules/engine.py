@@ -20,10 +20,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     case,
     delete,
     exists,
     false,
+    func,
     insert,
     literal,
     or_,
@@ -227,12 +229,12 @@ def finding_identity(frame: pd.DataFrame) -> pd.Series:
 
 def record_findings(
     conn: Connection, day: date, current: pd.DataFrame, unevaluated: pd.DataFrame | None = None
-) -> None:
+) -> dict[str, int]:
     """Keep the findings table in step: new ones open, held ones seen, the rest resolved.
 
     ``unevaluated``: records a rule could not evaluate on this run (NOT_EVALUATED_FIELDS).
     Their open findings of that rule are neither resolved nor re-detailed: they are seen
-    on this run as they stood.
+    on this run as they stood. Returns how many findings were kept so, per rule.
     """
     staging = Table(
         "stage_findings",
@@ -258,7 +260,7 @@ def record_findings(
         conn.exec_driver_sql("ANALYZE stage_findings")
         conn.exec_driver_sql("ANALYZE findings")
     held = exists().where(staging.c.identity == findings.c.identity)
-    kept = _kept_open(conn, day, unevaluated)
+    kept, kept_per_rule = _kept_open(conn, day, unevaluated)
     conn.execute(
         update(findings)
         .where(findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~held, ~kept)
@@ -289,16 +291,18 @@ def record_findings(
     staging.drop(conn)
     if unevaluated is not None and not unevaluated.empty:
         conn.exec_driver_sql("DROP TABLE stage_unevaluated")
+    return kept_per_rule
 
 
 def _kept_open(
     conn: Connection, day: date, unevaluated: pd.DataFrame | None
-) -> ColumnElement[bool]:
+) -> tuple[ColumnElement[bool], dict[str, int]]:
     """Which findings stay as they stood: those of a rule on a record it could not
-    evaluate. Marks them seen on ``day`` (still open, earlier detail kept) and returns
-    the condition naming them, for the statements that follow."""
+    evaluate. Marks the open ones seen on ``day`` (earlier detail kept); returns the
+    condition naming them all, for the statements that follow, and the open ones per
+    rule."""
     if unevaluated is None or unevaluated.empty:
-        return false()
+        return false(), {}
     staging = Table(
         "stage_unevaluated",
         MetaData(),
@@ -321,16 +325,19 @@ def _kept_open(
         staging.c.record_key == findings.c.record_key,
     )
     # Open before this run: not resolved, or resolved only by a later business date.
-    conn.execute(
-        update(findings)
-        .where(
-            kept,
-            findings.c.first_seen <= day,
-            or_(findings.c.resolved_on.is_(None), findings.c.resolved_on > day),
-        )
-        .values(last_seen=day, resolved_on=None)
+    still_open = and_(
+        kept,
+        findings.c.first_seen <= day,
+        or_(findings.c.resolved_on.is_(None), findings.c.resolved_on > day),
     )
-    return kept
+    per_rule = {
+        str(rule_id): int(n)
+        for rule_id, n in conn.execute(
+            select(findings.c.rule_id, func.count()).where(still_open).group_by(findings.c.rule_id)
+        )
+    }
+    conn.execute(update(findings).where(still_open).values(last_seen=day, resolved_on=None))
+    return kept, per_rule
 
 
 def not_evaluated_counts(unevaluated: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -501,8 +508,10 @@ class ReconcileResult:
     findings: int
     per_rule: dict[str, int]
     verdicts: dict[str, dict[str, int]]
-    #: Per rule and reason, the records it could not evaluate (their findings kept).
+    #: Per rule and reason, the records it could not evaluate.
     not_evaluated: dict[str, dict[str, int]]
+    #: Per rule, the open findings on those records, kept as they stood (in ``per_rule``).
+    kept_open: dict[str, int]
     #: Years of the working-day calendar to configure (WorkingDays.warnings).
     calendar_warnings: list[str]
 
@@ -525,7 +534,7 @@ def reconcile(
     with engine.begin() as conn:
         ctx = RuleContext(conn, day, params, calendar)
         evaluation, read = _evaluate(ctx, sorted(RULES), worker_count(), VERDICT_READS)
-        record_findings(conn, day, evaluation.findings, evaluation.not_evaluated)
+        kept = record_findings(conn, day, evaluation.findings, evaluation.not_evaluated)
         skipped = not_evaluated_counts(evaluation.not_evaluated)
         store_not_evaluated(conn, day, skipped)
         counts: dict[str, dict[str, int]] = {}
@@ -539,11 +548,15 @@ def reconcile(
             store_verdicts(conn, day, report, rows, columns)
             counts[report] = _counts(rows["verdict"])
             del rows
+    # The findings that hold at the end of the run: those found, and those kept open.
     per_rule = _counts(evaluation.findings["rule_id"])
+    for rule_id, n in kept.items():
+        per_rule[rule_id] = per_rule.get(rule_id, 0) + n
     return ReconcileResult(
-        len(evaluation.findings),
-        per_rule,
+        len(evaluation.findings) + sum(kept.values()),
+        dict(sorted(per_rule.items())),
         counts,
         skipped,
+        kept,
         calendar.warnings(day),
     )

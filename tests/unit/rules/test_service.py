@@ -173,6 +173,7 @@ def test_counts_into_a_year_not_configured_are_not_evaluated_and_findings_kept(
         "SLA-001": {"no working-day calendar for 2027: add [calendar.2027] to the configuration": 3}
     }
     assert without["calendar_warnings"] == [WARNING_2027]
+    assert without["kept_open"] == {"SLA-001": 1} and without["per_rule"]["SLA-001"] == 1
     assert _sla001(settings, AFTER) == {waiting.vin: earlier}
 
     configured = settings.model_copy(update={"calendar": {2027: EXAMPLE_2027}})
@@ -225,9 +226,11 @@ def test_a_licence_applied_for_in_2003_is_reported_not_evaluated(settings: Setti
     summary = pipeline.reconcile(settings, D)
     reason = "no working-day calendar for 2003: add [calendar.2003] to the configuration"
     assert summary["not_evaluated"] == {"SLA-001": {reason: 1}, "SLA-002": {reason: 1}}
-    assert summary["per_rule"]["SLA-001"] == 1
+    assert summary["per_rule"]["SLA-001"] == 1 and summary["kept_open"] == {}
     assert list(_sla001(settings, D)) == [late.vin]
     assert old.vin not in _sla001(settings, D)
-    html = write_report(connect(settings.database_url), settings, D, {}).read_text("utf-8")
+    engine = connect(settings.database_url)
+    html = write_report(engine, settings, D, {}).read_text("utf-8")
+    engine.dispose()
     assert "2 record(s) not evaluated" in html
     assert f"SLA-001: 1 record(s) — {reason}" in html
