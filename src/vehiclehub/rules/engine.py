@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
@@ -227,6 +228,23 @@ def finding_identity(frame: pd.DataFrame) -> pd.Series:
     return text.map(lambda t: hashlib.sha256(t.encode("utf-8")).hexdigest())
 
 
+def _staged(
+    conn: Connection, name: str, columns: list[Column[Any]], rows: pd.DataFrame, key: str
+) -> Table:
+    """A temporary table of ``rows``, indexed on ``key`` (its columns, comma-separated),
+    for statements that look the store's findings up in it."""
+    table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
+    table.create(conn)
+    bulk_insert(conn, table, rows)
+    conn.exec_driver_sql(f"CREATE INDEX ix_{name} ON {name} ({key})")
+    if conn.dialect.name == "postgresql":
+        # A temporary table has no statistics until analysed: without them PostgreSQL may
+        # plan an anti-join with it as a nested loop that rescans the rows it is
+        # inserting (hours for a few hundred thousand).
+        conn.exec_driver_sql(f"ANALYZE {name}")
+    return table
+
+
 def record_findings(
     conn: Connection, day: date, current: pd.DataFrame, unevaluated: pd.DataFrame | None = None
 ) -> dict[str, int]:
@@ -236,28 +254,25 @@ def record_findings(
     Their open findings of that rule are neither resolved nor re-detailed: they are seen
     on this run as they stood. Returns how many findings were kept so, per rule.
     """
-    staging = Table(
-        "stage_findings",
-        MetaData(),
-        Column("identity", String(64)),
-        Column("severity", String(16)),
-        Column("vin", String(32)),
-        Column("detail", Text),
-        Column("rule_id", String(16)),
-        Column("agency", String(16)),
-        Column("record_key", String(255)),
-        Column("related", Text),
-        prefixes=["TEMPORARY"],
-    )
-    staging.create(conn)
-    bulk_insert(conn, staging, current.assign(identity=finding_identity(current)))
     # Each statement below looks findings up by identity in the staging table.
-    conn.exec_driver_sql("CREATE INDEX ix_stage_findings_identity ON stage_findings (identity)")
+    staging = _staged(
+        conn,
+        "stage_findings",
+        [
+            Column("identity", String(64)),
+            Column("severity", String(16)),
+            Column("vin", String(32)),
+            Column("detail", Text),
+            Column("rule_id", String(16)),
+            Column("agency", String(16)),
+            Column("record_key", String(255)),
+            Column("related", Text),
+        ],
+        current.assign(identity=finding_identity(current)),
+        "identity",
+    )
     if conn.dialect.name == "postgresql":
-        # A temporary table has no statistics until analysed, and the findings table none
-        # while new: without them PostgreSQL may plan the anti-join below as a nested loop
-        # that rescans the rows it is inserting (hours for a few hundred thousand).
-        conn.exec_driver_sql("ANALYZE stage_findings")
+        # The findings table has no statistics while new either (see _staged).
         conn.exec_driver_sql("ANALYZE findings")
     held = exists().where(staging.c.identity == findings.c.identity)
     kept, kept_per_rule = _kept_open(conn, day, unevaluated)
@@ -290,7 +305,7 @@ def record_findings(
     )
     staging.drop(conn)
     if unevaluated is not None and not unevaluated.empty:
-        conn.exec_driver_sql("DROP TABLE stage_unevaluated")
+        Table("stage_unevaluated", MetaData()).drop(conn)
     return kept_per_rule
 
 
@@ -303,22 +318,17 @@ def _kept_open(
     rule."""
     if unevaluated is None or unevaluated.empty:
         return false(), {}
-    staging = Table(
+    staging = _staged(
+        conn,
         "stage_unevaluated",
-        MetaData(),
-        Column("rule_id", String(16)),
-        Column("agency", String(16)),
-        Column("record_key", String(255)),
-        prefixes=["TEMPORARY"],
+        [
+            Column("rule_id", String(16)),
+            Column("agency", String(16)),
+            Column("record_key", String(255)),
+        ],
+        unevaluated[["rule_id", "agency", "record_key"]],
+        "record_key, rule_id, agency",
     )
-    staging.create(conn)
-    bulk_insert(conn, staging, unevaluated[["rule_id", "agency", "record_key"]])
-    # Looked up per finding below: indexed (and analysed) as stage_findings is.
-    conn.exec_driver_sql(
-        "CREATE INDEX ix_stage_unevaluated ON stage_unevaluated (record_key, rule_id, agency)"
-    )
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("ANALYZE stage_unevaluated")
     kept = exists().where(
         staging.c.rule_id == findings.c.rule_id,
         staging.c.agency == findings.c.agency,
