@@ -25,6 +25,7 @@ LIBRARY_LOGGERS = ("great_expectations", "airflow", "paramiko", "sqlalchemy", "p
 OPERATOR_ERRORS = (
     ("vehiclehub.config", "ConfigError"),
     ("vehiclehub.store.db", "StoreUnavailable"),
+    ("vehiclehub.review.auth", "UserError"),
 )
 
 
@@ -155,6 +156,41 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.dir).resolve(), days=args.days, sftp=args.sftp)
 
 
+def _users_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from vehiclehub.config import load_settings
+
+    settings = load_settings(args.config)
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    from vehiclehub.review.auth import add_user
+    from vehiclehub.store import connect
+
+    engine = connect(settings.database_url)
+    with engine.begin() as conn:
+        user = add_user(conn, args.name, args.role, args.agency or [], password)
+    engine.dispose()
+    scope = ", ".join(user.agencies) or "all agencies"
+    print(f"user {user.name}: {user.role}, {scope}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from vehiclehub.config import load_settings
+
+    settings = load_settings(args.config)
+    import uvicorn
+
+    from vehiclehub.review.app import create_app
+
+    print(f"review desk on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _verbosity(parser: argparse.ArgumentParser, dest: str) -> None:
     parser.add_argument(
         "-v",
@@ -204,6 +240,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=3, help="business days to simulate")
     demo.add_argument("--sftp", action="store_true", help="exchange over a local OpenSSH server")
     demo.set_defaults(handler=_demo)
+
+    users = sub.add_parser("users", help="users of the review desk")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser(
+        "add",
+        help="add a user (or change one's role, agencies and password); the password is "
+        "read from standard input",
+    )
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["viewer", "operator", "supervisor"])
+    add.add_argument(
+        "--agency",
+        action="append",
+        choices=["commerce", "police", "customs", "tax"],
+        help="scope the user to this agency's cases (repeat for several; default: all)",
+    )
+    add.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
+    add.set_defaults(handler=_users_add)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the review desk")
+    serve.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8800, help="port (default 8800)")
+    serve.set_defaults(handler=_serve)
     return parser
 
 

@@ -537,3 +537,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     register(app)
     return app
+
+
+def unconfigured_app(reason: str) -> FastAPI:
+    """A stand-in desk when the hub's configuration cannot be read: every path answers
+    503 saying what to fix (the Airflow plugin mounts it rather than break the UI)."""
+    app = FastAPI(title="vehiclehub review desk (not configured)", openapi_url=None)
+
+    @app.api_route("/{path:path}", methods=["GET", "POST"], include_in_schema=False)
+    def not_configured(path: str) -> Response:
+        return JSONResponse({"detail": f"review desk not configured: {reason}"}, 503)
+
+    return app
