@@ -19,8 +19,11 @@ from vehiclehub.rules import RuleContext
 SUBSIDY_COLUMNS = ["uscc", "year", "vehicles", "eligible", "amount_cny"]
 
 
-def export_subsidy(conn: Connection, day: date, params: RuleParameters) -> pd.DataFrame:
-    """One row per exporter and year: verified vehicles, eligibility and amount (SUB-001)."""
+def export_subsidy(
+    conn: Connection, day: date, params: RuleParameters, uscc: str | None = None
+) -> pd.DataFrame:
+    """One row per exporter and year: verified vehicles, eligibility and amount (SUB-001);
+    one exporter's rows only when ``uscc`` is given."""
     ctx = RuleContext(conn, day, params)
     cleared, dereg = ctx.cleared_items(), ctx.export_deregistrations()
     year = cast(extract("year", cleared.c.exported_at), Integer)
@@ -33,7 +36,7 @@ def export_subsidy(conn: Connection, day: date, params: RuleParameters) -> pd.Da
             year.label("year"),
             func.count(distinct(cleared.c.vin)).label("vehicles"),
         )
-        .where(verified)
+        .where(verified, *([cleared.c.uscc == uscc] if uscc else []))
         .group_by(cleared.c.uscc, year)
         .order_by(cleared.c.uscc, year)
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -34,6 +35,7 @@ from vehiclehub.review.app import (
 from vehiclehub.review.auth import User, audit
 from vehiclehub.review.cases import REASONS, REVIEWS, CaseError, Decision
 from vehiclehub.review.evidence import cited_records
+from vehiclehub.review.programme import Programme, default_period, exporter, programme
 from vehiclehub.review.queue import (
     CASE_COLUMNS,
     PER_PAGE_MAX,
@@ -371,6 +373,57 @@ def register(app: FastAPI) -> None:
             request,
             "vehicle.html",
             {"user": user, "vin": vin, "timeline": timeline, "cases": cases.items},
+        )
+
+    @app.get("/exporters/{uscc}", response_class=HTMLResponse, include_in_schema=False)
+    def exporter_page(request: Request, uscc: str, user: Signed) -> Response:
+        desk = _desk(request)
+        with desk.read() as conn:
+            found = exporter(conn, user, uscc.strip().upper(), desk.settings.rules)
+        return _render(request, "exporter.html", {"user": user, "e": found})
+
+    def _period(request: Request, start: date | None, end: date | None) -> Programme:
+        with _desk(request).read() as conn:
+            first, last = default_period(conn)
+            start, end = start or first, end or last
+            if start > end or (end - start).days > 366:
+                raise HTTPException(422, "period: from on or before to, at most a year")
+            return programme(conn, start, end)
+
+    @app.get("/programme", response_class=HTMLResponse, include_in_schema=False)
+    def programme_page(
+        request: Request,
+        user: Signed,
+        start: Annotated[date | None, Query(alias="from")] = None,
+        end: Annotated[date | None, Query(alias="to")] = None,
+    ) -> Response:
+        return _render(request, "programme.html", {"user": user, "p": _period(request, start, end)})
+
+    @app.get("/programme/weekly.xlsx", include_in_schema=False)
+    def programme_xlsx(
+        request: Request,
+        user: Signed,
+        start: Annotated[date | None, Query(alias="from")] = None,
+        end: Annotated[date | None, Query(alias="to")] = None,
+    ) -> Response:
+        found = _period(request, start, end)
+        book = io.BytesIO()
+        write_tables(
+            book,
+            {
+                "weekly": found.weekly,
+                "daily": found.daily.astype({"day": "string"}),
+                "provinces": found.places,
+                "prefectures": found.prefectures,
+            },
+        )
+        with _desk(request).write() as conn:
+            audit(conn, user.name, "export", "programme weekly.xlsx", f"{found.start}..{found.end}")
+        name = f"programme_{found.start:%Y%m%d}_{found.end:%Y%m%d}.xlsx"
+        return Response(
+            book.getvalue(),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"content-disposition": f'attachment; filename="{name}"'},
         )
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)

@@ -96,7 +96,8 @@ def _status(day: date | None) -> ColumnElement[str]:
     )
 
 
-def _conditions(f: CaseFilter, day: date | None, today: date) -> list[ColumnElement[bool]]:
+def case_conditions(f: CaseFilter, day: date | None, today: date) -> list[ColumnElement[bool]]:
+    """The filters as conditions on ``findings`` joined with ``case_states``."""
     review = func.coalesce(case_states.c.review, "unreviewed")
     out: list[ColumnElement[bool]] = []
     if f.rule_id:
@@ -213,7 +214,7 @@ def list_cases(
     day = latest_run(conn)
     today = _today(day)
     joined = findings.outerjoin(case_states, case_states.c.finding_id == findings.c.id)
-    where = [visible_to(user), *_conditions(f, day, today)]
+    where = [visible_to(user), *case_conditions(f, day, today)]
     total = conn.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
     order_column: Any = {
         "review": func.coalesce(case_states.c.review, "unreviewed"),

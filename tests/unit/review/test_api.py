@@ -172,3 +172,28 @@ def test_pages_show_forms_only_to_those_who_may_use_them(desk, tmp_path: Path) -
 
     sheet = openpyxl.load_workbook(tmp_path / "cases.xlsx").active
     assert sheet is not None and sheet.max_row == 4
+
+
+def test_vehicle_exporter_and_programme_pages(desk, tmp_path: Path) -> None:
+    client, ids = desk
+    _login(client, "viewer1")
+    vehicle = client.get("/vehicles/LSVAM4187C2184847")
+    assert vehicle.status_code == 200
+    assert "deregistration (export)" in vehicle.text and "clearance" in vehicle.text
+    assert f'/cases/{ids["exp002"]}"' in vehicle.text
+    exporter = client.get("/exporters/91120000MA05XXXXXX")
+    assert exporter.status_code == 200 and "Open cases by rule" in exporter.text
+    assert ">EXP-002</a></td><td>1<" in exporter.text
+    programme = client.get("/programme", params={"from": "2025-11-01", "to": "2025-11-09"})
+    assert programme.status_code == 200 and "2025-W45" in programme.text
+    assert (
+        client.get("/programme", params={"from": "2025-11-09", "to": "2025-11-01"}).status_code
+        == 422
+    )
+    weekly = client.get("/programme/weekly.xlsx", params={"from": "2025-11-01", "to": "2025-11-09"})
+    (tmp_path / "weekly.xlsx").write_bytes(weekly.content)
+    import openpyxl
+
+    book = openpyxl.load_workbook(tmp_path / "weekly.xlsx")
+    assert book.sheetnames == ["weekly", "daily", "provinces", "prefectures"]
+    assert book["weekly"]["A2"].value == "2025-W44"
