@@ -27,11 +27,12 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Engine, func, select
 
-from vehiclehub.config import Settings
+from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.crypto import session_key
 from vehiclehub.review.auth import Sessions, User, audit, log_in, user_named
 from vehiclehub.review.cases import (
     REASONS,
+    REVIEWS,
     CaseError,
     Decision,
     as_utc,
@@ -42,6 +43,7 @@ from vehiclehub.review.cases import (
 )
 from vehiclehub.review.queue import PER_PAGE_MAX, SORTS, CaseFilter, get_case, list_cases
 from vehiclehub.review.tables import audit_log
+from vehiclehub.rules.base import SEVERITIES
 from vehiclehub.store import connect
 
 log = logging.getLogger(__name__)
@@ -149,29 +151,38 @@ def supervising(user: Annotated[User, Depends(signed_in)]) -> User:
     return user
 
 
+def _choice(values: tuple[str, ...]) -> Any:
+    """A query parameter holding one of ``values``; empty (a form left at "any") is none."""
+    return Query(pattern=f"^({'|'.join(values)})?$", description=" | ".join(values))
+
+
+#: An empty number field of a form is no filter.
+_DAYS = Query(pattern="^[0-9]{0,5}$", description="days open")
+
+
 def case_filter(
-    rule_id: str | None = None,
-    agency: Literal["commerce", "police", "customs", "tax"] | None = None,
-    severity: Literal["error", "warning", "info"] | None = None,
-    status: Literal["new", "open", "resolved"] | None = None,
-    review: Literal["unreviewed", "confirmed", "dismissed", "escalated"] | None = None,
+    rule_id: Annotated[str | None, Query(max_length=16)] = None,
+    agency: Annotated[str | None, _choice(AGENCIES)] = None,
+    severity: Annotated[str | None, _choice(SEVERITIES)] = None,
+    status: Annotated[str | None, _choice(("new", "open", "resolved"))] = None,
+    review: Annotated[str | None, _choice(REVIEWS)] = None,
     exporter: Annotated[str | None, Query(max_length=18, description="exporter USCC")] = None,
     assignee: Annotated[str | None, Query(max_length=64)] = None,
-    min_age: Annotated[int | None, Query(ge=0, description="days open, at least")] = None,
-    max_age: Annotated[int | None, Query(ge=0, description="days open, at most")] = None,
+    min_age: Annotated[str | None, _DAYS] = None,
+    max_age: Annotated[str | None, _DAYS] = None,
     vin_prefix: Annotated[str | None, Query(max_length=17, pattern="^[0-9A-Za-z]*$")] = None,
 ) -> CaseFilter:
     """The queue's filters, as query parameters (empty values left out)."""
     return CaseFilter(
         rule_id=rule_id or None,
-        agency=agency,
-        severity=severity,
-        status=status,
-        review=review,
+        agency=agency or None,
+        severity=severity or None,
+        status=status or None,
+        review=review or None,
         exporter=exporter or None,
         assignee=assignee or None,
-        min_age=min_age,
-        max_age=max_age,
+        min_age=int(min_age) if min_age else None,
+        max_age=int(max_age) if max_age else None,
         vin_prefix=vin_prefix or None,
     )
 
