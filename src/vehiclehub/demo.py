@@ -137,6 +137,33 @@ def closing_summary(world: World, settings: Settings, summaries: list[dict[str, 
     return "\n".join(lines)
 
 
+#: The demo's users of the review desk: (name, role); their passwords are made afresh.
+DEMO_DESK_USERS = (("demo", "operator"), ("demo-lead", "supervisor"))
+
+
+def desk_invitation(settings: Settings) -> str:
+    """Add the demo's desk users with fresh passwords; how to open the desk with them."""
+    import secrets
+
+    from vehiclehub.review.auth import add_user
+
+    passwords = {name: secrets.token_urlsafe(9) for name, _ in DEMO_DESK_USERS}
+    engine = connect(settings.database_url)
+    with engine.begin() as conn:
+        for name, role in DEMO_DESK_USERS:
+            add_user(conn, name, role, [], passwords[name])
+    engine.dispose()
+    (operator, _), (supervisor, _) = DEMO_DESK_USERS
+    return "\n".join(
+        [
+            f"  desk:     .venv/bin/vhub serve --config {settings.source}, then open "
+            "http://127.0.0.1:8800/",
+            f'            log in as operator "{operator}", password {passwords[operator]} '
+            f'(supervisor "{supervisor}", password {passwords[supervisor]})',
+        ]
+    )
+
+
 def _demo_world(days: int) -> World:
     return generate_world(
         DEMO_VEHICLES, business_dates(DEMO_START, days), seed=DEMO_SEED, plant_fraction=0.01
@@ -170,6 +197,7 @@ def run_demo(directory: Path, days: int = 3, sftp: bool = False) -> int:
     _introduce(world, directory, f"in local folders under {exchange}")
     summaries = _run_days(world, settings, lambda day: world.write_day(day, exchange))
     print(closing_summary(world, settings, summaries))
+    print(desk_invitation(settings))
     return 0
 
 
@@ -230,4 +258,5 @@ def _run_sftp_demo(directory: Path, days: int) -> int:
         print(f"vhub demo --sftp: cannot run a local sshd: {exc}")
         return 1
     print(closing_summary(world, settings, summaries))
+    print(desk_invitation(settings))
     return 0

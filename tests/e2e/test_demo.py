@@ -25,8 +25,11 @@ from tests.conftest import write_config
 from vehiclehub.cli import main
 from vehiclehub.config import Settings, load_settings
 from vehiclehub.pipeline import run_cycle
+from vehiclehub.review.auth import check_password
+from vehiclehub.review.tables import review_users
 from vehiclehub.rules import RULES
 from vehiclehub.samples.generate import World, business_dates, generate_world
+from vehiclehub.store import connect
 from vehiclehub.store.schema import feed_table, intake_files
 
 pytestmark = pytest.mark.slow
@@ -219,6 +222,16 @@ def test_vhub_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (tmp_path / "work" / "reports" / "2025-11-04" / "index.html").is_file()
     assert list((tmp_path / "exchange" / "police" / "inbox").glob("hub_police_findings_*.csv"))
     config = (tmp_path / "hub.toml").read_text()
+    # The demo ends by saying how to open the review desk, as a user whose password works.
+    desk = re.search(r'vhub serve --config (\S+), .*\n.*operator "demo", password (\S+) ', out)
+    assert desk is not None and desk[1] == str(tmp_path / "hub.toml")
+    engine = connect(f"sqlite:///{tmp_path / 'hub.db'}")
+    with engine.connect() as conn:
+        hashed = conn.execute(
+            select(review_users.c.password_hash).where(review_users.c.name == "demo")
+        ).scalar_one()
+    engine.dispose()
+    assert check_password(desk[2], hashed)
 
     assert main(["demo", "--dir", str(tmp_path), "--days", "1"]) == 0
     assert (tmp_path / "hub.toml").read_text() != config  # afresh, with a new pseudonym key
