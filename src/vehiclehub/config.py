@@ -169,6 +169,15 @@ def _calendar_problems(key: str, table: Any) -> list[str]:
     return problems
 
 
+class MetricsSettings(_Model):
+    """Where the hub sends its metrics: StatsD over UDP to ``statsd_host``; without a
+    host none are sent. Names start with ``statsd_prefix`` (README, Metrics)."""
+
+    statsd_host: str | None = None
+    statsd_port: int = Field(default=8125, ge=1, le=65535)
+    statsd_prefix: str = Field(default="vehiclehub", pattern=r"^[A-Za-z0-9_.-]+$")
+
+
 class Settings(_Model):
     database_url: str
     work_dir: Path
@@ -180,6 +189,7 @@ class Settings(_Model):
     quality: QualitySettings = QualitySettings()
     review: ReviewSettings = ReviewSettings()
     calendar: dict[int, CalendarYear] = {}
+    metrics: MetricsSettings = MetricsSettings()
     source: Path | None = None
 
     @field_validator("calendar", mode="before")

@@ -26,6 +26,13 @@ from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.exchange import ExchangeUnavailable, open_exchange
 from vehiclehub.intake.chunks import shared_preparer
 from vehiclehub.intake.take import take_agency
+from vehiclehub.metrics import (
+    record_delivery_failure,
+    record_findings,
+    record_intake,
+    record_not_received,
+    timed_stage,
+)
 from vehiclehub.publish.drops import (
     build_drops,
     deliver_pending,
@@ -94,6 +101,16 @@ def intake_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
     An unreachable agency is recorded as not received for the day, and its files
     are picked up by the next run.
     """
+    with timed_stage(settings, f"intake.{agency}"):
+        summary = _take_agency(settings, agency, day)
+    if summary["status"] == "received":
+        record_intake(settings, agency, summary["files"])
+    else:
+        record_not_received(settings, agency)
+    return summary
+
+
+def _take_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
     with _store(settings) as engine:
         try:
             with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
@@ -123,7 +140,7 @@ def reconcile(settings: Settings, day: date, began: datetime | None = None) -> d
     Records a rule could not evaluate (the working-day calendar lacks a year) and the
     calendar years to configure soon are logged as warnings and returned.
     """
-    with _store(settings) as engine:
+    with timed_stage(settings, "reconcile"), _store(settings) as engine:
         with engine.begin() as conn:
             mark_run(conn, day, began or _now())
         result = run_rules(engine, day, settings.rules, WorkingDays(settings.calendar))
@@ -134,6 +151,7 @@ def reconcile(settings: Settings, day: date, began: datetime | None = None) -> d
             log.warning("%s: %d record(s) not evaluated: %s", rule_id, records, reason)
     for warning in result.calendar_warnings:
         log.warning("%s", warning)
+    record_findings(settings, result.per_rule)
     return {**asdict(result), "decisions_lapsed": lapsed}
 
 
@@ -165,7 +183,7 @@ def publish(settings: Settings, day: date) -> dict[str, Any]:
     not deliver, then the day's. A failed delivery leaves the rest for the next publish.
     """
     directory = settings.work_dir / "drops" / day.isoformat()
-    with _store(settings) as engine:
+    with timed_stage(settings, "publish"), _store(settings) as engine:
         with engine.connect() as conn:
             drops = build_drops(conn, day, settings.rules)
         counts = {d.name: len(d.frame) for d in drops}
@@ -174,6 +192,9 @@ def publish(settings: Settings, day: date) -> dict[str, Any]:
             register_deliveries(conn, [(d, data) for d, data, _ in written])
         del drops, written  # delivery reads the written files
         delivered = {a: _deliver_agency(settings, engine, a, day) for a in AGENCIES}
+        for agency, status in delivered.items():
+            if not status.startswith("delivered"):
+                record_delivery_failure(settings, agency)
         report = write_report(engine, settings, day, delivered)
     return {
         "drops": counts,
