@@ -135,7 +135,8 @@ row counts, the delivery status per agency and where the report is.
 default_args: dict[str, Any] = {
     "owner": "vehiclehub",
     "retries": 3,
-    "retry_delay": timedelta(minutes=2),
+    # The first retry waits Airflow's [core] default_task_retry_delay (docker/airflow.env),
+    # doubling from there.
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=30),
     "retry_policy": TransientOnlyRetryPolicy(),

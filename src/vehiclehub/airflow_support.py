@@ -29,6 +29,7 @@ import base64
 import binascii
 import logging
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -484,3 +485,14 @@ class TransientOnlyRetryPolicy(RetryPolicy):
         return RetryDecision.fail(
             reason=f"{name} is not transient: not retried; fix the cause and clear the task"
         )
+
+
+#: Names the Celery worker whose task processes run with it (docker/airflow.env).
+WORKER_HOSTNAME_VARIABLE = "VHUB_WORKER_HOSTNAME"
+
+
+def worker_hostname() -> str:
+    """The host name a task instance records (Airflow's ``[core] hostname_callable``):
+    ``VHUB_WORKER_HOSTNAME`` when set, so that several workers on one host are told
+    apart, else the host's fully qualified name, as Airflow's default."""
+    return os.environ.get(WORKER_HOSTNAME_VARIABLE) or socket.getfqdn()

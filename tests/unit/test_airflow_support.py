@@ -520,3 +520,14 @@ def test_task_logs_keep_great_expectations_quiet(hub_config: Path) -> None:
             )
     finally:
         chatty.setLevel(level)
+
+
+def test_a_worker_named_in_its_environment_records_that_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vehiclehub.airflow_support import worker_hostname
+
+    monkeypatch.setenv("VHUB_WORKER_HOSTNAME", "vhub-worker-2")
+    assert worker_hostname() == "vhub-worker-2"
+    monkeypatch.delenv("VHUB_WORKER_HOSTNAME")
+    assert worker_hostname() == socket.getfqdn()
