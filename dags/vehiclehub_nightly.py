@@ -15,7 +15,6 @@ from typing import Any
 import pendulum
 from airflow.sdk import (
     DAG,
-    CronTriggerTimetable,
     Param,
     PokeReturnValue,
     TriggerRule,
@@ -23,6 +22,7 @@ from airflow.sdk import (
     task,
 )
 
+from vehiclehub.airflow_schedule import NightlyTimetable
 from vehiclehub.airflow_support import (
     ARRIVAL_POKE_INTERVAL,
     ARRIVAL_SENSOR_TIMEOUT,
@@ -30,6 +30,7 @@ from vehiclehub.airflow_support import (
     BUSINESS_TIMEZONE,
     TransientOnlyRetryPolicy,
     business_date_of_run,
+    check_files_accepted,
     feed_alias,
     hub_settings,
     intake_summary,
@@ -43,10 +44,17 @@ DAG_DOC = """
 Takes every agency's new files, cross-checks everything the hub holds, and returns
 drops and the run report (ICD §1, §4).
 
-`wait_<agency>` → `intake_<agency>` ×4 (in parallel) → `reconcile` → `publish`
+`wait_<agency>` → `intake_<agency>` ×4 (in parallel) → `reconcile` → `publish`,
+and beside them `files_accepted`: *skipped* on a night when files were rejected whole.
 
-**Schedule.** Daily at 02:30 Asia/Shanghai (`CronTriggerTimetable("30 2 * * *")`
-in that zone), no catch-up, one run at a time (runs share the store).
+**Schedule.** Daily at 02:30 Asia/Shanghai (`NightlyTimetable("30 2 * * *")` in
+that zone, `vehiclehub.airflow_schedule`), one run at a time (runs share the store).
+No catch-up: unpausing or first deploying the DAG creates no run for a night
+already past (a scheduled time more than an hour old is passed over for the next
+one). A missed night is caught up by an operator: trigger the DAG with the param
+`business_date` (`YYYY-MM-DD`). Scheduled run ids carry the business date
+(`scheduled__2025-11-03__...`); a manual run's date is its `business_date` param, or
+the day before it was triggered, Shanghai time.
 
 **Business date.** Days are half-open Asia/Shanghai days `[D 00:00, D+1 00:00)`.
 A run processes the day *before* the local day holding its scheduled time, which is
@@ -88,12 +96,17 @@ feed's new data, schedule it on
 
 **Logs.** Great Expectations runs without progress bars and its INFO logging is
 kept out of task logs; each file gets one line from the quality gate and one with
-its row counts.
+its row counts. Each file rejected whole (with its reason) and each file waiting for
+its manifest is a warning in `intake_<agency>`'s log, and so is each feed not
+received; the intake's last line adds up its files and rows (loaded, ignored,
+rejected). `publish`'s log ends with the drops' directory and the report's path,
+each on a line of its own.
 
 **Failures.** An unreachable agency is recorded as *not received* and the run goes
 on; bad rows and files become rejections. Neither fails a task. Transient faults
-(connection reset, timeouts, database operational errors) are retried 3 times with
-exponential backoff; anything else (a configuration error, an unusable store, a bug)
+(connection reset, timeouts, a store that refuses or drops connections, a
+serialisation failure or deadlock) are retried 3 times with exponential backoff;
+anything else (a configuration error, a store that cannot work as configured, a bug)
 fails the task at once, without retries: fix it and clear the task. A failed
 `wait_<agency>` (its agency's intake is then *upstream failed*) stops the run before
 reconcile, like a failed intake.
@@ -119,6 +132,13 @@ rejected and duplicate files emit none. Returns the business date, per file its
 status and row counts, each expected feed's state (`feeds`: a feed that has not come
 is *not received*) and the assets updated. An unreachable exchange is *not
 received*, not a failure.
+"""
+
+ACCEPTED_DOC = """
+Done (*success*) when every file the night's intakes took was accepted; *skipped*
+when files were rejected whole, each logged with its reason
+(`vehiclehub.airflow_support.check_files_accepted`). It marks such a night in the
+grid without failing the run: the rejections go back to their senders in the drops.
 """
 
 RECONCILE_DOC = """
@@ -180,6 +200,12 @@ def _agency(agency: str) -> Any:
     return wait() >> intake()
 
 
+@task(doc_md=ACCEPTED_DOC)
+def files_accepted() -> dict[str, Any]:
+    ti = get_current_context()["ti"]
+    return check_files_accepted(ti.xcom_pull(task_ids=f"intake_{a}") for a in AGENCIES)
+
+
 @task(doc_md=RECONCILE_DOC)
 def reconcile() -> dict[str, Any]:
     from vehiclehub.pipeline import reconcile as reconcile_stage
@@ -202,7 +228,7 @@ with DAG(
     dag_id="vehiclehub_nightly",
     description="Nightly intake, reconciliation and drops of the used-car export hub",
     doc_md=DAG_DOC,
-    schedule=CronTriggerTimetable("30 2 * * *", timezone=BUSINESS_TIMEZONE),
+    schedule=NightlyTimetable("30 2 * * *", timezone=BUSINESS_TIMEZONE),
     start_date=pendulum.datetime(2025, 1, 1, tz=BUSINESS_TIMEZONE),
     catchup=False,
     max_active_runs=1,
@@ -218,4 +244,6 @@ with DAG(
     },
     tags=["vehiclehub"],
 ) as dag:
-    [_agency(agency) for agency in AGENCIES] >> reconcile() >> publish()
+    intakes = [_agency(agency) for agency in AGENCIES]
+    intakes >> reconcile() >> publish()
+    intakes >> files_accepted()

@@ -439,27 +439,66 @@ def intake_summary(
     return {"business_date": day.isoformat(), **intake, "feeds": dict(states), "assets": assets}
 
 
+# --- the grid ---------------------------------------------------------------------------
+
+
+def files_rejected_whole(intakes: Iterable[Mapping[str, Any] | None]) -> list[str]:
+    """``<agency>/<file>: <reason>`` for every file the night's intakes rejected whole."""
+    return [
+        f"{intake['agency']}/{file['name']}: {file.get('error')}"
+        for intake in intakes
+        if intake
+        for file in intake.get("files") or []
+        if file.get("status") == "rejected"
+    ]
+
+
+def check_files_accepted(intakes: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The body of ``files_accepted``: done when every file taken was accepted.
+
+    When files were rejected whole, each is logged with its reason and the task ends
+    *skipped*: the night's row in the grid shows it (filter on the task's state)
+    while the run, whose drops carry the rejections to their senders, succeeds.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    rejected = files_rejected_whole(intakes)
+    for line in rejected:
+        log.warning("rejected whole: %s", line)
+    if rejected:
+        raise AirflowSkipException(f"{len(rejected)} file(s) rejected whole; see the log")
+    log.info("every file taken was accepted")
+    return {"rejected_whole": 0}
+
+
 # --- retries ----------------------------------------------------------------------------
 
 
 def is_transient(exc: BaseException) -> bool:
     """True for a fault that may pass by itself: the network or the database let us down.
 
-    Data errors never get here (the pipeline records them as rejections). A bad
-    configuration, an unusable store (StoreUnavailable says what to fix), a refused
-    host key or a bug is not transient: retrying it only delays the alarm.
+    Data errors never get here (the pipeline records them as rejections). The store
+    refusing or dropping connections, a serialisation failure or a deadlock is
+    transient (:func:`vehiclehub.store.db.is_transient_store_fault`), also when it
+    stopped the store from opening (``StoreUnavailable.transient``). A bad
+    configuration, a store that cannot work as configured (wrong URL, password or
+    database), a refused host key or a bug is not: retrying it only delays the alarm.
     """
     from sqlalchemy import exc as sa_exc
 
+    from vehiclehub.store.db import StoreUnavailable, is_transient_store_fault
+
     if isinstance(exc, ConfigError):
         return False
+    if isinstance(exc, StoreUnavailable):
+        return exc.transient
+    if isinstance(exc, sa_exc.DBAPIError | sa_exc.DisconnectionError):
+        return isinstance(exc, sa_exc.DisconnectionError) or is_transient_store_fault(exc)
     return isinstance(
         exc,
         (
             ConnectionError,  # refused, reset, broken pipe
             TimeoutError,
-            sa_exc.OperationalError,  # DBAPI: the database's operation (lost connection, lock)
-            sa_exc.DisconnectionError,
             sa_exc.TimeoutError,  # connection pool exhausted
         ),
     )

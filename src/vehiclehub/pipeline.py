@@ -25,7 +25,7 @@ from sqlalchemy import Engine, delete, insert
 from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.exchange import ExchangeUnavailable, open_exchange
 from vehiclehub.intake.chunks import shared_preparer
-from vehiclehub.intake.take import take_agency
+from vehiclehub.intake.take import AgencyIntake, take_agency
 from vehiclehub.metrics import (
     record_delivery_failure,
     record_findings,
@@ -45,6 +45,7 @@ from vehiclehub.quality.completeness import feed_completeness
 from vehiclehub.review.cases import lapse_changed, mark_run
 from vehiclehub.rules.engine import reconcile as run_rules
 from vehiclehub.store import connect
+from vehiclehub.store.db import one_writer_at_a_time
 from vehiclehub.store.schema import agency_intakes
 from vehiclehub.workdays import WorkingDays
 
@@ -99,7 +100,8 @@ def intake_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
     """Fetch, validate and load every new file of one agency.
 
     An unreachable agency is recorded as not received for the day, and its files
-    are picked up by the next run.
+    are picked up by the next run. On SQLite, intakes running at the same time (the
+    DAG's) take their turns (:func:`~vehiclehub.store.db.one_writer_at_a_time`).
     """
     with timed_stage(settings, f"intake.{agency}"):
         summary = _take_agency(settings, agency, day)
@@ -111,7 +113,7 @@ def intake_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
 
 
 def _take_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
-    with _store(settings) as engine:
+    with one_writer_at_a_time(settings.database_url), _store(settings) as engine:
         try:
             with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
                 result = take_agency(settings, engine, exchange, day)
@@ -122,8 +124,40 @@ def _take_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
         _record_agency(
             engine, day, agency, "received", waiting=json.dumps(result.waiting), detail=None
         )
+    log_intake(result)
     files = [asdict(f) for f in result.files]
     return {"agency": agency, "status": "received", "files": files, "waiting": result.waiting}
+
+
+def log_intake(result: AgencyIntake) -> None:
+    """Tell an agency's intake in its log, one line per fact an operator acts on.
+
+    Each file rejected whole with its reason and each file waiting for its manifest
+    is a warning; then one line with the files taken and their rows loaded, ignored
+    and rejected, added up.
+    """
+    agency = result.agency
+    for file in result.files:
+        if file.status == "rejected":
+            log.warning("%s: %s rejected whole: %s", agency, file.name, file.error)
+        elif file.status == "duplicate":
+            log.info("%s: %s is a copy of a file already loaded: ignored", agency, file.name)
+    for name in result.waiting:
+        log.warning("%s: %s waits for its manifest: not taken yet", agency, name)
+    taken = [f for f in result.files if f.status == "loaded"]
+    log.info(
+        "%s: %d file(s) loaded, %d rejected whole, %d duplicate(s), %d waiting; "
+        "rows: %d read, %d loaded, %d ignored, %d rejected",
+        agency,
+        len(taken),
+        sum(f.status == "rejected" for f in result.files),
+        sum(f.status == "duplicate" for f in result.files),
+        len(result.waiting),
+        sum(f.rows for f in taken),
+        sum(f.loaded for f in taken),
+        sum(f.ignored for f in taken),
+        sum(f.rejected for f in taken),
+    )
 
 
 def completeness(settings: Settings, day: date) -> dict[str, Any]:
@@ -196,6 +230,9 @@ def publish(settings: Settings, day: date) -> dict[str, Any]:
             if not status.startswith("delivered"):
                 record_delivery_failure(settings, agency)
         report = write_report(engine, settings, day, delivered)
+    # Last, each on a line of its own: where an operator looks next.
+    log.info("drops: %s", directory)
+    log.info("report: %s", report)
     return {
         "drops": counts,
         "delivered": delivered,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sqlite3
 import sys
 from datetime import UTC, date, datetime
@@ -25,7 +26,7 @@ __all__ = ["airflow_env"]  # the session fixture, used by the tests below
 AGENCIES = ["commerce", "police", "customs", "tax"]
 SENSOR_TASKS = [f"wait_{agency}" for agency in AGENCIES]
 AGENCY_TASKS = [f"intake_{agency}" for agency in AGENCIES]
-ALL_TASKS = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish"]
+ALL_TASKS = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "files_accepted"]
 
 #: The scheduled run of 4 November 2025, 02:30 in Shanghai, as Airflow stores it (UTC).
 #: In UTC and in the subprocess's OS zone (New York, 13:30) it is 3 November, whose day
@@ -54,8 +55,8 @@ class _SideEffects:
         elif event == "open" and args and isinstance(args[0], (str, bytes, Path)):
             path, mode = str(args[0]), str(args[1] if len(args) > 1 else "r")
             writes = any(flag in mode for flag in "wax+")
-            if path.endswith(".pyc") or "zoneinfo" in path:
-                return  # bytecode caches; the time zone database
+            if path.endswith((".pyc", ".mo")) or "zoneinfo" in path:
+                return  # bytecode caches; translations (the schedule's description); time zones
             contract = str(DAG_FILE.parents[1] / "schemas"), str(DAG_FILE.parents[1] / "exp")
             if writes or not path.endswith((".py", ".so")) or path.startswith(contract):
                 self.seen.append((event, f"{path} ({mode})"))
@@ -97,7 +98,7 @@ def test_dag_parses_without_side_effects(
         assert sensor.upstream_task_ids == set()
         assert sensor.downstream_task_ids == {f"intake_{agency}"}
         assert intake.upstream_task_ids == {f"wait_{agency}"}
-        assert intake.downstream_task_ids == {"reconcile"}
+        assert intake.downstream_task_ids == {"reconcile", "files_accepted"}
         # The sensor gives up (skipped) at the deadline, and the intake runs after it.
         sensor_settings = (sensor.mode, sensor.soft_fail, sensor.poke_interval, sensor.timeout)
         assert sensor_settings == ("reschedule", True, 600, 24 * 3600)
@@ -108,14 +109,15 @@ def test_dag_parses_without_side_effects(
         ]
     assert dag.get_task("reconcile").upstream_task_ids == set(AGENCY_TASKS)
     assert dag.get_task("publish").upstream_task_ids == {"reconcile"}
+    assert dag.get_task("files_accepted").upstream_task_ids == set(AGENCY_TASKS)
     assert dag.get_task("publish").downstream_task_ids == set()
     for task_id in ("reconcile", "publish"):
         assert dag.get_task(task_id).trigger_rule == "all_success"
         assert dag.get_task(task_id).outlets == []
 
     assert str(dag.timezone) == "Asia/Shanghai"
-    timetable: Any = dag.timetable  # the SDK's CronTriggerTimetable
-    assert (timetable.expression, str(timetable.timezone)) == ("30 2 * * *", "Asia/Shanghai")
+    timetable: Any = dag.timetable  # vehiclehub.airflow_schedule.NightlyTimetable
+    assert (timetable._expression, timetable._timezone.name) == ("30 2 * * *", "Asia/Shanghai")
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert dag.params["business_date"] is None
@@ -205,9 +207,11 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
     states = airflow_env.task_states(run_id)
     # Commerce's trade-in claims never came: its sensor gave up at the deadline (long
     # past for this date), and its intake ran all the same.
+    # A tax file was rejected whole: files_accepted marks the night, skipped.
     assert states == {
         **{task: ("success", 1) for task in ALL_TASKS},
         "wait_commerce": ("skipped", 1),
+        "files_accepted": ("skipped", 1),
     }, run.tail()
     assert "commerce: arrival deadline 2025-11-04T06:00:00+08:00 passed; " in run.output
     assert "not arrived for 2025-11-03: commerce/tradein_claims" in run.output
@@ -258,6 +262,16 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
         for (agency, feed), (rows, taken, rejected) in loaded.items()
     }
     assert returned["intake_tax"]["assets"] == ["x-vehiclehub://tax/refunds"]
+
+    # The logs tell the night: the file rejected whole and why, each agency's rows,
+    # and where the drops and the report are, each on a line of its own.
+    rejected = f"tax: tax_refunds_{stamp}_003.csv rejected whole: "
+    assert rejected in run.output
+    assert f"rejected whole: tax/tax_refunds_{stamp}_003.csv: " in run.output
+    assert "tax: 1 file(s) loaded, 1 rejected whole, 1 duplicate(s), 0 waiting; " in run.output
+    drops_dir = root / "work" / "drops" / BUSINESS_DATE.isoformat()
+    assert re.search(rf"drops: {re.escape(str(drops_dir))}\s", run.output)
+    assert re.search(r"report: \S+/index\.html\s", run.output)
 
     # Great Expectations' INFO chatter stays out of the task logs.
     assert "[great_expectations" not in run.output

@@ -311,6 +311,11 @@ def test_hub_settings_removes_its_key_files(host_key: str, hub_config: Path) -> 
         (OperationalError("SELECT 1", {}, Exception("database is locked")), True),
         (ConfigError("configuration file x does not exist"), False),
         (StoreUnavailable("cannot use the store"), False),
+        (StoreUnavailable("cannot use the store: refused", transient=True), True),
+        (
+            OperationalError("connect", {}, Exception('password authentication failed for "x"')),
+            False,
+        ),
         (HostKeyRejected("host key changed"), False),
         (ProgrammingError("SELECT", {}, Exception("no such column")), False),
         (FileNotFoundError("gone"), False),

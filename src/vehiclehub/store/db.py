@@ -2,19 +2,75 @@
 
 from __future__ import annotations
 
+import fcntl
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
 # The review desk's tables are the store's too: created with the others.
 import vehiclehub.review.tables  # noqa: F401
 from vehiclehub.store.schema import SUPERSEDED_INDEXES, metadata
 
+#: SQLSTATEs of faults that pass by themselves: the connection failed or was lost
+#: (class 08), a serialisation failure or deadlock (the transaction, run again, goes
+#: through), the server shutting down or starting up, too many connections.
+TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "57P01", "57P02", "57P03", "53300")
+#: How drivers word connection faults they report without a SQLSTATE.
+TRANSIENT_WORDS = (
+    "connection refused",
+    "connection reset",
+    "connection timed out",
+    "timeout expired",
+    "server closed the connection",
+    "terminating connection",
+    "connection is lost",
+    "connection is closed",
+    "consuming input failed",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "database is locked",  # SQLite: another writer held the lock past the busy timeout
+)
+
+
+def is_transient_store_fault(exc: BaseException) -> bool:
+    """True when the store's fault may pass by itself: run the work again later.
+
+    Connection refused or lost, the server restarting, a serialisation failure or a
+    deadlock, SQLite's lock held too long. A wrong URL, password or database name, a
+    missing table or a bad value are not: they say what to fix. The exception, its
+    cause chain and the DB-API error SQLAlchemy wraps are all looked at.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "connection_invalidated", False):
+            return True  # SQLAlchemy saw the connection die under a statement
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate:
+            return sqlstate.startswith(TRANSIENT_SQLSTATES)
+        message = str(current).lower()
+        if any(words in message for words in TRANSIENT_WORDS):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
 
 class StoreUnavailable(Exception):
-    """The store cannot be reached or set up; the message says what to fix."""
+    """The store cannot be reached or set up; the message says what to fix.
+
+    ``transient`` tells whether it may pass by itself (the server refused or dropped
+    the connection): worth trying again later, unlike a wrong URL or password.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -91,6 +147,30 @@ def _upgrade_indexes(engine: Engine) -> None:
                 conn.execute(text(f'DROP INDEX "{name}"'))
 
 
+@contextmanager
+def one_writer_at_a_time(database_url: str) -> Iterator[None]:
+    """Hold the store's writer lock while the block runs, when the store is SQLite.
+
+    SQLite lets one transaction write at a time: intakes started together (the DAG's
+    four) would wait on each other's locks mid-load, slower than one after the other.
+    They queue here instead, on an exclusive lock of a file beside the database,
+    which the operating system releases if the holder dies. PostgreSQL takes parallel
+    loads as they come: there is no lock.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    lock_path = Path(url.database).with_name(Path(url.database).name + ".writer-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def connect(database_url: str, *, create: bool = True) -> Engine:
     """An engine for the store, its tables created; StoreUnavailable if it cannot be reached."""
     try:
@@ -108,6 +188,7 @@ def connect(database_url: str, *, create: bool = True) -> Engine:
         raise StoreUnavailable(
             f"cannot use the store at {shown}: {exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}. Check database_url in the "
-            "configuration and that the database server is running."
+            "configuration and that the database server is running.",
+            transient=is_transient_store_fault(exc),
         ) from exc
     return engine
