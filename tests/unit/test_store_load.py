@@ -54,3 +54,14 @@ def test_indexes_deferred_for_a_bulk_load_are_built_again(database_url: str) -> 
         assert holds_records(conn, SPEC)
         table = feed_table("customs", "declarations")
         assert conn.execute(select(func.count()).select_from(table)).scalar() == 3
+
+
+def test_a_second_load_counts_what_it_loaded_and_ignored(database_url: str) -> None:
+    engine = connect(database_url)
+    first = _records(3)
+    with engine.begin() as conn:
+        load_records(conn, SPEC, first, compare=False)
+    again = pd.concat([first.iloc[:1], _records(2)], ignore_index=True)
+    with engine.begin() as conn:
+        result = load_records(conn, SPEC, again, compare=True)
+    assert (result.loaded, result.ignored, len(result.conflicts)) == (2, 1, 0)

@@ -148,7 +148,9 @@ def load_records(
         insert(target).from_select(
             columns,
             sa_select(*(staging.c[c] for c in columns)).where(~still_stored),
-        )
+        ),
+        # SQLAlchemy 2.1 reports -1 for an INSERT ... SELECT on psycopg unless asked.
+        execution_options={"preserve_rowcount": True},
     ).rowcount
     # Dropped on success only: on failure the rollback undoes its creation.
     staging.drop(conn)
