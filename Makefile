@@ -32,7 +32,8 @@ $(UV): | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"
 
 $(STAMP): requirements.lock pyproject.toml | $(UV)
-	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	@# bytecode compiled once here: every Airflow task process imports the whole stack
+	$(UV) pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
