@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the Airflow harness of the tests
 
 from nightly import _tree_memory_kib, child_environment, run_hub, warm_up  # noqa: E402
-from tests.conftest import write_config  # noqa: E402
+from tests.conftest import postgres_database, write_config  # noqa: E402
 from tests.integration.airflow_env import DAG_ID  # noqa: E402
-from tests.integration.airflow_live import live_airflow, postgres_database  # noqa: E402
+from tests.integration.airflow_live import live_airflow  # noqa: E402
 
 from vehiclehub.samples.generate import generate_world  # noqa: E402
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,20 +45,33 @@ def settings(hub_config: Path) -> Settings:
     return load_settings(hub_config)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database on 127.0.0.1:5432, dropped afterwards."""
-    sqlalchemy = pytest.importorskip("sqlalchemy")
-    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"vhub_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def postgres_database(prefix: str = "vhub_test") -> Iterator[str]:
+    """A fresh database on the PostgreSQL server of PG_ADMIN_URL (its URL), dropped after."""
+    from sqlalchemy import create_engine
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sqlalchemy.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-    try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on 127.0.0.1:5432, dropped afterwards."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    database = postgres_database()
+    try:
+        url = database.__enter__()
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    try:
+        yield url
+    finally:
+        database.__exit__(None, None, None)  # dropped when the test is done

@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -29,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import postgres_database
 from tests.integration.airflow_env import AIRFLOW, DAG_FILE, airflow_environment
 
 #: The Airflow processes a deployment runs (docker/compose.yaml): name -> CLI arguments.
@@ -57,21 +55,6 @@ def free_port() -> int:
     with closing(socket.socket()) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@contextmanager
-def postgres_database(prefix: str = "vhub_airflow") -> Iterator[str]:
-    """A fresh database on the local PostgreSQL server (its URL), dropped afterwards."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 class AirflowFailed(AssertionError):
@@ -260,7 +243,7 @@ def live_airflow(
     startup_timeout: float = 240,
 ) -> Iterator[LiveAirflow]:
     """A migrated metadata DB and the running Airflow ``processes`` under ``home``."""
-    with postgres_database() as metadata_url:
+    with postgres_database("vhub_airflow") as metadata_url:
         env, port = live_environment(home, metadata_url, executor, extra_env)
         migrated = subprocess.run(
             [str(AIRFLOW), "db", "migrate"],

@@ -18,9 +18,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from tests.conftest import write_config
+from tests.conftest import postgres_database, write_config
 from tests.integration.airflow_env import DAG_ID
-from tests.integration.airflow_live import LiveAirflow, live_airflow, postgres_database
+from tests.integration.airflow_live import LiveAirflow, live_airflow
 
 from vehiclehub.config import AGENCIES
 from vehiclehub.samples.generate import business_dates, generate_world
