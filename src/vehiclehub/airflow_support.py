@@ -275,6 +275,7 @@ def endpoint_from_connection(
         connect_timeout_s=float(timeout) if timeout else defaults.connect_timeout_s,
         retries=defaults.retries,
         backoff_s=defaults.backoff_s,
+        public_keys=defaults.public_keys,  # a connection moves the exchange, not the keys
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import date
 from typing import Any
@@ -84,6 +85,40 @@ def _calendar_lines(reconcile: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _signature_lines(files: list[dict[str, Any]]) -> list[str]:
+    """How the agency's files came signed (ICD §6), and those rejected for it."""
+    states = [f.get("signature") for f in files if f.get("signature")]
+    if not states:
+        return []
+    lines = [
+        f"    signatures: {states.count('verified')} verified, {states.count('unsigned')} "
+        f"unsigned, {states.count('rejected')} rejected"
+    ]
+    for f in files:
+        if f.get("signature") == "rejected":
+            lines.append(f"    {f['name']}: REJECTED WHOLE, {f['error']}")
+    return lines
+
+
+def _proof_lines(publish: dict[str, Any]) -> list[str]:
+    """Which key signed the drops (saying so when it is derived), and the log's head."""
+    lines = []
+    key = publish.get("signing_key")
+    if key:
+        note = (
+            " — set signing_key_file or VHUB_SIGNING_KEY to give the hub a key of its own"
+            if key["origin"] == "derived from the pseudonym key"
+            else ""
+        )
+        lines.append(f"  signed: drops with key {key['key_id']} ({key['origin']}){note}")
+    if publish.get("missing_evidence"):
+        lines.append(f"  missing evidence: {', '.join(publish['missing_evidence'])}")
+    head = publish.get("log_head")
+    if head:
+        lines.append(f"  exchange log head: {head['seq']}:{head['hash']}")
+    return lines
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A few lines an operator reads at a glance after a run."""
     lines = [f"business date {summary['date']}", *_calendar_lines(summary["reconcile"])]
@@ -107,6 +142,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"already loaded): {loaded} rows loaded, {ignored} ignored, {rejected} rejected{note}"
         )
         lines += _quality_lines(files)
+        lines += _signature_lines(files)
     lines += _completeness_lines(summary.get("completeness"))
     rec = summary["reconcile"]
     lines.append(f"  findings: {rec['findings']}")
@@ -119,6 +155,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     undelivered = {a: s for a, s in pub["delivered"].items() if s != "delivered"}
     for agency, status in undelivered.items():
         lines.append(f"  drops to {agency}: {status}")
+    lines += _proof_lines(pub)
     lines.append(f"  drops:  {pub['drops_dir']}")
     lines.append(f"  report: {pub['report']}")
     if summary.get("seconds"):
@@ -188,6 +225,76 @@ def _serve(args: argparse.Namespace) -> int:
 
     print(f"review desk on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    from vehiclehub.signing import new_private_key_pem
+
+    pem, key = new_private_key_pem()
+    try:
+        # Created with mode 0600 and never over an existing file: it is a private key.
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"vhub keys generate: {args.out} exists; not overwriting it", file=sys.stderr)
+        return 1
+    with os.fdopen(fd, "wb") as target:
+        target.write(pem)
+    print(f"wrote {args.out} (PKCS#8 PEM, mode 0600); set signing_key_file to it")
+    print(f"key_id {key.key_id}")
+    print(key.public_text)
+    return 0
+
+
+def _keys_public(args: argparse.Namespace) -> int:
+    from vehiclehub.config import load_settings
+    from vehiclehub.signing import hub_signing_key
+
+    key = hub_signing_key(load_settings(args.config))
+    print(f"key_id {key.key_id} ({key.origin})")
+    print(key.public_text)
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from vehiclehub.config import load_settings
+    from vehiclehub.store import connect
+    from vehiclehub.store.exchange_log import log_entries, parse_head, verify_chain
+
+    try:
+        head = parse_head(args.head) if args.head else None
+    except ValueError as exc:
+        print(f"vhub audit verify: --head {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings(args.config)
+    with connect(settings.database_url).connect() as conn:
+        check = verify_chain(log_entries(conn))
+    if not check.intact:
+        print(f"exchange log BROKEN after {check.entries} intact entries: {check.problem}")
+        return 1
+    print(f"exchange log intact: {check.entries} entries, head {check.head}")
+    if head is not None:
+        if not check.holds(head):
+            print(f"log_head {head} is NOT on the chain: the log was rewritten")
+            return 1
+        print(f"log_head {head} is on the chain")
+    return 0
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    from vehiclehub.config import AGENCIES, load_settings
+
+    if args.agency is not None and args.agency not in AGENCIES:
+        print(f"vhub audit export: --agency must be one of {', '.join(AGENCIES)}", file=sys.stderr)
+        return 2
+    settings = load_settings(args.config)
+    from vehiclehub.signing import canonical_json
+    from vehiclehub.store import connect
+    from vehiclehub.store.exchange_log import log_entries
+
+    with connect(settings.database_url).connect() as conn:
+        for entry in log_entries(conn, agency=args.agency, since=args.since):
+            sys.stdout.write(canonical_json(entry).decode("utf-8") + "\n")
     return 0
 
 
@@ -264,6 +371,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8800, help="port (default 8800)")
     serve.set_defaults(handler=_serve)
+
+    keys = sub.add_parser("keys", help="the hub's Ed25519 signing key (ICD §6)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    generate = keys_sub.add_parser("generate", help="write a new private key (PKCS#8 PEM, 0600)")
+    generate.add_argument("--out", required=True, help="file to create")
+    generate.set_defaults(handler=_keys_generate)
+    public = keys_sub.add_parser(
+        "public", help="print the key_id and the public key to publish (last line)"
+    )
+    public.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
+    public.set_defaults(handler=_keys_public)
+
+    audit = sub.add_parser("audit", help="the exchange log (ICD §6)")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify", help="recompute the hash chain; exit 0 when intact, 1 naming the first break"
+    )
+    verify.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
+    verify.add_argument(
+        "--head", metavar="SEQ:HASH", help="also check that a drop's log_head lies on the chain"
+    )
+    verify.set_defaults(handler=_audit_verify)
+    export = audit_sub.add_parser("export", help="write the entries as JSON lines to stdout")
+    export.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
+    export.add_argument("--agency", help="only this agency's entries")
+    export.add_argument("--since", type=_date, help="only entries from this UTC date on")
+    export.set_defaults(handler=_audit_export)
     return parser
 
 

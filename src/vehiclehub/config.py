@@ -1,11 +1,14 @@
 """Typed configuration: one TOML file plus environment overrides.
 
 The file is given by ``--config FILE`` or ``VHUB_CONFIG``. Secrets may stay out of
-the file: ``VHUB_PSEUDONYM_KEY`` and ``VHUB_ARCHIVE_KEY`` override the keys there.
+the file: ``VHUB_PSEUDONYM_KEY``, ``VHUB_ARCHIVE_KEY`` and ``VHUB_SIGNING_KEY`` override
+the keys there.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import tomllib
@@ -28,6 +31,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _public_keys(values: list[str]) -> list[str]:
+    """Ed25519 public keys as ICD §6 publishes them: standard base64 of 32 raw bytes."""
+    for value in values:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"{value!r} is not standard base64") from exc
+        if len(raw) != 32:
+            raise ValueError(f"{value!r} holds {len(raw)} bytes; an Ed25519 public key has 32")
+    return values
+
+
 class AgencyEndpoint(_Model):
     """Where an agency's exchange root lives (``outbox/`` and ``inbox/`` below it)."""
 
@@ -37,6 +52,13 @@ class AgencyEndpoint(_Model):
     connect_timeout_s: float = 20.0
     retries: int = Field(default=3, ge=0)
     backoff_s: float = Field(default=2.0, ge=0)
+    #: The agency's Ed25519 public keys (ICD §6); when set, its files must be signed.
+    public_keys: list[str] = []
+
+    @field_validator("public_keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return _public_keys(value)
 
     @field_validator("url")
     @classmethod
@@ -183,6 +205,15 @@ class Settings(_Model):
     work_dir: Path
     pseudonym_key: str = Field(min_length=16, repr=False)
     archive_key: str | None = Field(default=None, repr=False)
+    #: The hub's Ed25519 signing key (ICD §6): a PKCS#8 PEM file or one holding the raw
+    #: 32-byte seed in base64; ``signing_key`` (the seed in base64, usually from
+    #: ``VHUB_SIGNING_KEY``) takes precedence. Without either it is derived from the
+    #: pseudonym key.
+    signing_key_file: Path | None = None
+    signing_key: str | None = Field(default=None, repr=False)
+    #: Public keys the hub signed with before its current one, kept so that its earlier
+    #: drops still verify.
+    previous_signing_keys: list[str] = []
     timezone: str = "Asia/Shanghai"
     agencies: dict[Agency, AgencyEndpoint]
     rules: RuleParameters = RuleParameters()
@@ -210,6 +241,11 @@ class Settings(_Model):
             raise ValueError("must be an absolute path")
         return value
 
+    @field_validator("previous_signing_keys")
+    @classmethod
+    def _previous(cls, value: list[str]) -> list[str]:
+        return _public_keys(value)
+
     @field_validator("agencies")
     @classmethod
     def _all_agencies(cls, value: dict[str, AgencyEndpoint]) -> dict[str, AgencyEndpoint]:
@@ -232,6 +268,7 @@ class _Env:
     config: str = "VHUB_CONFIG"
     pseudonym_key: str = "VHUB_PSEUDONYM_KEY"
     archive_key: str = "VHUB_ARCHIVE_KEY"
+    signing_key: str = "VHUB_SIGNING_KEY"
     database_url: str = "VHUB_DATABASE_URL"
     session_secret: str = "VHUB_SESSION_SECRET"
 
@@ -259,6 +296,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     for field, var in (
         ("pseudonym_key", ENV.pseudonym_key),
         ("archive_key", ENV.archive_key),
+        ("signing_key", ENV.signing_key),
         ("database_url", ENV.database_url),
     ):
         if os.environ.get(var):

@@ -28,7 +28,9 @@ class ArchiveCorrupt(Exception):
     """An archived file does not decrypt: wrong key, tampering or truncation."""
 
 
-def _derive(secret: str, purpose: bytes) -> bytes:
+def derive_key(secret: str, purpose: bytes) -> bytes:
+    """32 bytes for one purpose from a configured secret (HKDF-SHA256, ``purpose`` as info):
+    keys derived for different purposes from the same secret are unrelated."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
         secret.encode("utf-8")
     )
@@ -41,16 +43,16 @@ def pseudonym_key(settings: Settings) -> bytes:
 def archive_key(settings: Settings) -> bytes:
     """The archive key: ``archive_key`` when set, else derived from the pseudonym key."""
     if settings.archive_key:
-        return _derive(settings.archive_key, b"vehiclehub archive")
-    return _derive(settings.pseudonym_key, b"vehiclehub archive (derived)")
+        return derive_key(settings.archive_key, b"vehiclehub archive")
+    return derive_key(settings.pseudonym_key, b"vehiclehub archive (derived)")
 
 
 def session_key(settings: Settings) -> bytes:
     """The review desk's cookie-signing key: ``[review] session_secret`` when set, else
     derived from the pseudonym key (its own purpose: it never reveals that key)."""
     if settings.review.session_secret:
-        return _derive(settings.review.session_secret, b"vehiclehub review sessions")
-    return _derive(settings.pseudonym_key, b"vehiclehub review sessions (derived)")
+        return derive_key(settings.review.session_secret, b"vehiclehub review sessions")
+    return derive_key(settings.pseudonym_key, b"vehiclehub review sessions (derived)")
 
 
 def _aad(index: int, final: bool) -> bytes:

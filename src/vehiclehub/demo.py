@@ -3,12 +3,15 @@
 Everything lives in one directory, made afresh on every run::
 
     hub.toml, hub.db            the hub's configuration and store (SQLite)
+    keys/                       the hub's signing key and the agencies' (ICD §6)
     exchange/<agency>/outbox/   the agencies' files, as they upload them
     exchange/<agency>/inbox/    the hub's drops to them
     work/                       the hub's work directory: archive, drops, reports
 
 Each business date the agencies' files of that date land in the outboxes and the hub
-runs its nightly cycle. The world carries planted cases for every rule of the rulebook,
+runs its nightly cycle. Every agency signs its manifests with its own demo key, which
+the hub's configuration lists, and one file of the first date arrives badly signed. The
+world carries planted cases for every rule of the rulebook,
 VINs typed over in one feed's copy, and the usual trouble at intake (bad rows, broken
 files, a late manifest, ...), so the closing summary lists the findings of every rule
 and says how they compare with what was planted, VIN-003's candidates included.
@@ -21,6 +24,8 @@ suite's fixture, ``tests/integration/sshd.py``; needs root) and the hub reaches 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import secrets
 import shutil
 from collections.abc import Callable
@@ -29,6 +34,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 import vehiclehub
 from vehiclehub.cli import format_summary
 from vehiclehub.config import AGENCIES, Settings, load_settings
@@ -36,6 +43,12 @@ from vehiclehub.pipeline import run_cycle
 from vehiclehub.publish.drops import open_findings
 from vehiclehub.rules import RULES
 from vehiclehub.samples.generate import World, business_dates, generate_world
+from vehiclehub.signing import (
+    new_private_key_pem,
+    public_key_text,
+    raw_public_key,
+    sign_manifest,
+)
 from vehiclehub.store import connect
 
 DEMO_START = date(2025, 11, 3)
@@ -44,21 +57,54 @@ DEMO_SEED = 20251103
 SSHD = Path("/usr/sbin/sshd")
 SSHD_FIXTURE = Path(vehiclehub.__file__).resolve().parents[2] / "tests" / "integration" / "sshd.py"
 #: What a demo run leaves in its directory (and removes on the next run).
-DEMO_ENTRIES = ("exchange", "work", "hub.toml", "hub.db", "hub.db-wal", "hub.db-shm")
+DEMO_ENTRIES = (
+    "exchange",
+    "work",
+    "keys",
+    "hub.toml",
+    "hub.db",
+    "hub.db-wal",
+    "hub.db-shm",
+)
+#: The planted badly signed file: a re-send of this feed's last file of the first date,
+#: whose manifest was changed after it was signed.
+BADLY_SIGNED_FEED = ("customs", "declarations")
+
+
+def demo_keys(directory: Path) -> tuple[Path, dict[str, Ed25519PrivateKey]]:
+    """A fresh hub signing key in ``keys/hub.pem`` (0600), and a key per agency."""
+    folder = directory / "keys"
+    folder.mkdir(parents=True, exist_ok=True)
+    pem, _ = new_private_key_pem()
+    hub_key = folder / "hub.pem"
+    fd = os.open(hub_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as target:
+        target.write(pem)
+    return hub_key, {agency: Ed25519PrivateKey.generate() for agency in AGENCIES}
 
 
 def write_hub_config(
-    directory: Path, database_url: str, agencies: dict[str, dict[str, str]]
+    directory: Path,
+    database_url: str,
+    agencies: dict[str, dict[str, str]],
+    signing_key_file: Path | None = None,
+    agency_keys: dict[str, Ed25519PrivateKey] | None = None,
 ) -> Path:
-    """``directory/hub.toml`` with a fresh pseudonym key and the agencies' endpoints."""
+    """``directory/hub.toml`` with a fresh pseudonym key, the agencies' endpoints and, when
+    given, the hub's signing key file and each agency's public key."""
     lines = [
         f'database_url = "{database_url}"',
         f'work_dir = "{directory / "work"}"',
         f'pseudonym_key = "{secrets.token_hex(24)}"',
     ]
+    if signing_key_file is not None:
+        lines.append(f'signing_key_file = "{signing_key_file}"')
     for agency in AGENCIES:
         lines.append(f"[agencies.{agency}]")
         lines += [f'{key} = "{value}"' for key, value in agencies[agency].items()]
+        if agency_keys is not None:
+            published = public_key_text(raw_public_key(agency_keys[agency]))
+            lines.append(f'public_keys = ["{published}"]')
     path = directory / "hub.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -73,6 +119,68 @@ def _start_afresh(directory: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(data)
+    os.replace(part, path)
+
+
+def sign_outboxes(exchange: Path, keys: dict[str, Ed25519PrivateKey]) -> None:
+    """Sign, as each agency's exporter would, every manifest in its outbox not signed yet
+    (a manifest that is not a JSON object is left as it is: it is rejected anyway)."""
+    for agency, key in keys.items():
+        for path in sorted((exchange / agency / "outbox").glob("*.manifest.json")):
+            try:
+                document = json.loads(path.read_bytes())
+            except ValueError:
+                continue
+            if isinstance(document, dict) and "signature" not in document:
+                signed = sign_manifest(document, key)
+                _write_atomically(path, json.dumps(signed, ensure_ascii=False).encode("utf-8"))
+
+
+def plant_badly_signed_file(exchange: Path, keys: dict[str, Ed25519PrivateKey], day: date) -> str:
+    """Re-send the last file of :data:`BADLY_SIGNED_FEED` for ``day`` under the next
+    number, its manifest changed after signing; return its name.
+
+    Its bytes are those of a file already sent, so the hub's rejection of it (invalid
+    signature) changes nothing else the demo shows.
+    """
+    agency, feed = BADLY_SIGNED_FEED
+    outbox = exchange / agency / "outbox"
+    stamp = f"{agency}_{feed}_{day:%Y%m%d}_"
+    sent = sorted(outbox.glob(f"{stamp}*.manifest.json"))
+    if not sent:
+        raise RuntimeError(f"the demo world sends no {agency}/{feed} file for {day}")
+    source = json.loads(sent[-1].read_bytes())
+    # The next number after every file of the date there, complete or not.
+    seq = max(int(p.name[len(stamp) : len(stamp) + 3]) for p in outbox.glob(f"{stamp}*")) + 1
+    name = f"{stamp}{seq:03d}.csv"
+    _write_atomically(outbox / name, (outbox / str(source["file"])).read_bytes())
+    document = {k: v for k, v in source.items() if k != "signature"}
+    document |= {"file": name, "seq": seq}
+    signed = sign_manifest(document, keys[agency])
+    signed["generated_at"] = "2000-01-01T00:00:00+08:00"  # changed after signing
+    manifest = outbox / (name[: -len(".csv")] + ".manifest.json")
+    _write_atomically(manifest, json.dumps(signed, ensure_ascii=False).encode("utf-8"))
+    return name
+
+
+def agencies_send(
+    world: World, exchange: Path, keys: dict[str, Ed25519PrivateKey]
+) -> Callable[[date], None]:
+    """What the agencies do each business date: upload the day's files, signed, and on
+    the first date the badly signed one as well."""
+
+    def send(day: date) -> None:
+        world.write_day(day, exchange)
+        sign_outboxes(exchange, keys)
+        if day == world.dates[0]:
+            plant_badly_signed_file(exchange, keys, day)
+
+    return send
 
 
 def _run_days(
@@ -187,15 +295,18 @@ def run_demo(directory: Path, days: int = 3, sftp: bool = False) -> int:
         return _run_sftp_demo(directory, days)
     _start_afresh(directory)
     exchange = directory / "exchange"
+    hub_key, agency_keys = demo_keys(directory)
     config = write_hub_config(
         directory,
         f"sqlite:///{directory / 'hub.db'}",
         {agency: {"url": f"file://{exchange / agency}"} for agency in AGENCIES},
+        hub_key,
+        agency_keys,
     )
     settings = load_settings(config)
     world = _demo_world(days)
     _introduce(world, directory, f"in local folders under {exchange}")
-    summaries = _run_days(world, settings, lambda day: world.write_day(day, exchange))
+    summaries = _run_days(world, settings, agencies_send(world, exchange, agency_keys))
     print(closing_summary(world, settings, summaries))
     print(desk_invitation(settings))
     return 0
@@ -233,6 +344,7 @@ def _run_sftp_demo(directory: Path, days: int) -> int:
         return 2
     _start_afresh(directory)
     world = _demo_world(days)
+    hub_key, agency_keys = demo_keys(directory)
     try:
         with fixture.running_sshd() as server:
             config = write_hub_config(
@@ -246,11 +358,13 @@ def _run_sftp_demo(directory: Path, days: int) -> int:
                     }
                     for agency in AGENCIES
                 },
+                hub_key,
+                agency_keys,
             )
             settings = load_settings(config)
             _introduce(world, directory, f"behind sshd on 127.0.0.1:{server.port}")
             summaries = _run_days(
-                world, settings, lambda day: world.write_day(day, server.agencies_dir)
+                world, settings, agencies_send(world, server.agencies_dir, agency_keys)
             )
             # The server's folders go with it: keep a copy of what was exchanged.
             shutil.copytree(server.agencies_dir, directory / "exchange")

@@ -34,18 +34,22 @@ from vehiclehub.metrics import (
     timed_stage,
 )
 from vehiclehub.publish.drops import (
+    Seal,
     build_drops,
     deliver_pending,
+    log_delivery,
     pending_deliveries,
     register_deliveries,
-    write_drop,
+    write_logged_drop,
 )
 from vehiclehub.publish.report import write_report
-from vehiclehub.quality.completeness import feed_completeness
+from vehiclehub.quality.completeness import feed_completeness, missing_evidence
 from vehiclehub.review.cases import lapse_changed, mark_run
 from vehiclehub.rules.engine import reconcile as run_rules
+from vehiclehub.signing import hub_signing_key, hub_verification_keys
 from vehiclehub.store import connect
 from vehiclehub.store.db import one_writer_at_a_time
+from vehiclehub.store.exchange_log import log_head
 from vehiclehub.store.schema import agency_intakes
 from vehiclehub.workdays import WorkingDays
 
@@ -190,13 +194,21 @@ def reconcile(settings: Settings, day: date, began: datetime | None = None) -> d
 
 
 def _deliver_agency(settings: Settings, engine: Engine, agency: str, day: date) -> str:
-    """Push the agency's pending drops; return its delivery status for summary and report."""
+    """Push the agency's pending drops; return its delivery status for summary and report.
+
+    When the exchange fails, every drop still pending for the agency is logged
+    ``delivery_failed`` (ICD §6); the next publish tries them again.
+    """
+    drops_root = settings.work_dir / "drops"
     try:
         with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
-            outcome = deliver_pending(engine, exchange, settings.work_dir / "drops")
+            outcome = deliver_pending(engine, exchange, drops_root, hub_verification_keys(settings))
     except ExchangeUnavailable as exc:
-        with engine.connect() as conn:
-            left = len(pending_deliveries(conn, agency))
+        with engine.begin() as conn:
+            left_behind = pending_deliveries(conn, agency)
+            for drop in left_behind:
+                log_delivery(conn, drops_root, drop, "delivery_failed")
+        left = len(left_behind)
         log.warning("drops to %s not delivered (%d pending): %s", agency, left, exc)
         return f"not delivered: {exc} ({left} drop(s) pending for the next publish)"
     if outcome.unsendable:
@@ -212,24 +224,32 @@ def _deliver_agency(settings: Settings, engine: Engine, agency: str, day: date) 
 def publish(settings: Settings, day: date) -> dict[str, Any]:
     """Write the day's drops, deliver them to the agency inboxes, and write the report.
 
-    Every drop is registered for delivery before any is pushed. Each agency then gets
+    Each drop's manifest commits to the exchange log's head before it and is signed with
+    the hub's key; each drop is then logged as written. Every drop is registered for
+    delivery before any is pushed. Each agency then gets
     what is pending for it, oldest business date first: drops an earlier publish could
     not deliver, then the day's. A failed delivery leaves the rest for the next publish.
     """
     directory = settings.work_dir / "drops" / day.isoformat()
+    key = hub_signing_key(settings)
     with timed_stage(settings, "publish"), _store(settings) as engine:
         with engine.connect() as conn:
             drops = build_drops(conn, day, settings.rules)
+            seal = Seal(missing_evidence(feed_completeness(conn, settings, day)), key)
         counts = {d.name: len(d.frame) for d in drops}
-        written = [(d, *write_drop(d, directory, settings.timezone)) for d in drops]
+        written = [
+            (d, write_logged_drop(engine, d, directory, settings.timezone, seal)[1]) for d in drops
+        ]
         with engine.begin() as conn:
-            register_deliveries(conn, [(d, data) for d, data, _ in written])
+            register_deliveries(conn, written)
         del drops, written  # delivery reads the written files
         delivered = {a: _deliver_agency(settings, engine, a, day) for a in AGENCIES}
         for agency, status in delivered.items():
             if not status.startswith("delivered"):
                 record_delivery_failure(settings, agency)
         report = write_report(engine, settings, day, delivered)
+        with engine.connect() as conn:
+            head = log_head(conn)
     # Last, each on a line of its own: where an operator looks next.
     log.info("drops: %s", directory)
     log.info("report: %s", report)
@@ -238,6 +258,9 @@ def publish(settings: Settings, day: date) -> dict[str, Any]:
         "delivered": delivered,
         "drops_dir": str(directory),
         "report": str(report),
+        "missing_evidence": seal.missing_evidence,
+        "signing_key": {"key_id": key.key_id, "origin": key.origin},
+        "log_head": head.as_json(),
     }
 
 

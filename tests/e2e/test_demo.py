@@ -221,6 +221,12 @@ def test_vhub_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert set(pd.concat(drops)["rule_id"]) == set(RULES)
     assert (tmp_path / "work" / "reports" / "2025-11-04" / "index.html").is_file()
     assert list((tmp_path / "exchange" / "police" / "inbox").glob("hub_police_findings_*.csv"))
+    assert re.search(
+        r"customs_declarations_20251103_\d{3}\.csv: REJECTED WHOLE, invalid signature", out
+    )
+    assert "signed: drops with key" in out and "(signing_key_file)" in out
+    assert main(["audit", "verify", "--config", str(tmp_path / "hub.toml")]) == 0
+    assert "exchange log intact" in capsys.readouterr().out  # after two nights
     config = (tmp_path / "hub.toml").read_text()
     # The demo ends by saying how to open the review desk, as a user whose password works.
     desk = re.search(r'vhub serve --config (\S+), .*\n.*operator "demo", password (\S+) ', out)

@@ -65,6 +65,9 @@ def test_drops_follow_the_icd_format(settings: Settings) -> None:
     manifest = json.loads(
         (inbox / "hub_police_export_verification_20251103_001.manifest.json").read_text()
     )
+    assert manifest["signature"]["alg"] == "Ed25519"  # ICD §6, tested in test_signed_drops
+    assert manifest["log_head"]["seq"] > 0  # every file taken was logged before the drop
+    del manifest["signature"], manifest["log_head"]
     assert manifest | {"generated_at": None} == {
         "file": "hub_police_export_verification_20251103_001.csv",
         "agency": "police",
@@ -76,6 +79,7 @@ def test_drops_follow_the_icd_format(settings: Settings) -> None:
         "encoding": "utf-8",
         "schema_version": "1",
         "generated_at": None,
+        "missing_evidence": [],  # every agency sent files for the date
     }
     assert manifest["generated_at"].endswith("+08:00")
     assert not list(root.glob("exchange/*/inbox/*.part"))

@@ -2,7 +2,8 @@
 
 Every complete file is accounted for in ``intake_files`` (loaded, rejected or a
 duplicate), every rejected row or file in ``rejections``; a file's rows, its
-rejections and its bookkeeping are written in one transaction.
+rejections, its bookkeeping and its entry in the exchange log (ICD §6) are written in
+one transaction. An agency with configured public keys must sign its manifests.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ from vehiclehub.intake.manifest import (
 )
 from vehiclehub.intake.read import scan_archive
 from vehiclehub.intake.shown import shown_name
+from vehiclehub.intake.signature import BadSignature, FileSignature, file_signature
 from vehiclehub.intake.validate import REJECTION_COLUMNS
 from vehiclehub.quality import FileQuality, QualityRejected, record_quality
 from vehiclehub.quality.gate import log_quality
 from vehiclehub.quality.history import volume_baseline
+from vehiclehub.store.exchange_log import append_entry
 from vehiclehub.store.load import (
     bulk_insert,
     defer_indexes,
@@ -53,7 +56,7 @@ from vehiclehub.store.load import (
     load_records,
     restore_indexes,
 )
-from vehiclehub.store.schema import intake_files, rejections
+from vehiclehub.store.schema import file_signatures, intake_files, rejections
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class FileOutcome:
     rejected: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)  # failed warning expectations
+    signature: str | None = None  # verified | unsigned | rejected; None: manifest unreadable
 
 
 @dataclass
@@ -108,15 +112,43 @@ def _loaded_with_sha(engine: Engine, sha256: str) -> int | None:
         ).scalar()
 
 
+def _record_taken(
+    conn: Connection, file_id: int, values: dict[str, object], signature: FileSignature | None
+) -> None:
+    """How the file came signed, and its ``in`` entry of the exchange log, in the
+    transaction that records its outcome."""
+    if signature is not None:
+        conn.execute(
+            insert(file_signatures).values(
+                file_id=file_id,
+                agency=values["agency"],
+                state=signature.state,
+                key_id=signature.key_id,
+            )
+        )
+    rows = values.get("rows_declared")
+    append_entry(
+        conn,
+        agency=str(values["agency"]),
+        direction="in",
+        file=str(values["name"]),
+        sha256=str(values["sha256"]) if values.get("sha256") else None,
+        rows=rows if isinstance(rows, int) else None,
+        outcome=values["status"],  # type: ignore[arg-type]
+    )
+
+
 def _record_file(
     engine: Engine,
     values: dict[str, object],
     problems: pd.DataFrame,
     quality: FileQuality | None = None,
+    signature: FileSignature | None = None,
 ) -> int:
     """Bookkeeping for a file that loads nothing: rejected whole, or a duplicate."""
     with engine.begin() as conn:
         file_id = _insert_file(conn, values)
+        _record_taken(conn, file_id, values, signature)
         if quality is not None:
             record_quality(conn, file_id, quality)
         if not problems.empty:
@@ -214,8 +246,11 @@ def take_file(
         spec = feeds().get((agency, manifest.feed))
         if spec is None:
             raise FileRejected(f"{agency} sends no feed {manifest.feed!r} (ICD §3)")
+        endpoint = settings.agencies[agency]  # type: ignore[index]
+        signature = file_signature(agency, endpoint, manifest_raw)
     except FileRejected as exc:
-        return reject_file(engine, base, str(exc))
+        bad = exc.signature if isinstance(exc, BadSignature) else None
+        return reject_file(engine, base, str(exc), signature=bad)
     base |= {
         "feed": manifest.feed,
         "business_date": manifest.business_date,
@@ -233,14 +268,17 @@ def take_file(
                 "duplicate_of": duplicate_of,
             },
             pd.DataFrame(),
+            signature=signature,
         )
-        return FileOutcome(name, "duplicate", feed=manifest.feed, rows=manifest.rows)
+        return FileOutcome(
+            name, "duplicate", feed=manifest.feed, rows=manifest.rows, signature=signature.state
+        )
     preparer = preparer or Preparer(use_worker=False)
     preparer.warm(manifest.rows)  # its start overlaps the fetch
     try:
         archive_path = _fetch(settings, exchange, data_name)
         base |= {"archive_path": str(archive_path.relative_to(settings.work_dir))}
-        return _load_file(settings, engine, spec, manifest, archive_path, base, preparer)
+        return _load_file(settings, engine, spec, manifest, archive_path, base, preparer, signature)
     except FileRejected as exc:
         return reject_file(
             engine,
@@ -248,6 +286,7 @@ def take_file(
             str(exc),
             rows=manifest.rows,
             quality=exc.quality if isinstance(exc, QualityRejected) else None,
+            signature=signature,
         )
 
 
@@ -258,14 +297,18 @@ def reject_file(
     *,
     rows: int = 0,
     quality: FileQuality | None = None,
+    signature: FileSignature | None = None,
 ) -> FileOutcome:
     """Record a file rejected whole: its ``intake_files`` row and its one rejection row
     (ICD §4: ``line``, ``column`` and ``value`` empty), in one transaction.
 
     ``values`` are the file's ``intake_files`` columns known so far (``agency``,
-    ``name``, ``manifest_sha256``, ``run_date`` and ``taken_at`` at least).
+    ``name``, ``manifest_sha256``, ``run_date`` and ``taken_at`` at least). ``signature``
+    says how the file came signed, when its manifest could be read that far.
     """
-    _record_file(engine, {**values, "status": "rejected"}, _file_rejection(reason), quality)
+    _record_file(
+        engine, {**values, "status": "rejected"}, _file_rejection(reason), quality, signature
+    )
     feed = values.get("feed")
     return FileOutcome(
         str(values["name"]),
@@ -273,6 +316,7 @@ def reject_file(
         feed=str(feed) if feed is not None else None,
         rows=rows,
         error=reason,
+        signature=signature.state if signature else None,
     )
 
 
@@ -359,6 +403,7 @@ def _load_file(
     archive_path: Path,
     base: dict[str, object],
     preparer: Preparer,
+    signature: FileSignature,
 ) -> FileOutcome:
     """Check, validate and load one archived file, chunk by chunk, in one transaction.
 
@@ -443,6 +488,7 @@ def _load_file(
                 rows_rejected=rejected_lines,
             )
         )
+        _record_taken(conn, file_id, {**base, "status": "loaded"}, signature)
     log.info(
         "%s: %d rows, %d loaded, %d ignored, %d rejected",
         manifest.file,
@@ -460,4 +506,5 @@ def _load_file(
         ignored=ignored,
         rejected=rejected_lines,
         warnings=[w.expectation for w in quality.warnings],
+        signature=signature.state,
     )

@@ -1,9 +1,11 @@
 """Drops (ICD §4): the hub's files into each agency's inbox, with the agencies' protocol.
 
 Every drop is built as a frame, written once under ``work_dir/drops/<date>/`` and
-then uploaded: data file first, manifest last, each as ``.part`` then renamed. Large
-drops (a first verification drop carries every vehicle) are read from the store and
-written a chunk of rows at a time, and hashed as they are written.
+then uploaded: data file first, manifest last, each as ``.part`` then renamed. Every
+manifest carries the exchange log's head and the agencies whose evidence is missing, and
+is signed by the hub (ICD §4, §6); every drop written, delivered or not delivered is an
+entry of the exchange log. Large drops (a first verification drop carries every vehicle)
+are read from the store and written a chunk of rows at a time, and hashed as they are written.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pa_json
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -40,6 +43,8 @@ from vehiclehub.exchange.base import MANIFEST_SUFFIX, Exchange
 from vehiclehub.publish.subsidy import SUBSIDY_COLUMNS, export_subsidy
 from vehiclehub.review.cases import review_columns
 from vehiclehub.rules.engine import FINDING_FIELDS, POLICE_COLUMNS, TAX_COLUMNS
+from vehiclehub.signing import HubKey, SignatureRejected, sign_manifest, verify_manifest
+from vehiclehub.store.exchange_log import LogHead, append_entry, log_head
 from vehiclehub.store.schema import deliveries, findings, intake_files, rejections, verdicts
 
 #: The findings drop's columns (ICD §4): the finding, then the review columns.
@@ -237,8 +242,18 @@ def render_csv(frame: pd.DataFrame) -> Iterator[bytes]:
         yield text.encode("utf-8")
 
 
-def manifest_for(drop: Drop, sha256: str, timezone: str) -> bytes:
-    """The drop's manifest (ICD §1), for data whose SHA-256 hex digest is ``sha256``."""
+@dataclass(frozen=True)
+class Seal:
+    """What completes every drop manifest of a run besides the drop itself (ICD §4, §6):
+    the agencies whose evidence for the date is missing, and the key that signs."""
+
+    missing_evidence: list[str]
+    key: HubKey
+
+
+def manifest_for(drop: Drop, sha256: str, timezone: str, seal: Seal, head: LogHead) -> bytes:
+    """The drop's signed manifest (ICD §1, §4, §6), for data whose SHA-256 hex digest is
+    ``sha256``, committing to the exchange log as it stood at ``head``."""
     document = {
         "file": drop.name,
         "agency": drop.agency,
@@ -250,12 +265,18 @@ def manifest_for(drop: Drop, sha256: str, timezone: str) -> bytes:
         "encoding": "utf-8",
         "schema_version": "1",
         "generated_at": datetime.now(ZoneInfo(timezone)).isoformat(timespec="seconds"),
+        "missing_evidence": sorted(seal.missing_evidence),
+        "log_head": head.as_json(),
     }
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    signed = sign_manifest(document, seal.key.private)
+    return (json.dumps(signed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def write_drop(drop: Drop, directory: Path, timezone: str) -> tuple[Path, Path]:
-    """Write a drop and its manifest under ``directory``; return both paths."""
+def write_drop(
+    drop: Drop, directory: Path, timezone: str, seal: Seal, head: LogHead
+) -> tuple[Path, Path, str]:
+    """Write a drop and its manifest under ``directory``; return both paths and the data's
+    sha256."""
     directory.mkdir(parents=True, exist_ok=True)
     data_path, manifest_path = directory / drop.name, directory / drop.manifest_name
     digest = hashlib.sha256()
@@ -263,8 +284,47 @@ def write_drop(drop: Drop, directory: Path, timezone: str) -> tuple[Path, Path]:
         for data in render_csv(drop.frame):
             digest.update(data)
             target.write(data)
-    manifest_path.write_bytes(manifest_for(drop, digest.hexdigest(), timezone))
-    return data_path, manifest_path
+    manifest_path.write_bytes(manifest_for(drop, digest.hexdigest(), timezone, seal, head))
+    return data_path, manifest_path, digest.hexdigest()
+
+
+def write_logged_drop(
+    engine: Engine, drop: Drop, directory: Path, timezone: str, seal: Seal
+) -> tuple[Path, str]:
+    """Write a drop whose manifest holds the log's head, then log it as ``written``;
+    return the data file's path and sha256."""
+    with engine.connect() as conn:
+        head = log_head(conn)
+    data_path, _, sha256 = write_drop(drop, directory, timezone, seal, head)
+    with engine.begin() as conn:
+        append_entry(
+            conn,
+            agency=drop.agency,
+            direction="out",
+            file=drop.name,
+            sha256=sha256,
+            rows=len(drop.frame),
+            outcome="written",
+        )
+    return data_path, sha256
+
+
+def verify_drop(
+    data_path: Path, manifest_path: Path, keys: dict[str, Ed25519PublicKey]
+) -> str | None:
+    """What is wrong with a drop on disk (None when nothing): its manifest must parse,
+    name the data's sha256 and carry a signature under one of the hub's ``keys``."""
+    try:
+        document = json.loads(manifest_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        return f"its manifest cannot be read: {exc}"
+    if not isinstance(document, dict) or document.get("sha256") != _sha256_of(data_path):
+        return "its data no longer has the sha256 its manifest names"
+    try:
+        verify_manifest(document, keys, "the hub")
+    except SignatureRejected as exc:
+        return str(exc)
+    return None
 
 
 def deliver(exchange: Exchange, data_path: Path, manifest_path: Path) -> None:
@@ -306,9 +366,10 @@ def _sha256_of(path: Path) -> str:
         return hashlib.file_digest(source, "sha256").hexdigest()
 
 
-def register_deliveries(conn: Connection, written: Iterable[tuple[Drop, Path]]) -> None:
-    """Record written drops as not delivered yet; running a date again re-arms its drops."""
-    for drop, data_path in written:
+def register_deliveries(conn: Connection, written: Iterable[tuple[Drop, str]]) -> None:
+    """Record written drops (with their data's sha256) as not delivered yet; running a date
+    again re-arms its drops."""
+    for drop, sha256 in written:
         conn.execute(
             delete(deliveries).where(
                 deliveries.c.agency == drop.agency, deliveries.c.name == drop.name
@@ -319,7 +380,7 @@ def register_deliveries(conn: Connection, written: Iterable[tuple[Drop, Path]]) 
                 agency=drop.agency,
                 name=drop.name,
                 run_date=drop.day,
-                sha256=_sha256_of(data_path),
+                sha256=sha256,
                 delivered_at=None,
             )
         )
@@ -335,25 +396,64 @@ def pending_deliveries(conn: Connection, agency: str) -> list[PendingDrop]:
     return [PendingDrop(agency, name, run_date, sha) for name, run_date, sha in rows]
 
 
-def deliver_pending(engine: Engine, exchange: Exchange, drops_root: Path) -> DeliveryOutcome:
+def _manifest_path(drops_root: Path, drop: PendingDrop) -> Path:
+    return drops_root / drop.run_date.isoformat() / (drop.name[: -len(".csv")] + MANIFEST_SUFFIX)
+
+
+def log_delivery(
+    conn: Connection,
+    drops_root: Path,
+    drop: PendingDrop,
+    outcome: Literal["delivered", "delivery_failed"],
+) -> None:
+    """Log a drop ``delivered`` or ``delivery_failed``, with the rows its manifest names."""
+    try:
+        rows = json.loads(_manifest_path(drops_root, drop).read_bytes()).get("rows")
+    except (OSError, ValueError, AttributeError):
+        rows = None  # the manifest is gone or damaged: the count is unknown
+    append_entry(
+        conn,
+        agency=drop.agency,
+        direction="out",
+        file=drop.name,
+        sha256=drop.sha256,
+        rows=rows if isinstance(rows, int) else None,
+        outcome=outcome,
+    )
+
+
+def deliver_pending(
+    engine: Engine,
+    exchange: Exchange,
+    drops_root: Path,
+    keys: dict[str, Ed25519PublicKey],
+) -> DeliveryOutcome:
     """Push every pending drop of the exchange's agency from ``drops_root/<date>/``.
 
-    Each drop is stamped delivered as soon as its manifest is in the inbox. An
-    ``ExchangeUnavailable`` stops the pass (what is left stays pending for the next
-    publish); a drop whose files are missing or changed on disk since they were
-    registered is not pushed, stays pending and is reported.
+    Each drop is stamped delivered, and logged, as soon as its manifest is in the
+    inbox. An ``ExchangeUnavailable`` stops the pass (what is left stays pending for the
+    next publish); a drop whose files are missing, changed on disk since they were
+    registered or not signed under one of the hub's ``keys`` (its current key and the
+    previous ones) is not pushed, stays pending, is logged ``delivery_failed`` and
+    reported.
     """
     with engine.connect() as conn:
         pending = pending_deliveries(conn, exchange.agency)
     outcome = DeliveryOutcome([], [])
     for drop in pending:
         data_path = drops_root / drop.run_date.isoformat() / drop.name
-        manifest_path = data_path.with_name(drop.name[: -len(".csv")] + MANIFEST_SUFFIX)
+        manifest_path = _manifest_path(drops_root, drop)
+        problem = None
         if not (data_path.is_file() and manifest_path.is_file()):
-            outcome.unsendable.append(f"{drop.name} is missing from {data_path.parent}")
-            continue
-        if _sha256_of(data_path) != drop.sha256:
-            outcome.unsendable.append(f"{drop.name} changed on disk since it was written")
+            problem = f"{drop.name} is missing from {data_path.parent}"
+        elif _sha256_of(data_path) != drop.sha256:
+            problem = f"{drop.name} changed on disk since it was written"
+        elif (wrong := verify_drop(data_path, manifest_path, keys)) is not None:
+            problem = f"{drop.name}: {wrong}"
+        if problem is not None:
+            outcome.unsendable.append(problem)
+            with engine.begin() as conn:
+                log_delivery(conn, drops_root, drop, "delivery_failed")
             continue
         deliver(exchange, data_path, manifest_path)
         with engine.begin() as conn:
@@ -362,5 +462,6 @@ def deliver_pending(engine: Engine, exchange: Exchange, drops_root: Path) -> Del
                 .where(deliveries.c.agency == drop.agency, deliveries.c.name == drop.name)
                 .values(delivered_at=datetime.now(UTC))
             )
+            log_delivery(conn, drops_root, drop, "delivered")
         outcome.delivered.append(drop)
     return outcome

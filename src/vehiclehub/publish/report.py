@@ -37,12 +37,15 @@ from sqlalchemy import Connection, Engine, and_, case, distinct, func, select, u
 from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.publish.drops import holds_on
 from vehiclehub.publish.workbook import write_workbook
-from vehiclehub.quality.completeness import Completeness, feed_completeness
+from vehiclehub.quality.completeness import Completeness, feed_completeness, missing_evidence
 from vehiclehub.rules import RULES
 from vehiclehub.rules.engine import FINDING_FIELDS
+from vehiclehub.signing import hub_signing_key, keys_by_id
+from vehiclehub.store.exchange_log import log_head
 from vehiclehub.store.schema import (
     agency_intakes,
     expectation_results,
+    file_signatures,
     findings,
     intake_files,
     not_evaluated,
@@ -436,6 +439,40 @@ def rejection_samples(
     return samples, {str(agency): int(n) for agency, n in counts}
 
 
+SIGNATURE_STATES = ("verified", "unsigned", "rejected")
+
+
+def signature_counts(conn: Connection, day: date) -> dict[str, dict[str, int]]:
+    """Per agency, its files taken by the run for ``day`` that came signed and verified,
+    unsigned (no key configured for it) or rejected for their signature (ICD §6)."""
+    rows = conn.execute(
+        select(file_signatures.c.agency, file_signatures.c.state, func.count())
+        .join(intake_files, intake_files.c.id == file_signatures.c.file_id)
+        .where(intake_files.c.run_date == day)
+        .group_by(file_signatures.c.agency, file_signatures.c.state)
+    ).all()
+    counts = {agency: dict.fromkeys(SIGNATURE_STATES, 0) for agency in AGENCIES}
+    for agency, state, count in rows:
+        counts.setdefault(str(agency), dict.fromkeys(SIGNATURE_STATES, 0))[str(state)] = int(count)
+    return counts
+
+
+def exchange_proof(
+    conn: Connection, settings: Settings, completeness: Completeness
+) -> dict[str, Any]:
+    """The key that signed the run's drops, the keys still accepted for earlier drops,
+    the exchange log's head after the run and the agencies whose evidence is missing."""
+    key = hub_signing_key(settings)
+    return {
+        "key_id": key.key_id,
+        "public_key": key.public_text,
+        "origin": key.origin,
+        "previous": sorted(keys_by_id(list(settings.previous_signing_keys))),
+        "log_head": log_head(conn),
+        "missing_evidence": missing_evidence(completeness),
+    }
+
+
 def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
     """Everything the report shows, read back from the store."""
     statuses = _frame(
@@ -463,6 +500,7 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
     results = _expectations(conn, file_ids)
     completeness = feed_completeness(conn, settings, day)
     feed_rows = _feed_rows(files, results, completeness)
+    signatures = signature_counts(conn, day)
 
     agencies = []
     for agency in AGENCIES:
@@ -489,6 +527,8 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
                 "files": agency_files,
                 "rejection_samples": samples[samples["agency"] == agency].to_dict("records"),
                 "rejections_total": rejected_rows.get(agency, 0),
+                "signatures": signatures[agency],
+                "public_keys": len(settings.agencies[agency].public_keys),  # type: ignore[index]
             }
         )
 
@@ -600,6 +640,7 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
         "rows_chart": rows_chart,
         "verdicts": verdict_counts,
         "totals": totals,
+        "proof": exchange_proof(conn, settings, completeness),
     }
 
 

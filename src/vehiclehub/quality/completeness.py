@@ -218,6 +218,22 @@ def feed_completeness(conn: Connection, settings: Settings, day: date) -> Comple
     return Completeness(iso, states, gaps, late)
 
 
+def missing_evidence(found: Completeness) -> list[str]:
+    """Agencies none of whose expected files for the date had arrived by the run (ICD §4).
+
+    A file rejected whole has arrived; a data file still waiting for its manifest has not
+    (ICD §1: it does not exist yet). An agency expected to send nothing is never missing.
+    """
+    states: dict[str, list[str]] = {}
+    for feed_state in found.feeds:
+        states.setdefault(feed_state.agency, []).append(feed_state.state)
+    return sorted(
+        agency
+        for agency, seen in states.items()
+        if all(state in ("not received", "waiting") for state in seen)
+    )
+
+
 def _arrivals(settings: Settings, agency: str, day: date) -> tuple[list[str], str | None]:
     """Expected feeds of ``agency`` not arrived for ``day``, and why its outbox could not
     be listed (None when it could)."""

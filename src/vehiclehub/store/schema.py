@@ -246,3 +246,34 @@ expectation_results = Table(
     Column("description", Text),
     PrimaryKeyConstraint("file_id", "expectation"),
 )
+
+# The exchange log (ICD §6): one entry per file taken, drop written and delivery, each
+# holding the hash of the one before. Append-only: rows are inserted and never changed
+# (see vehiclehub.store.exchange_log); ``at`` keeps the exact text that was hashed.
+exchange_log = Table(
+    "exchange_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", String(32), nullable=False),
+    Column("agency", String(16), nullable=False),
+    Column("direction", String(3), nullable=False),
+    Column("file", String(255), nullable=False),
+    Column("sha256", String(64)),
+    Column("rows", BigInteger),
+    Column("outcome", String(16), nullable=False),
+    Column("prev", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_exchange_log_agency", "agency", "seq"),
+)
+
+# Which files came signed (ICD §6): one row per file taken from an agency whose manifest
+# could be read, with ``state`` verified (under ``key_id``), unsigned (no key configured
+# for the agency) or rejected (the file was rejected for its signature).
+file_signatures = Table(
+    "file_signatures",
+    metadata,
+    Column("file_id", Integer, primary_key=True, autoincrement=False),
+    Column("agency", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("key_id", String(16)),
+)

@@ -13,8 +13,10 @@ from sqlalchemy import insert
 
 from vehiclehub.config import Settings
 from vehiclehub.publish import drops
-from vehiclehub.publish.drops import Drop, changed_verdicts, write_drop
+from vehiclehub.publish.drops import Drop, Seal, changed_verdicts, write_drop
+from vehiclehub.signing import hub_signing_key
 from vehiclehub.store import connect
+from vehiclehub.store.exchange_log import EMPTY_HEAD
 from vehiclehub.store.schema import verdicts
 
 D0, D = date(2025, 11, 2), date(2025, 11, 3)
@@ -70,7 +72,7 @@ def test_verdicts_read_in_batches_keep_order_nulls_and_only_the_changes(
 
 
 def test_a_drop_written_in_chunks_is_the_csv_of_the_whole_frame(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     frame = pd.DataFrame(
         {
@@ -83,12 +85,15 @@ def test_a_drop_written_in_chunks_is_the_csv_of_the_whole_frame(
     whole = frame.assign(eligible=frame["eligible"].map({True: "true", False: "false"}))
     expected = whole.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
     monkeypatch.setattr(drops, "CHUNK_ROWS", 2)
-    data_path, manifest_path = write_drop(
-        Drop("commerce", "export_subsidy", D, frame), tmp_path, "Asia/Shanghai"
+    seal = Seal([], hub_signing_key(settings))
+    data_path, manifest_path, _ = write_drop(
+        Drop("commerce", "export_subsidy", D, frame), tmp_path, "Asia/Shanghai", seal, EMPTY_HEAD
     )
     assert data_path.read_bytes() == expected
     manifest = json.loads(manifest_path.read_text())
     assert manifest["rows"] == 5
     assert manifest["sha256"] == hashlib.sha256(expected).hexdigest()
-    empty, _ = write_drop(Drop("customs", "findings", D, frame.iloc[:0]), tmp_path, "Asia/Shanghai")
+    empty, _, _ = write_drop(
+        Drop("customs", "findings", D, frame.iloc[:0]), tmp_path, "Asia/Shanghai", seal, EMPTY_HEAD
+    )
     assert empty.read_bytes() == b"uscc,year,eligible,note\r\n"  # only its header
