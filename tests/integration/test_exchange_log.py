@@ -111,7 +111,7 @@ def test_an_inserted_entry_breaks_the_chain(
     engine, config = store
     _append(engine, 4)
     with engine.begin() as conn:
-        rows = [dict(r) for r in conn.execute(select(exchange_log)).mappings()]
+        rows = [dict(r) for r in conn.execute(select(exchange_log).order_by("seq")).mappings()]
         conn.execute(delete(exchange_log))
         forged: dict[str, Any] = rows[2] | {"file": "forged.csv", "prev": rows[1]["hash"]}
         forged["hash"] = entry_hash(forged)
