@@ -7,13 +7,15 @@ import hashlib
 import json
 import threading
 import time
+import uuid
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 import rfc8785
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, insert, make_url, select, update
+from sqlalchemy.exc import ProgrammingError
 from tests.conftest import write_config
 
 from vehiclehub.cli import main
@@ -206,3 +208,34 @@ def test_four_parallel_appenders_on_postgresql_leave_no_gap(pg_url: str) -> None
     assert switches > 3  # the appenders really ran at the same time
     for engine in engines:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_hubs_own_role_cannot_rewrite_the_log(pg_url: str) -> None:
+    """The hub connects as a role owning its database (as in docker/init-db.sh): it may
+    append entries, and may neither change nor delete one."""
+    role = f"vhub_role_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    database = make_url(pg_url).database
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+        conn.exec_driver_sql(f'ALTER DATABASE "{database}" OWNER TO "{role}"')
+    engine = connect(make_url(pg_url).set(username=role).render_as_string(hide_password=False))
+    try:
+        _append(engine, 2)
+        for change in (
+            update(exchange_log).values(rows=1),
+            delete(exchange_log).where(exchange_log.c.seq == 2),
+        ):
+            with pytest.raises(ProgrammingError, match="permission denied"), engine.begin() as c:
+                c.execute(change)
+        with engine.connect() as conn:
+            assert verify_chain(log_entries(conn)).entries == 2
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{database}" OWNER TO postgres')
+            conn.exec_driver_sql(f'REASSIGN OWNED BY "{role}" TO postgres')
+            conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            conn.exec_driver_sql(f'DROP ROLE "{role}"')
+        admin.dispose()

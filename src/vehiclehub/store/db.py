@@ -93,11 +93,33 @@ def _create_tables(engine: Engine, attempts: int = 20) -> None:
         try:
             metadata.create_all(engine)
             _upgrade_indexes(engine)
+            _protect_exchange_log(engine)
             return
         except SQLAlchemyError:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def _protect_exchange_log(engine: Engine) -> None:
+    """On PostgreSQL, take UPDATE, DELETE and TRUNCATE on the exchange log away from the
+    hub's own role: its entries are never changed or deleted (ICD §6).
+
+    The table's owner may revoke its own privileges; for a role that does not own the
+    table (an administrator created it) and was never granted them, there is nothing to
+    take and nothing is done. A superuser is never bound by privileges.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        owner = conn.execute(
+            text(
+                "SELECT pg_get_userbyid(relowner) = current_user FROM pg_class "
+                "WHERE oid = to_regclass('exchange_log')"
+            )
+        ).scalar()
+        if owner:
+            conn.execute(text("REVOKE UPDATE, DELETE, TRUNCATE ON exchange_log FROM CURRENT_USER"))
 
 
 def _index_names(conn: Connection) -> set[str]:
