@@ -160,8 +160,12 @@ def test_config_from_the_airflow_variable_else_vhub_config(
 
 
 def test_endpoint_from_an_airflow_connection(host_key: str, tmp_path: Path) -> None:
-    base = AgencyEndpoint(url="file:///x", connect_timeout_s=7, retries=5, backoff_s=0.5)
+    police_key = "A" * 43 + "="  # 32 bytes in base64
+    base = AgencyEndpoint(
+        url="file:///x", connect_timeout_s=7, retries=5, backoff_s=0.5, public_keys=[police_key]
+    )
     endpoint = endpoint_from_connection(_connection(host_key), "police", tmp_path, base)
+    assert endpoint.public_keys == [police_key]  # the connection moves the exchange only
     assert endpoint.url == "sftp://hub@sftp.police.example.cn:2222/srv/exchange/police"
     assert endpoint.private_key == Path("/keys/hub_police")
     assert endpoint.known_hosts is not None

@@ -18,7 +18,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vehiclehub.cli import main
-from vehiclehub.config import ConfigError, Settings
+from vehiclehub.config import ConfigError, Settings, load_settings
 from vehiclehub.crypto import archive_key
 from vehiclehub.signing import (
     SPKI_PREFIX,
@@ -205,3 +205,16 @@ def test_rotation_keeps_the_previous_key_for_verification(settings: Settings) ->
     forgotten = rotated.model_copy(update={"previous_signing_keys": []})
     with pytest.raises(SignatureRejected, match="unknown signing key"):
         verify_manifest(signed_before, hub_verification_keys(forgotten), "the hub")
+
+
+def test_published_keys_in_the_configuration_must_be_32_bytes_of_base64(hub_config: Path) -> None:
+    text = hub_config.read_text()
+    for bad, said in (("AAAA", "holds 3 bytes"), ("not base64!", "not standard base64")):
+        hub_config.write_text(
+            text.replace("[agencies.tax]\n", f'[agencies.tax]\npublic_keys = ["{bad}"]\n')
+        )
+        with pytest.raises(ConfigError, match=f"agencies.tax.public_keys.*{said}"):
+            load_settings(hub_config)
+    good = base64.b64encode(bytes(32)).decode()
+    hub_config.write_text(f'previous_signing_keys = ["{good}"]\n' + text)
+    assert load_settings(hub_config).previous_signing_keys == [good]
