@@ -143,7 +143,10 @@ grid without failing the run: the rejections go back to their senders in the dro
 
 RECONCILE_DOC = """
 Run every rule of RULES.md over everything stored and record the day's findings and
-verdicts (`vehiclehub.pipeline.reconcile`). Returns counts per rule and verdict.
+verdicts (`vehiclehub.pipeline.reconcile`). Returns counts per rule and verdict. The
+run counts the review desk's decisions made before this DAG run started; a decision made
+while it is under way counts from the next run, and decisions whose evidence changed
+lapse.
 """
 
 PUBLISH_DOC = """
@@ -210,9 +213,12 @@ def files_accepted() -> dict[str, Any]:
 def reconcile() -> dict[str, Any]:
     from vehiclehub.pipeline import reconcile as reconcile_stage
 
-    day = business_date_of_run(get_current_context())
+    context = get_current_context()
+    day = business_date_of_run(context)
+    # The run counts the review desk's decisions made before the DAG run started.
+    began = context["dag_run"].start_date
     with hub_settings(agencies=[]) as settings:
-        return {"business_date": day.isoformat(), **reconcile_stage(settings, day)}
+        return {"business_date": day.isoformat(), **reconcile_stage(settings, day, began)}
 
 
 @task(doc_md=PUBLISH_DOC)

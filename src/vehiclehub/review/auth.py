@@ -20,7 +20,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Connection, insert, select, update
 
 from vehiclehub.config import AGENCIES, ReviewSettings
-from vehiclehub.review.cases import as_utc, now
+from vehiclehub.review.cases import as_utc, mask_personal, now
 from vehiclehub.review.tables import audit_log, review_users
 
 ROLES = ("viewer", "operator", "supervisor")
@@ -112,10 +112,15 @@ def user_named(conn: Connection, name: str) -> User | None:
 
 
 def audit(conn: Connection, actor: str, action: str, target: str = "", detail: str = "") -> None:
-    """One line of the audit trail."""
+    """One line of the audit trail; what a visitor typed (a user name) is masked like any
+    shown value (ICD §5)."""
     conn.execute(
         insert(audit_log).values(
-            at=now(), actor=actor, action=action, target=target or None, detail=detail or None
+            at=now(),
+            actor=mask_personal(actor)[:64],
+            action=action,
+            target=mask_personal(target) or None,
+            detail=mask_personal(detail) or None,
         )
     )
 
@@ -130,7 +135,7 @@ def log_in(
     if row is None:
         # The same work as for a real user, so that timing does not tell names apart.
         check_password(password, hash_password("-"))
-        audit(conn, name[:64] or "-", "login_failed", detail="unknown user")
+        audit(conn, name or "-", "login_failed", detail="unknown user")
         return None, "bad"
     locked_until = as_utc(row.locked_until)
     if locked_until is not None and locked_until > at:

@@ -42,6 +42,11 @@ def test_anonymous_requests_get_401_and_pages_send_to_the_login(desk) -> None:
     assert client.get("/login").status_code == 200
     wrong = client.post("/login", data={"username": "op1", "password": "nope"})
     assert wrong.status_code == 401 and wrong.json() == {"detail": "wrong user name or password"}
+    # A resident ID typed as a user name is not kept in the clear by the audit trail.
+    client.post("/login", data={"username": "110101199003077777", "password": "nope"})
+    _login(client, "boss")
+    actors = [e["actor"] for e in client.get("/api/audit").json()["items"]]
+    assert "110101************" in actors and "110101199003077777" not in actors
 
 
 def test_the_queue_filters_sorts_and_pages(desk) -> None:
