@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import threading
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,12 @@ import rfc8785
 from sqlalchemy import Engine, create_engine, delete, insert, make_url, select, update
 from sqlalchemy.exc import ProgrammingError
 from tests.conftest import write_config
+from tests.factories import send
 
 from vehiclehub.cli import main
+from vehiclehub.config import AGENCIES, load_settings
+from vehiclehub.intake.chunks import shared_preparer
+from vehiclehub.pipeline import intake_agency
 from vehiclehub.store import connect
 from vehiclehub.store.exchange_log import (
     ZERO_HASH,
@@ -239,3 +246,36 @@ def test_on_postgresql_the_hubs_own_role_cannot_rewrite_the_log(pg_url: str) -> 
             conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
             conn.exec_driver_sql(f'DROP ROLE "{role}"')
         admin.dispose()
+
+
+def _intake_in_its_own_process(config: str, agency: str) -> int:
+    try:
+        return len(intake_agency(load_settings(config), agency, date(2025, 11, 3))["files"])
+    finally:
+        shared_preparer().stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_four_intakes_in_parallel_processes_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """The DAG's four intake tasks, each a process of its own, log every file they take:
+    one entry per file, ``seq`` 1..N, the chain intact. (Forked, so that each starts
+    with the hub already imported.)"""
+    config = write_config(tmp_path, pg_url)
+    for agency, feed in (
+        ("commerce", "enterprises"),
+        ("police", "events"),
+        ("customs", "declarations"),
+        ("tax", "refunds"),
+    ):
+        for seq in (1, 2):  # header-only files: what is logged matters here, not rows
+            send(tmp_path, agency, feed, [], seq=seq)
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("fork")) as pool:
+        taken = list(pool.map(_intake_in_its_own_process, [str(config)] * 4, AGENCIES))
+    assert taken == [2, 2, 2, 2]
+    engine = connect(pg_url)
+    with engine.connect() as conn:
+        check = verify_chain(log_entries(conn))
+        files = {e["file"] for e in log_entries(conn)}
+    engine.dispose()
+    assert check.intact and check.entries == 8 and len(files) == 8
