@@ -31,7 +31,6 @@ from sqlalchemy import (
     Select,
     and_,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -45,7 +44,8 @@ from vehiclehub.review.cases import review_columns
 from vehiclehub.rules.engine import FINDING_FIELDS, POLICE_COLUMNS, TAX_COLUMNS
 from vehiclehub.signing import HubKey, SignatureRejected, sign_manifest, verify_manifest
 from vehiclehub.store.exchange_log import LogHead, append_entry, log_head
-from vehiclehub.store.schema import deliveries, findings, intake_files, rejections, verdicts
+from vehiclehub.store.schema import deliveries, findings, intake_files, rejections, verdict_history
+from vehiclehub.store.verdicts import previous_run, verdict_holds_on
 
 #: The findings drop's columns (ICD §4): the finding, then the review columns.
 FINDINGS_COLUMNS = [
@@ -158,7 +158,7 @@ def rejections_for(conn: Connection, agency: str, day: date) -> pd.DataFrame:
 
 
 def verdict_rows(conn: Connection, query: Select[Any], report: str) -> pd.DataFrame:
-    """The drop rows of a query selecting ``verdicts.row_json`` (text, no conversion).
+    """The drop rows of a query selecting ``verdict_history.row_json`` (text, no conversion).
 
     The JSON lines are read straight from the driver's cursor a batch at a time and each
     batch is parsed in one go by Arrow into string columns (every column of a
@@ -186,24 +186,28 @@ def verdict_rows(conn: Connection, query: Select[Any], report: str) -> pd.DataFr
 
 
 def changed_verdicts(conn: Connection, report: str, day: date) -> pd.DataFrame:
-    """The day's verdict rows that are new or changed since the previous drop."""
-    previous_day = conn.execute(
-        select(func.max(verdicts.c.run_date)).where(
-            verdicts.c.report == report, verdicts.c.run_date < day
-        )
-    ).scalar()
-    current = verdicts.alias("current")
-    previous = verdicts.alias("previous")
-    query = select(current.c.row_json).where(current.c.report == report, current.c.run_date == day)
+    """The rows holding on ``day`` whose verdict is new or changed since the previous
+    run's (all of them when there is none)."""
+    current = verdict_history.alias("current")
+    query = select(current.c.row_json).where(
+        current.c.report == report, verdict_holds_on(day, current)
+    )
+    previous_day = previous_run(conn, day)
     if previous_day is not None:
-        query = query.outerjoin(
-            previous,
-            and_(
-                previous.c.report == report,
-                previous.c.run_date == previous_day,
-                previous.c.record_key == current.c.record_key,
-            ),
-        ).where(or_(previous.c.verdict.is_(None), previous.c.verdict != current.c.verdict))
+        # A row that began on or before the previous run held then unchanged.
+        previous = verdict_history.alias("previous")
+        query = (
+            query.where(current.c.valid_from > previous_day)
+            .outerjoin(
+                previous,
+                and_(
+                    previous.c.report == report,
+                    previous.c.record_key == current.c.record_key,
+                    verdict_holds_on(previous_day, previous),
+                ),
+            )
+            .where(or_(previous.c.verdict.is_(None), previous.c.verdict != current.c.verdict))
+        )
     return verdict_rows(conn, query.order_by(current.c.record_key), report)
 
 

@@ -51,8 +51,9 @@ from vehiclehub.store.schema import (
     not_evaluated,
     quality_validations,
     rejections,
-    verdicts,
+    verdict_history,
 )
+from vehiclehub.store.verdicts import verdict_holds_on
 from vehiclehub.workdays import WorkingDays
 
 log = logging.getLogger(__name__)
@@ -600,10 +601,10 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
     )
     verdict_counts = _frame(
         conn,
-        select(verdicts.c.report, verdicts.c.verdict, func.count().label("n"))
-        .where(verdicts.c.run_date == day)
-        .group_by(verdicts.c.report, verdicts.c.verdict)
-        .order_by(verdicts.c.report, verdicts.c.verdict),
+        select(verdict_history.c.report, verdict_history.c.verdict, func.count().label("n"))
+        .where(verdict_holds_on(day))
+        .group_by(verdict_history.c.report, verdict_history.c.verdict)
+        .order_by(verdict_history.c.report, verdict_history.c.verdict),
     ).to_dict("records")
     failed = results[results["outcome"] == "failed"]
     totals = {

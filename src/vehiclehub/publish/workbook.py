@@ -42,7 +42,8 @@ from vehiclehub.publish.drops import (
     rejections_query,
     verdict_rows,
 )
-from vehiclehub.store.schema import findings, verdicts
+from vehiclehub.store.schema import findings, verdict_history
+from vehiclehub.store.verdicts import verdict_holds_on
 
 #: Rows listed per section at most; the drops carry all of them.
 MAX_ROWS = 200_000
@@ -287,11 +288,11 @@ def agency_rejections(conn: Connection, agency: str, day: date) -> tuple[pd.Data
 
 
 def verdict_counts(conn: Connection, day: date) -> dict[str, dict[str, int]]:
-    """Per verification report, records per verdict in the day's snapshot."""
+    """Per verification report, records per verdict holding on the day."""
     query = (
-        select(verdicts.c.report, verdicts.c.verdict, func.count())
-        .where(verdicts.c.run_date == day)
-        .group_by(verdicts.c.report, verdicts.c.verdict)
+        select(verdict_history.c.report, verdict_history.c.verdict, func.count())
+        .where(verdict_holds_on(day))
+        .group_by(verdict_history.c.report, verdict_history.c.verdict)
     )
     counts: dict[str, dict[str, int]] = {}
     for report, verdict, n in conn.execute(query):
@@ -300,15 +301,15 @@ def verdict_counts(conn: Connection, day: date) -> dict[str, dict[str, int]]:
 
 
 def to_act_on(conn: Connection, report: str, day: date) -> pd.DataFrame:
-    """The first :data:`MAX_ROWS` records of the day's snapshot whose verdict is not verified."""
+    """The first :data:`MAX_ROWS` records holding on the day whose verdict is not verified."""
     query = (
-        select(verdicts.c.row_json)
+        select(verdict_history.c.row_json)
         .where(
-            verdicts.c.report == report,
-            verdicts.c.run_date == day,
-            verdicts.c.verdict != VERIFIED,
+            verdict_history.c.report == report,
+            verdict_holds_on(day),
+            verdict_history.c.verdict != VERIFIED,
         )
-        .order_by(verdicts.c.record_key)
+        .order_by(verdict_history.c.record_key)
         .limit(MAX_ROWS)
     )
     return verdict_rows(conn, query, report)

@@ -39,7 +39,8 @@ from vehiclehub.config import RuleParameters
 from vehiclehub.rules import RULES, RuleContext
 from vehiclehub.rules.base import NOT_EVALUATED, same_item
 from vehiclehub.store.load import bulk_insert
-from vehiclehub.store.schema import findings, not_evaluated, verdicts
+from vehiclehub.store.schema import findings, not_evaluated
+from vehiclehub.store.verdicts import record_run, store_verdicts
 from vehiclehub.workdays import WorkingDays, package_calendar
 
 FINDING_FIELDS = ["rule_id", "severity", "vin", "agency", "record_key", "related", "detail"]
@@ -475,45 +476,6 @@ def _rule_ids(
     return rows["record_key"].map(joined_ids).fillna("").astype("str")
 
 
-#: Verdict rows turned into JSON and inserted at a time, to bound the memory they take.
-VERDICT_BATCH = 200_000
-
-
-def store_verdicts(
-    conn: Connection, day: date, report: str, rows: pd.DataFrame, columns: list[str]
-) -> None:
-    """Replace the day's verdict snapshot for a report; each row's ``columns`` as its JSON."""
-    conn.execute(delete(verdicts).where(verdicts.c.run_date == day, verdicts.c.report == report))
-    for start in range(0, len(rows), VERDICT_BATCH):
-        part = rows.iloc[start : start + VERDICT_BATCH]
-        lines = pd.Series(_json_lines(part[columns]), index=part.index, dtype="str")
-        bulk_insert(
-            conn,
-            verdicts,
-            pd.DataFrame(
-                {
-                    "run_date": day.isoformat(),
-                    "report": report,
-                    "record_key": part["record_key"],
-                    "verdict": part["verdict"],
-                    "row_json": lines,
-                }
-            ),
-        )
-    if conn.dialect.name == "postgresql":
-        # Without statistics the next publish's comparison with the previous snapshot
-        # (changed_verdicts) is planned as a nested loop over both days: minutes at
-        # 25,000 rows, hours at a million.
-        conn.exec_driver_sql("ANALYZE verdicts")
-
-
-def _json_lines(frame: pd.DataFrame) -> list[str]:
-    """Each row as a JSON object (an empty frame has no rows, not one empty row)."""
-    if frame.empty:
-        return []
-    return frame.to_json(orient="records", lines=True, force_ascii=False).splitlines()
-
-
 def _counts(values: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
 
@@ -563,6 +525,7 @@ def reconcile(
             store_verdicts(conn, day, report, rows, columns)
             counts[report] = _counts(rows["verdict"])
             del rows
+        record_run(conn, day)
     # The findings that hold at the end of the run: those found, and those kept open.
     per_rule = _counts(evaluation.findings["rule_id"])
     for rule_id, n in kept.items():

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 # The review desk's tables are the store's too: created with the others.
 import vehiclehub.review.tables  # noqa: F401
 from vehiclehub.store.schema import SUPERSEDED_INDEXES, metadata
+from vehiclehub.store.upgrade import upgrade_verdict_snapshots
 
 #: SQLSTATEs of faults that pass by themselves: the connection failed or was lost
 #: (class 08), a serialisation failure or deadlock (the transaction, run again, goes
@@ -94,6 +95,7 @@ def _create_tables(engine: Engine, attempts: int = 20) -> None:
             metadata.create_all(engine)
             _upgrade_indexes(engine)
             _protect_exchange_log(engine)
+            upgrade_verdict_snapshots(engine)
             return
         except SQLAlchemyError:
             if attempt == attempts - 1:

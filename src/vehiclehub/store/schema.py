@@ -205,16 +205,37 @@ not_evaluated = Table(
     PrimaryKeyConstraint("run_date", "rule_id", "reason"),
 )
 
-verdicts = Table(
-    "verdicts",
+# A record's verification row (ICD §4) kept as changes: one row from the business date a
+# run first gave it (``valid_from``) until the business date of the run that changed it
+# or no longer gave it (``valid_to``, null while it holds). A night that changes nothing
+# adds nothing. ``row_hash`` is the hash of ``row_json``, against which a night's rows are
+# compared without reading the stored JSON back.
+verdict_history = Table(
+    "verdict_history",
     metadata,
-    Column("run_date", Date, nullable=False),
     Column("report", String(32), nullable=False),
     Column("record_key", String(255), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date),
     Column("verdict", String(32), nullable=False),
+    Column("row_hash", BigInteger, nullable=False),
     Column("row_json", Text, nullable=False),
-    PrimaryKeyConstraint("run_date", "report", "record_key"),
+    PrimaryKeyConstraint("report", "record_key", "valid_from"),
+    Index("ix_verdict_history_from", "report", "valid_from"),
 )
+
+# The business dates reconciled, one row each: the runs whose verdicts the history holds,
+# and so the dates of the previous drops (ICD §4).
+reconcile_runs = Table(
+    "reconcile_runs",
+    metadata,
+    Column("run_date", Date, primary_key=True),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+)
+
+#: The table of verdicts copied per night by earlier releases; an upgrade turns its
+#: snapshots into :data:`verdict_history` and drops it.
+VERDICT_SNAPSHOTS = "verdicts"
 
 # Data-quality gates (vehiclehub.quality): one row per file validated by its feed's
 # expectation suite, with GX's validation result (computed on pseudonymised, typed

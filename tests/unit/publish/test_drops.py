@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import Connection
 
 from vehiclehub.config import Settings
 from vehiclehub.publish import drops
@@ -17,13 +17,14 @@ from vehiclehub.publish.drops import Drop, Seal, changed_verdicts, write_drop
 from vehiclehub.signing import hub_signing_key
 from vehiclehub.store import connect
 from vehiclehub.store.exchange_log import EMPTY_HEAD
-from vehiclehub.store.schema import verdicts
+from vehiclehub.store.verdicts import record_run, store_verdicts
 
 D0, D = date(2025, 11, 2), date(2025, 11, 3)
 
 
-def _verdict(day: date, event_id: str, verdict: str) -> dict[str, object]:
-    row = {
+def _verdict(event_id: str, verdict: str) -> dict[str, object]:
+    return {
+        "record_key": event_id,
         "event_id": None if event_id.startswith("item:") else event_id,
         "vin": "LSVAM4187C2184847",
         "verdict": verdict,
@@ -31,13 +32,14 @@ def _verdict(day: date, event_id: str, verdict: str) -> dict[str, object]:
         "exported_at": "2025-10-12",
         "rule_ids": "EXP-003" if verdict == "overdue" else "",
     }
-    return {
-        "run_date": day,
-        "report": "export_verification",
-        "record_key": event_id,
-        "verdict": verdict,
-        "row_json": json.dumps(row, ensure_ascii=False),
-    }
+
+
+def _run(conn: Connection, day: date, rows: list[dict[str, object]]) -> None:
+    store_verdicts(conn, day, REPORT, pd.DataFrame(rows), drops.REPORT_COLUMNS[REPORT])
+    record_run(conn, day)
+
+
+REPORT = "export_verification"
 
 
 def test_verdicts_read_in_batches_keep_order_nulls_and_only_the_changes(
@@ -46,25 +48,28 @@ def test_verdicts_read_in_batches_keep_order_nulls_and_only_the_changes(
     monkeypatch.setattr(drops, "CHUNK_ROWS", 2)
     engine = connect(settings.database_url)
     with engine.begin() as conn:
-        conn.execute(
-            insert(verdicts),
+        _run(
+            conn,
+            D0,
+            [_verdict("E1", "verified"), _verdict("E2", "no_export"), _verdict("E3", "verified")],
+        )
+        _run(
+            conn,
+            D,
             [
-                _verdict(D0, "E1", "verified"),
-                _verdict(D0, "E2", "no_export"),
-                _verdict(D0, "E3", "verified"),
-                _verdict(D, "E1", "verified"),  # unchanged: not in the drop
-                _verdict(D, "E2", "verified"),  # changed
-                _verdict(D, "E3", "verified"),  # unchanged
-                _verdict(D, "E4", "no_export"),  # new
-                _verdict(D, "E5", "before_export"),  # new
-                _verdict(D, "item:530420250040970934/1", "overdue"),  # new, no event
+                _verdict("E1", "verified"),  # unchanged: not in the drop
+                _verdict("E2", "verified"),  # changed
+                _verdict("E3", "verified"),  # unchanged
+                _verdict("E4", "no_export"),  # new
+                _verdict("E5", "before_export"),  # new
+                _verdict("item:530420250040970934/1", "overdue"),  # new, no event
             ],
         )
     with engine.connect() as conn:
-        first = changed_verdicts(conn, "export_verification", D0)
-        frame = changed_verdicts(conn, "export_verification", D)
+        first = changed_verdicts(conn, REPORT, D0)
+        frame = changed_verdicts(conn, REPORT, D)
     assert first["event_id"].tolist() == ["E1", "E2", "E3"]  # the first drop carries all
-    assert list(frame.columns) == drops.REPORT_COLUMNS["export_verification"]
+    assert list(frame.columns) == drops.REPORT_COLUMNS[REPORT]
     assert frame["event_id"].fillna("").tolist() == ["E2", "E4", "E5", ""]
     assert frame["verdict"].tolist() == ["verified", "no_export", "before_export", "overdue"]
     assert frame["decl_no"].tolist() == ["020220240000000085"] * 4  # text, zeros kept

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import xml.etree.ElementTree as ET
 import zipfile
 from datetime import date
@@ -13,15 +12,17 @@ from typing import Any
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from tests.factories import loaded_file
 
 from vehiclehub.config import Settings
 from vehiclehub.publish import workbook
 from vehiclehub.publish.report import _nice_top, svg_lines, svg_sparkline, svg_stacked_bars
 from vehiclehub.publish.workbook import write_workbook
+from vehiclehub.rules.engine import POLICE_COLUMNS
 from vehiclehub.store import connect
-from vehiclehub.store.schema import findings, rejections, verdicts
+from vehiclehub.store.schema import findings, rejections
+from vehiclehub.store.verdicts import store_verdicts
 
 D = date(2025, 11, 3)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -56,13 +57,11 @@ def _police_verdict(event_id: str, verdict: str, decl_no: str = "530420250040970
         "exported_at": "2025-10-12",
         "rule_ids": "EXP-002" if verdict == "before_export" else "",
     }
-    return {
-        "run_date": D,
-        "report": "export_verification",
-        "record_key": event_id,
-        "verdict": verdict,
-        "row_json": json.dumps(row),
-    }
+    return {"record_key": event_id, **row}
+
+
+def _store_police_verdicts(conn: Connection, rows: list[dict]) -> None:
+    store_verdicts(conn, D, "export_verification", pd.DataFrame(rows), POLICE_COLUMNS)
 
 
 def _rows(path: Path, sheet: str) -> list[list[Any]]:
@@ -103,7 +102,7 @@ def test_the_workbook_has_a_sheet_per_agency_and_keeps_ids_as_text(
                 last_seen=D,
             )
         )
-        conn.execute(insert(verdicts), [_police_verdict("E1", "before_export", decl_no)])
+        _store_police_verdicts(conn, [_police_verdict("E1", "before_export", decl_no)])
     target = tmp_path / "book.xlsx"
     feeds = {
         "customs": [
@@ -145,8 +144,8 @@ def test_the_workbook_lists_verdicts_needing_action_and_counts_verified_ones(
 ) -> None:
     engine = connect(settings.database_url)
     with engine.begin() as conn:
-        conn.execute(
-            insert(verdicts),
+        _store_police_verdicts(
+            conn,
             [
                 *(_police_verdict(f"E{n}", "verified") for n in range(5)),
                 _police_verdict("E7", "no_export"),

@@ -11,7 +11,8 @@ from tests.factories import Vehicle
 from vehiclehub.config import RuleParameters, Settings
 from vehiclehub.rules.engine import evaluate, reconcile
 from vehiclehub.store import connect
-from vehiclehub.store.schema import findings, verdicts
+from vehiclehub.store.schema import findings, verdict_history
+from vehiclehub.store.verdicts import verdict_holds_on
 
 from .test_all_rules import every_rule_world
 from .world import D, World
@@ -102,8 +103,8 @@ def test_the_item_shown_for_each_export_deregistration(settings: Settings) -> No
     reconcile(engine, D, RuleParameters())
     with engine.connect() as conn:
         rows = conn.execute(
-            select(verdicts.c.verdict, verdicts.c.row_json).where(
-                verdicts.c.report == "export_verification", verdicts.c.run_date == D
+            select(verdict_history.c.verdict, verdict_history.c.row_json).where(
+                verdict_history.c.report == "export_verification", verdict_holds_on(D)
             )
         ).all()
     engine.dispose()
