@@ -18,6 +18,7 @@ from vehiclehub.config import AGENCIES, load_settings
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.publish.drops import changed_verdicts, drop_name
 from vehiclehub.store import connect
+from vehiclehub.store.db import schema_lag
 from vehiclehub.store.schema import findings, verdict_history
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "release_store"
@@ -56,6 +57,10 @@ def test_a_release_store_upgrades_without_changing_history_or_the_next_drops(
         findings_before = raw.execute("SELECT * FROM findings ORDER BY id").fetchall()
         snapshot_rows = raw.execute("SELECT count(*) FROM verdicts").fetchone()[0]
     settings = load_settings(config)
+    release = connect(settings.database_url, create=False)
+    with release.connect() as conn:
+        assert "verdicts still copied per night (an earlier release's)" in schema_lag(conn)
+    release.dispose()
     engine = connect(settings.database_url)  # the upgrade runs here
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT * FROM findings ORDER BY id").all() == findings_before
@@ -64,6 +69,7 @@ def test_a_release_store_upgrades_without_changing_history_or_the_next_drops(
             for agency, report in REPORTS.items():
                 got = changed_verdicts(conn, report, day).fillna("")
                 pd.testing.assert_frame_equal(got, _release_drop(day, agency), obj=str(day))
+        assert schema_lag(conn) == []
     engine.dispose()
     assert history_rows is not None and history_rows < snapshot_rows / 2
 

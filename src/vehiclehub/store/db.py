@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 # The review desk's tables are the store's too: created with the others.
 import vehiclehub.review.tables  # noqa: F401
 from vehiclehub.store.schema import SUPERSEDED_INDEXES, metadata
-from vehiclehub.store.upgrade import upgrade_verdict_snapshots
+from vehiclehub.store.upgrade import needs_verdict_upgrade, upgrade_verdict_snapshots
 
 #: SQLSTATEs of faults that pass by themselves: the connection failed or was lost
 #: (class 08), a serialisation failure or deadlock (the transaction, run again, goes
@@ -153,7 +153,10 @@ def schema_lag(conn: Connection) -> list[str]:
         for i in t.indexes
         if i.name not in indexes
     ]
-    return lag + [f"superseded index {n} still there" for n in SUPERSEDED_INDEXES if n in indexes]
+    lag += [f"superseded index {n} still there" for n in SUPERSEDED_INDEXES if n in indexes]
+    if needs_verdict_upgrade(conn):
+        lag.append("verdicts still copied per night (an earlier release's)")
+    return lag
 
 
 def _upgrade_indexes(engine: Engine) -> None:
