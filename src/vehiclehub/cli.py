@@ -13,8 +13,9 @@ import argparse
 import logging
 import os
 import sys
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 #: Loggers of the libraries the hub drives; kept at WARNING unless ``-vv``.
 LIBRARY_LOGGERS = ("great_expectations", "airflow", "paramiko", "sqlalchemy", "pandera")
@@ -185,6 +186,18 @@ def _health(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _prune(args: argparse.Namespace) -> int:
+    from vehiclehub.config import load_settings
+    from vehiclehub.pipeline import prune
+
+    settings = load_settings(args.config)
+    day = args.date or datetime.now(ZoneInfo(settings.timezone)).date()
+    print(f"prune, counted back from {day}:")
+    for line in prune(settings, day)["summary"]:
+        print(f"  {line}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -337,6 +350,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
     health.set_defaults(handler=_health)
+
+    prune = sub.add_parser(
+        "prune",
+        parents=[common],
+        help="remove archived files, drops and reports older than [retention]",
+    )
+    prune.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
+    prune.add_argument("--date", type=_date, help="count back from this date (default: today)")
+    prune.set_defaults(handler=_prune)
 
     demo = sub.add_parser(
         "demo",

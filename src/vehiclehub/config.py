@@ -200,6 +200,17 @@ class MetricsSettings(_Model):
     statsd_prefix: str = Field(default="vehiclehub", pattern=r"^[A-Za-z0-9_.-]+$")
 
 
+class RetentionSettings(_Model):
+    """How many days the hub keeps its own files: the encrypted archive of the agencies'
+    files (counted from the run that took them), the drops and the run reports (counted
+    from their business date). Older ones are removed by ``vhub prune``; a drop still
+    waiting for delivery is kept, and store records are never removed."""
+
+    archive_days: int = Field(default=400, ge=1)
+    drops_days: int = Field(default=90, ge=1)
+    reports_days: int = Field(default=90, ge=1)
+
+
 class Settings(_Model):
     database_url: str
     work_dir: Path
@@ -221,6 +232,7 @@ class Settings(_Model):
     review: ReviewSettings = ReviewSettings()
     calendar: dict[int, CalendarYear] = {}
     metrics: MetricsSettings = MetricsSettings()
+    retention: RetentionSettings = RetentionSettings()
     source: Path | None = None
 
     @field_validator("calendar", mode="before")
@@ -261,6 +273,10 @@ class Settings(_Model):
     @property
     def archive_dir(self) -> Path:
         return self.work_dir / "archive"
+
+    @property
+    def drops_dir(self) -> Path:
+        return self.work_dir / "drops"
 
 
 @dataclass(frozen=True)

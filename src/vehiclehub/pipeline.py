@@ -2,6 +2,8 @@
 
     intake_agency (per agency, in parallel) -> reconcile -> publish
 
+and ``prune`` (``[retention]``, ``vhub prune``) for the hub's own files.
+
 Each stage takes the settings and the business date and returns a small JSON-able
 summary; nothing large passes between stages but the store.
 """
@@ -44,6 +46,7 @@ from vehiclehub.publish.drops import (
 )
 from vehiclehub.publish.report import write_report
 from vehiclehub.quality.completeness import feed_completeness, missing_evidence
+from vehiclehub.retention import prune as prune_files
 from vehiclehub.review.cases import lapse_changed, mark_run
 from vehiclehub.rules.engine import reconcile as run_rules
 from vehiclehub.signing import hub_signing_key, hub_verification_keys
@@ -262,6 +265,14 @@ def publish(settings: Settings, day: date) -> dict[str, Any]:
         "signing_key": {"key_id": key.key_id, "origin": key.origin},
         "log_head": head.as_json(),
     }
+
+
+def prune(settings: Settings, day: date) -> dict[str, Any]:
+    """Remove the archived files, drops and reports ``[retention]`` no longer keeps,
+    counted back from ``day``; say what went and what was kept for delivery."""
+    with _store(settings) as engine, engine.connect() as conn:
+        pruned = prune_files(settings, conn, day)
+    return {**asdict(pruned), "summary": pruned.lines()}
 
 
 def run_cycle(settings: Settings, day: date) -> dict[str, Any]:

@@ -669,7 +669,7 @@ def write_report(engine: Engine, settings: Settings, day: date, delivered: dict[
             for f in agency["files"]:
                 page = docs.pages.get(int(f["id"]))
                 f["docs"] = Path(os.path.relpath(page, folder)).as_posix() if page else None
-    drops_dir = settings.work_dir / "drops" / day.isoformat()
+    drops_dir = settings.drops_dir / day.isoformat()
     html_text = _ENV.get_template("report.html").render(
         day=day.isoformat(),
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
