@@ -28,6 +28,7 @@ OPERATOR_ERRORS = (
     ("vehiclehub.config", "ConfigError"),
     ("vehiclehub.store.db", "StoreUnavailable"),
     ("vehiclehub.review.auth", "UserError"),
+    ("vehiclehub.preflight", "PreflightFailed"),
 )
 
 
@@ -126,7 +127,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     for intake in summary["intake"]:
         files = intake["files"]
         if intake["status"] != "received":
-            lines.append(f"  {intake['agency']:<9} NOT RECEIVED: {intake.get('detail', '')}")
+            # "NOT RECEIVED" or "CONFIGURATION ERROR", with why
+            lines.append(
+                f"  {intake['agency']:<9} {intake['status'].upper()}: {intake.get('detail', '')}"
+            )
             continue
         loaded = sum(f["loaded"] for f in files)
         rejected = sum(f["rejected"] for f in files)

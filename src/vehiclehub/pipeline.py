@@ -25,7 +25,8 @@ import pyarrow
 from sqlalchemy import Engine, delete, insert
 
 from vehiclehub.config import AGENCIES, Settings
-from vehiclehub.exchange import ExchangeUnavailable, open_exchange
+from vehiclehub.exchange import ExchangeMisconfigured, ExchangeUnavailable, open_exchange
+from vehiclehub.exchange.base import MISCONFIGURED
 from vehiclehub.intake.chunks import shared_preparer
 from vehiclehub.intake.take import AgencyIntake, take_agency
 from vehiclehub.metrics import (
@@ -35,6 +36,7 @@ from vehiclehub.metrics import (
     record_not_received,
     timed_stage,
 )
+from vehiclehub.preflight import preflight
 from vehiclehub.publish.drops import (
     Seal,
     build_drops,
@@ -107,8 +109,10 @@ def intake_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
     """Fetch, validate and load every new file of one agency.
 
     An unreachable agency is recorded as not received for the day, and its files
-    are picked up by the next run. On SQLite, intakes running at the same time (the
-    DAG's) take their turns (:func:`~vehiclehub.store.db.one_writer_at_a_time`).
+    are picked up by the next run. An exchange that answers without the configured
+    root is recorded as a configuration error: nothing was received either, but no
+    waiting mends it. On SQLite, intakes running at the same time (the DAG's) take
+    their turns (:func:`~vehiclehub.store.db.one_writer_at_a_time`).
     """
     with timed_stage(settings, f"intake.{agency}"):
         summary = _take_agency(settings, agency, day)
@@ -124,6 +128,10 @@ def _take_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
         try:
             with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
                 result = take_agency(settings, engine, exchange, day)
+        except ExchangeMisconfigured as exc:
+            log.error("%s: configuration error, nothing taken: %s", agency, exc)
+            _record_agency(engine, day, agency, MISCONFIGURED, detail=str(exc))
+            return {"agency": agency, "status": MISCONFIGURED, "detail": str(exc), "files": []}
         except ExchangeUnavailable as exc:
             log.warning("%s not received: %s", agency, exc)
             _record_agency(engine, day, agency, "not received", detail=str(exc))
@@ -276,7 +284,11 @@ def prune(settings: Settings, day: date) -> dict[str, Any]:
 
 
 def run_cycle(settings: Settings, day: date) -> dict[str, Any]:
-    """One whole nightly cycle for a business date, with each stage's wall time."""
+    """One whole nightly cycle for a business date, with each stage's wall time.
+
+    Nothing is taken before every preflight check passes (PreflightFailed otherwise).
+    """
+    preflight(settings, day)
     seconds: dict[str, float] = {}
 
     def timed(stage: str, call: Callable[[], _T]) -> _T:

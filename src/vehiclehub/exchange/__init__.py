@@ -2,10 +2,18 @@
 
 from vehiclehub.exchange.base import (
     Exchange,
+    ExchangeMisconfigured,
     ExchangeUnavailable,
     OutboxEntry,
     complete_files,
     open_exchange,
 )
 
-__all__ = ["Exchange", "ExchangeUnavailable", "OutboxEntry", "complete_files", "open_exchange"]
+__all__ = [
+    "Exchange",
+    "ExchangeMisconfigured",
+    "ExchangeUnavailable",
+    "OutboxEntry",
+    "complete_files",
+    "open_exchange",
+]

@@ -30,6 +30,19 @@ class ExchangeUnavailable(Exception):
     """The agency's exchange could not be reached (after retries); the run goes on without it."""
 
 
+#: An agency's intake status for the night when its exchange raised ExchangeMisconfigured.
+MISCONFIGURED = "configuration error"
+
+
+class ExchangeMisconfigured(ExchangeUnavailable):
+    """The exchange answered, but the configured root has no ``outbox/``: a wrong url.
+
+    No retry mends it. The run still goes on without the agency (its files, if any, stay
+    where they are), but reports it as a configuration error to fix, not as an agency
+    that did not send.
+    """
+
+
 class NotRegularFile(Exception):
     """An outbox entry that is not a regular file of the outbox (a link, a device, a pipe).
 

@@ -17,7 +17,11 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from vehiclehub.config import AgencyEndpoint
-from vehiclehub.exchange.base import PART_SUFFIX, ExchangeUnavailable, NotRegularFile
+from vehiclehub.exchange.base import (
+    PART_SUFFIX,
+    ExchangeMisconfigured,
+    NotRegularFile,
+)
 
 
 class LocalExchange:
@@ -29,9 +33,9 @@ class LocalExchange:
         self.description = f"{agency} at {self.root}"
         outbox = self.root / "outbox"
         if not outbox.is_dir():
-            raise ExchangeUnavailable(f"{agency}: no outbox/ under {self.root}")
+            raise ExchangeMisconfigured(f"{agency}: no outbox/ under {self.root}")
         if not outbox.resolve().is_relative_to(self.root.resolve()):
-            raise ExchangeUnavailable(
+            raise ExchangeMisconfigured(
                 f"{agency}: outbox/ under {self.root} leads out of the agency's root "
                 f"(to {outbox.resolve()}); the hub reads nothing outside it"
             )

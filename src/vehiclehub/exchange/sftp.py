@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 import paramiko
 
 from vehiclehub.config import AgencyEndpoint
-from vehiclehub.exchange.base import PART_SUFFIX, ExchangeUnavailable
+from vehiclehub.exchange.base import PART_SUFFIX, ExchangeMisconfigured, ExchangeUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class SftpExchange:
             raise self._unavailable("checking outbox/", exc) from exc
         if outbox is None or not stat.S_ISDIR(outbox.st_mode or 0):
             self.close()
-            raise ExchangeUnavailable(f"{self.description}: no outbox/ under {self.root}")
+            raise ExchangeMisconfigured(f"{self.description}: no outbox/ under {self.root}")
 
     # --- the Exchange protocol ------------------------------------------------------
 

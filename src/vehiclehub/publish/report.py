@@ -35,6 +35,7 @@ from markupsafe import Markup
 from sqlalchemy import Connection, Engine, and_, case, distinct, func, select, union
 
 from vehiclehub.config import AGENCIES, Settings
+from vehiclehub.exchange.base import MISCONFIGURED
 from vehiclehub.publish.drops import holds_on
 from vehiclehub.publish.workbook import write_workbook
 from vehiclehub.quality.completeness import Completeness, feed_completeness, missing_evidence
@@ -353,6 +354,23 @@ def _feed_rows(
     return by_agency
 
 
+def agency_state(status: str, feeds: list[dict[str, Any]]) -> str:
+    """What heads an agency's section: true of every expected feed under it.
+
+    An agency whose exchange was reached has "received" only when every feed expected
+    of it was received; otherwise the heading counts them ("1 of 3 expected feeds
+    received"). An agency not reached keeps its intake status ("not received",
+    "configuration error").
+    """
+    if status != "received":
+        return status
+    expected = [f for f in feeds if f["state"] != "not expected"]
+    received = sum(f["state"] == "received" for f in expected)
+    if received == len(expected):
+        return "received"
+    return f"{received} of {len(expected)} expected feeds received"
+
+
 def rule_stats(conn: Connection, day: date) -> dict[str, dict[str, int]]:
     """Per rule: findings open at the end of the run, their vehicles, how many are new
     (first seen by this run), and how many this run resolved."""
@@ -518,10 +536,15 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
             f["expectations_passed"] = sum(o["outcome"] == "passed" for o in outcomes)
             f["expectations_shown"] = [o for o in outcomes if o["outcome"] != "passed"]
             agency_files.append(f)
+        status = str(statuses["status"].get(agency, "not run")) if have else "not run"
+        state = agency_state(status, feed_rows[agency])
         agencies.append(
             {
                 "name": agency,
-                "status": statuses["status"].get(agency, "not run") if have else "not run",
+                "status": status,
+                "state": state,
+                # A partly received agency is flagged like one not received.
+                "state_class": state if state in (status, "received") else "partly-received",
                 "detail": statuses["detail"].get(agency) if have else None,
                 "waiting": json.loads(waiting) if isinstance(waiting, str) else [],
                 "feeds": feed_rows[agency],
@@ -619,6 +642,9 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
         "feeds_expected": len(completeness.feeds),
         "feeds_received": sum(f.state == "received" for f in completeness.feeds),
         "not_received": sum(f.state == "not received" for f in completeness.feeds),
+        "misconfigured": sorted(str(a) for a, s in statuses["status"].items() if s == MISCONFIGURED)
+        if not statuses.empty
+        else [],
         "gaps": sum(len(g.missing) for g in completeness.gaps),
         "critical_failed": int((failed["severity"] == "critical").sum()),
         "warnings_failed": int((failed["severity"] == "warning").sum()),
