@@ -10,15 +10,19 @@ column.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 from dataclasses import dataclass
 from datetime import date
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import create_engine, select
 from tests.conftest import write_config
 
@@ -190,6 +194,46 @@ def test_every_row_is_loaded_or_rejected(run: Run) -> None:
     ).all()
     written = {f.name: len(f.rows()) for f in run.world.files if not f.part}
     assert dict(zip(loaded["name"], loaded["rows_read"], strict=True)).items() <= written.items()
+
+
+#: How pandas and Python print a missing value; none may reach an operator or an agency.
+MISSING = {"nan", "NaN", "None", "NaT", "<NA>"}
+
+
+class _Text(HTMLParser):
+    """The words of a page, outside its tags."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.words: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.words += data.split()
+
+
+def test_no_missing_value_shows_as_nan_none_or_nat(run: Run) -> None:
+    """Every page of the report, every cell of the workbook, every field of every drop
+    and drop manifest: a missing value is empty, never pandas' or Python's name for it."""
+    shown: list[str] = []
+    work = run.root / "work"
+    pages = sorted(work.glob("reports/*/index.html"))
+    for page in pages:
+        words = _Text()
+        words.feed(page.read_text(encoding="utf-8"))
+        shown += [f"{page}: {w}" for w in words.words if w in MISSING]
+    books = sorted(work.glob("reports/*/*.xlsx"))
+    for path in books:
+        for sheet in load_workbook(path, read_only=True).worksheets:
+            for row in sheet.iter_rows(values_only=True):
+                shown += [f"{path.name}/{sheet.title}: {v}" for v in row if str(v) in MISSING]
+    drops = sorted(work.glob("drops/*/hub_*.csv"))
+    for path in drops:
+        with path.open(encoding="utf-8", newline="") as f:
+            shown += [f"{path.name}: {v}" for row in csv.reader(f) for v in row if v in MISSING]
+        manifest = json.loads(path.with_name(path.name[:-4] + ".manifest.json").read_text())
+        shown += [f"{path.name} manifest: {v}" for v in manifest.values() if str(v) in MISSING]
+    assert len(pages) == len(books) == 3 and len(drops) >= 30
+    assert shown == []
 
 
 def test_a_clean_world_gives_no_findings(tmp_path: Path) -> None:

@@ -23,11 +23,13 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 import os
-from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -59,16 +61,32 @@ from vehiclehub.workdays import WorkingDays
 
 log = logging.getLogger(__name__)
 
+
+def shown(value: Any) -> Any:
+    """What the page prints for a value: nothing for a missing one.
+
+    A missing value read through pandas is ``None``, ``nan``, ``NaT`` or ``<NA>``; none
+    of them is anything an operator should read on the page.
+    """
+    if value is None or value is pd.NaT or value is pd.NA:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value
+
+
 _ENV = Environment(
     loader=PackageLoader("vehiclehub.publish", "templates"),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    finalize=shown,
 )
 SHOWN_PER_RULE = 200
 SHOWN_REJECTIONS = 50
 HISTORY_RUNS = 30
 SEVERITY_COLOURS = {"error": "#cf222e", "warning": "#bf8700", "info": "#0969da"}
+NEW_RESOLVED_COLOURS = {"new": "#cf222e", "resolved": "#1a7f37"}
 SERIES_COLOURS = ("#0969da", "#1a7f37", "#bf3989", "#bf8700", "#8250df", "#cf222e", "#57606a")
 
 
@@ -137,38 +155,59 @@ def _date_label(dates: Sequence[str], i: int, x: float, y: int) -> str:
     return ""
 
 
-def svg_stacked_bars(
-    title: str,
-    dates: Sequence[str],
-    stacks: Mapping[str, Sequence[int]],
-    colours: Mapping[str, str],
+def svg_new_resolved(
+    title: str, dates: Sequence[str], new: Sequence[int], resolved: Sequence[int]
 ) -> Markup:
-    """Bars per run, stacked by series (e.g. severities), with axis, labels and legend."""
-    width, height, left, bottom, top = 720, 220, 48, 34, 26
-    plot_w, plot_h = width - left - 12, height - bottom - top
-    totals = [sum(s[i] for s in stacks.values()) for i in range(len(dates))]
-    y_max = _nice_top(max(totals, default=0))
+    """Findings first found (up) and resolved (down) by each run, counts on the bars.
+
+    What changed each night, rather than how many stand open (which hardly moves from
+    one night to the next): the first run's bar is everything found; later bars show
+    the night's news, one run or ninety.
+    """
+    width, height, left, top, bottom = 720, 240, 48, 30, 30
+    plot_w = width - left - 12
+    half = (height - top - bottom) / 2
+    zero = top + half
+    y_max = _nice_top(max([*new, *resolved, 0]))
     step = plot_w / max(len(dates), 1)
-    parts = _chart_frame(title, width, height, left, left + plot_w, top, plot_h, y_max)
+    labelled = len(dates) <= 31
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
+        f"<title>{html.escape(title)}</title>",
+    ]
+    for tick, label in ((-1, y_max), (-0.5, y_max / 2), (0.5, y_max / 2), (1, y_max)):
+        y = zero + half * tick
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
+            f"{_tick(label)}</text>"
+        )
+    parts.append(
+        f'<line x1="{left}" y1="{zero}" x2="{left + plot_w}" y2="{zero}" class="axis"/>'
+        f'<text x="{left - 6}" y="{zero + 4}" class="tick" text-anchor="end">0</text>'
+    )
     for i, day in enumerate(dates):
         x = left + i * step + step * 0.15
-        base = float(top + plot_h)
-        for name, values in stacks.items():
-            value = values[i]
+        for value, sign, name in ((new[i], -1, "new"), (resolved[i], 1, "resolved")):
             if not value:
                 continue
-            h = plot_h * value / y_max
-            base -= h
+            h = half * value / y_max
+            y = zero - h if sign < 0 else zero
             parts.append(
-                f'<rect x="{x:.1f}" y="{base:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" '
-                f'fill="{colours.get(name, "#57606a")}"><title>{html.escape(day)} '
-                f"{html.escape(name)}: {value:,}</title></rect>"
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" '
+                f'fill="{NEW_RESOLVED_COLOURS[name]}"><title>{html.escape(day)}: {value:,} '
+                f"{name}</title></rect>"
             )
-        parts.append(_date_label(dates, i, x + step * 0.35, height - bottom + 16))
-    x = left
-    for name in stacks:
-        parts.append(_legend_entry(x, 15, colours.get(name, "#57606a"), name))
-        x += 24 + 7 * len(name)
+            if labelled:
+                ty = y - 3 if sign < 0 else y + h + 11
+                parts.append(
+                    f'<text x="{x + step * 0.35:.1f}" y="{ty:.1f}" class="tick" '
+                    f'text-anchor="middle">{value:,}</text>'
+                )
+        parts.append(_date_label(dates, i, x + step * 0.35, height - 8))
+    parts.append(_legend_entry(left, 15, NEW_RESOLVED_COLOURS["new"], "first found by the run"))
+    parts.append(_legend_entry(left + 190, 15, NEW_RESOLVED_COLOURS["resolved"], "resolved"))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -181,35 +220,70 @@ def _legend_entry(x: float, baseline: float, colour: str, name: str) -> str:
     )
 
 
-def svg_lines(title: str, dates: Sequence[str], series: Mapping[str, Sequence[float]]) -> Markup:
-    """One line per series over the runs, with axis, labels and legend."""
-    width, height, left, bottom, top = 720, 240, 64, 34, 40
-    plot_w, plot_h = width - left - 16, height - bottom - top
-    y_max = _nice_top(max((max(v, default=0) for v in series.values()), default=0))
-    step = plot_w / max(len(dates) - 1, 1)
-    parts = _chart_frame(title, width, height, left, left + plot_w, top, plot_h, y_max)
-    for i in range(len(dates)):
-        parts.append(_date_label(dates, i, left + i * step, height - bottom + 16))
-    legend_x, legend_y = left, 12
-    for n, (name, values) in enumerate(series.items()):
-        colour = SERIES_COLOURS[n % len(SERIES_COLOURS)]
-        points = [
-            (left + i * step, top + plot_h - plot_h * v / y_max) for i, v in enumerate(values)
-        ]
-        if len(points) > 1:
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+def svg_feed_volumes(
+    title: str, feeds: Sequence[str], tonight: Sequence[int], usual: Sequence[float | None]
+) -> Markup:
+    """Per feed, the rows received tonight against the median of the earlier runs.
+
+    One bar per feed on a logarithmic scale — a first night's load and an ordinary
+    night's, a feed of ten rows and one of a million, all stay legible — with the
+    median of the earlier runs marked on it and both numbers written out.
+    """
+    row_h, left, right_text, top = 22, 190, 210, 24
+    width = 760
+    plot_w = width - left - right_text
+    height = top + row_h * max(len(feeds), 1) + 26
+    decades = max(1, math.ceil(math.log10(max([*tonight, *(u or 0 for u in usual), 10]))))
+
+    def x_of(value: float) -> float:
+        return left + plot_w * math.log10(max(value, 1)) / decades
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
+        f"<title>{html.escape(title)}</title>",
+    ]
+    bottom = top + row_h * max(len(feeds), 1)
+    for power in range(decades + 1):
+        x = x_of(10**power)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{bottom}" class="grid"/>'
+            f'<text x="{x:.1f}" y="{bottom + 14}" class="tick" text-anchor="middle">'
+            f"{_tick(10**power)}</text>"
+        )
+    if not feeds:
+        parts.append(
+            f'<text x="{left}" y="{top + 14}" class="tick">no rows received in these runs</text>'
+        )
+    for i, (feed, rows, median) in enumerate(zip(feeds, tonight, usual, strict=True)):
+        y = top + i * row_h
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 14}" class="legend" text-anchor="end">'
+            f"{html.escape(feed)}</text>"
+        )
+        if rows:
             parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
+                f'<rect x="{left}" y="{y + 4}" width="{x_of(rows) - left:.1f}" height="12" '
+                f'fill="{SERIES_COLOURS[0]}"><title>{html.escape(feed)} tonight: {rows:,} rows'
+                "</title></rect>"
             )
-        for (x, y), value, day in zip(points, values, dates, strict=True):
+        if median is None:
+            said = f"{rows:,} (no earlier run)"
+        else:
+            mx = x_of(median)
             parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}">'
-                f"<title>{html.escape(name)} {day}: {value:,.0f}</title></circle>"
+                f'<line x1="{mx:.1f}" y1="{y + 1}" x2="{mx:.1f}" y2="{y + 19}" class="usual">'
+                f"<title>{html.escape(feed)} median of the earlier runs: {median:,.0f}"
+                "</title></line>"
             )
-        if legend_x + 20 + 7 * len(name) > width:
-            legend_x, legend_y = left, legend_y + 14
-        parts.append(_legend_entry(legend_x, legend_y, colour, name))
-        legend_x += 30 + 7 * len(name)
+            change = f", {100 * (rows - median) / median:+.0f}%" if median else ""
+            said = f"{rows:,} (usual {median:,.0f}{change})"
+        parts.append(f'<text x="{left + plot_w + 8}" y="{y + 14}" class="legend">{said}</text>')
+    parts.append(
+        _legend_entry(left, 14, SERIES_COLOURS[0], "rows tonight")
+        + f'<line x1="{left + 110}" y1="5" x2="{left + 110}" y2="16" class="usual"/>'
+        f'<text x="{left + 116}" y="14" class="legend">median of the earlier runs</text>'
+    )
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -307,6 +381,40 @@ def rows_history(conn: Connection, dates: list[date]) -> pd.DataFrame:
     columns = [d.isoformat() for d in dates]
     table = frame.pivot_table(index="feed", columns="run_date", values="rows", aggfunc="sum")
     return table.reindex(columns=columns).fillna(0)
+
+
+def findings_news(conn: Connection, dates: list[date]) -> tuple[list[int], list[int]]:
+    """Per run date: findings first found that night, and findings resolved that night."""
+    columns = [d.isoformat() for d in dates]
+    counted = []
+    for column in (findings.c.first_seen, findings.c.resolved_on):
+        per_day = {
+            _iso(d): int(n)
+            for d, n in conn.execute(
+                select(column, func.count())
+                .where(column >= dates[0], column <= dates[-1])
+                .group_by(column)
+            )
+        }
+        counted.append([per_day.get(c, 0) for c in columns])
+    return counted[0], counted[1]
+
+
+def feed_volumes(
+    history: pd.DataFrame,
+) -> tuple[list[str], list[int], list[float | None]]:
+    """From :func:`rows_history`: the feeds, their rows of the last run, and the median of
+    their rows over the earlier runs (None when there is no earlier run)."""
+    if history.empty:
+        return [], [], []
+    last = history.columns[-1]
+    earlier = history[history.columns[:-1]]
+    medians: list[float | None] = (
+        [float(m) for m in earlier.median(axis=1)]
+        if len(earlier.columns)
+        else [None] * len(history)
+    )
+    return [str(f) for f in history.index], [int(v) for v in history[last]], medians
 
 
 _OUTCOME_ORDER = {"failed": 0, "error": 1, "skipped": 2, "passed": 3}
@@ -494,9 +602,8 @@ def exchange_proof(
 
 def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
     """Everything the report shows, read back from the store."""
-    statuses = _frame(
-        conn, select(agency_intakes).where(agency_intakes.c.run_date == day)
-    ).set_index("agency")
+    statuses = _frame(conn, select(agency_intakes).where(agency_intakes.c.run_date == day))
+    statuses = statuses.astype(object).where(statuses.notna(), None).set_index("agency")
     files = _frame(
         conn,
         select(intake_files, quality_validations.c.seconds.label("gx_seconds"))
@@ -599,28 +706,19 @@ def gather(conn: Connection, settings: Settings, day: date) -> dict[str, Any]:
                 "more": max(0, count - len(rows)),
             }
         )
-    by_severity = {
-        severity: (
-            [int(v) for v in history[history["severity"] == severity][columns].sum().tolist()]
-            if not history.empty
-            else [0] * len(columns)
-        )
-        for severity in ("error", "warning", "info")
-    }
-    findings_chart = svg_stacked_bars(
-        f"Open findings per run, by severity (last {len(columns)} runs)",
+    first_found, resolved = findings_news(conn, dates)
+    findings_chart = svg_new_resolved(
+        f"Findings first found and resolved by each run (last {len(columns)} runs)",
         columns,
-        by_severity,
-        SEVERITY_COLOURS,
+        first_found,
+        resolved,
     )
-    rows_frame = rows_history(conn, dates)
-    rows_chart = svg_lines(
-        f"Rows received per feed (last {len(columns)} runs)",
-        columns,
-        {
-            str(feed): [float(v) for v in rows_frame.loc[feed].tolist()]
-            for feed in (rows_frame.index if not rows_frame.empty else [])
-        },
+    feeds, tonight, usual = feed_volumes(rows_history(conn, dates))
+    rows_chart = svg_feed_volumes(
+        f"Rows received per feed on {day}, against the median of the earlier runs",
+        feeds,
+        tonight,
+        usual,
     )
     verdict_counts = _frame(
         conn,
@@ -698,7 +796,8 @@ def write_report(engine: Engine, settings: Settings, day: date, delivered: dict[
     drops_dir = settings.drops_dir / day.isoformat()
     html_text = _ENV.get_template("report.html").render(
         day=day.isoformat(),
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        generated_at=datetime.now(ZoneInfo(settings.timezone)).isoformat(timespec="seconds"),
+        timezone=settings.timezone,
         delivered=delivered,
         drops=sorted(p.name for p in drops_dir.glob("*.csv")) if drops_dir.is_dir() else [],
         drops_rel=f"../../drops/{day.isoformat()}",

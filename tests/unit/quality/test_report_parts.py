@@ -17,7 +17,13 @@ from tests.factories import loaded_file
 
 from vehiclehub.config import Settings
 from vehiclehub.publish import workbook
-from vehiclehub.publish.report import _nice_top, svg_lines, svg_sparkline, svg_stacked_bars
+from vehiclehub.publish.report import (
+    _nice_top,
+    feed_volumes,
+    svg_feed_volumes,
+    svg_new_resolved,
+    svg_sparkline,
+)
 from vehiclehub.publish.workbook import write_workbook
 from vehiclehub.rules.engine import POLICE_COLUMNS
 from vehiclehub.store import connect
@@ -30,22 +36,46 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 def test_charts_are_wellformed_svg_with_a_mark_per_value() -> None:
     dates = ["2025-11-01", "2025-11-02", "2025-11-03"]
-    bars = ET.fromstring(
-        str(
-            svg_stacked_bars(
-                "findings <&>", dates, {"error": [1, 0, 2], "warning": [0, 3, 1]}, {"error": "#f00"}
-            )
-        )
-    )
-    assert bars.find(f"{SVG}title").text == "findings <&>"
-    assert len(bars.findall(f"{SVG}rect")) == 4 + 2  # non-zero bars and legend swatches
-    lines = ET.fromstring(str(svg_lines("rows", dates, {"customs/declarations": [5, 0, 10]})))
-    assert len(lines.findall(f"{SVG}polyline")) == 1
-    assert len(lines.findall(f"{SVG}circle")) == 3
+    news = ET.fromstring(str(svg_new_resolved("findings <&>", dates, [40, 0, 2], [0, 3, 0])))
+    assert news.find(f"{SVG}title").text == "findings <&>"
+    assert len(news.findall(f"{SVG}rect")) == 3 + 2  # non-zero bars and legend swatches
+    assert [r.find(f"{SVG}title").text for r in news.findall(f"{SVG}rect")[:3]] == [
+        "2025-11-01: 40 new",
+        "2025-11-02: 3 resolved",
+        "2025-11-03: 2 new",
+    ]
     spark = ET.fromstring(str(svg_sparkline([0, 2, 4])))
     assert len(spark.findall(f"{SVG}rect")) == 2
-    ET.fromstring(str(svg_lines("empty", ["2025-11-03"], {})))
     assert [_nice_top(v) for v in (0, 3, 7, 11, 240, 1001)] == [1, 4, 8, 20, 400, 2000]
+
+
+def _volumes(runs: int) -> list[str]:
+    """The rows chart's text over ``runs`` runs: a first load of 100,000, then ~1,000 a night."""
+    dates = [f"2025-11-{d:02d}" for d in range(1, runs + 1)]
+    nightly = [100_000, *[1_010] * (runs - 2), 1_000][:runs]
+    history = pd.DataFrame([nightly, [5] * runs], index=["police/events", "tax/refunds"])
+    history.columns = dates
+    chart = ET.fromstring(str(svg_feed_volumes("rows", *feed_volumes(history))))
+    return [t.text or "" for t in chart.iter(f"{SVG}text")]
+
+
+@pytest.mark.parametrize("runs", [1, 3, 90])
+def test_the_rows_chart_tells_tonight_from_the_usual_whatever_the_history(runs: int) -> None:
+    said = _volumes(runs)
+    if runs == 1:
+        assert "100,000 (no earlier run)" in said and "5 (no earlier run)" in said
+    elif runs == 3:
+        # The first night's load does not hide tonight's: both numbers are written out.
+        assert "1,000 (usual 50,505, -98%)" in said
+    else:
+        assert "1,000 (usual 1,010, -1%)" in said
+    assert "5 (usual 5, +0%)" in said or runs == 1
+    assert {"1", "10", "100", "1,000", "10,000"} <= set(said)  # a logarithmic scale
+
+
+def test_the_rows_chart_without_rows_says_so() -> None:
+    chart = ET.fromstring(str(svg_feed_volumes("rows", [], [], [])))
+    assert "no rows received in these runs" in [t.text for t in chart.iter(f"{SVG}text")]
 
 
 def _police_verdict(event_id: str, verdict: str, decl_no: str = "530420250040970934") -> dict:
