@@ -1,17 +1,20 @@
 """The run workbook for operators who work in Excel: ``reports/<date>/vehiclehub_<date>.xlsx``.
 
-One sheet per agency, its sections one under the other: the agency's feeds (state,
-files, rows, failed expectations), its findings (every finding on or citing one of
-its records, with new or still open), the rejections of its files taken by the run,
-and its verdicts (police, tax): every verdict counted, and the records that need
-action — every verdict but ``verified`` — listed. The agency's drops carry the full
-verification lists. A section lists at most :data:`MAX_ROWS` rows (so a sheet never
-reaches Excel's 1,048,576 rows); when it lists fewer than there are, the sheet says
-so and names the drop that has them all.
+A ``summary`` sheet first (per agency: feeds received, findings, rejections, verdicts to
+act on; records per verdict; what each other sheet holds), then one sheet per section,
+each a single table whose header row is frozen and filtered so that it sorts and filters
+as handed over: ``feeds``, ``findings`` (every finding holding at the end of the run;
+``agencies`` names every agency it goes to), ``rejections`` (of the files taken by the
+run), and per verification report the records that need action — every verdict but
+``verified``, which are counted on the summary. The agencies' drops carry the full
+verification lists. A sheet lists at most :data:`MAX_ROWS` rows (so it never reaches
+Excel's 1,048,576); when it lists fewer than there are, the summary says so and names
+the drops that have them all.
 
 Excel turns 18-digit ids into ``5.30E+17``: every identifier is written as a text
 cell with the text number format ``@`` (and every column is formatted as text), so
-it stays exactly as sent; only counts are numbers.
+it stays exactly as sent; counts are numbers and dates (:data:`DATE_COLUMNS`) real
+dates.
 
 The sheets are written as SpreadsheetML — the XML openpyxl's write-only mode writes,
 inline strings and one style per cell — but produced a chunk of rows at a time from
@@ -61,14 +64,25 @@ VERIFIED = "verified"
 FINDING_COLUMNS = [
     "rule_id", "severity", "vin", "record_key", "related", "detail", "first_seen", "status"
 ]  # fmt: skip
+#: Columns holding dates (ISO text in the store and the drops), written as Excel dates.
+DATE_COLUMNS = frozenset({"first_seen", "exported_at"})
+#: Excel's day 0 (its serial 1 is 1900-01-01, counting the 1900 leap day Lotus invented).
+EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 FEED_COLUMNS = [
     "feed", "state", "files", "rows", "loaded", "rejected rows", "critical failed",
     "warnings failed",
 ]  # fmt: skip
-WIDTHS = (24, 14, 22, 36, 40, 60, 12, 12)
 
 # Cell formats, indexes into ``cellXfs`` of the styles part below.
-GENERAL, TEXT, HEADING, HEADER, TITLE = range(5)
+GENERAL, TEXT, HEADING, HEADER, TITLE, DATE = range(6)
+#: Column widths (characters) by column name; others get DEFAULT_WIDTH.
+WIDTHS = {
+    "agency": 11, "agencies": 16, "feed": 16, "state": 13, "rule_id": 9, "severity": 9,
+    "vin": 20, "record_key": 36, "related": 40, "detail": 60, "first_seen": 12,
+    "status": 10, "file": 38, "line": 7, "column": 16, "value": 30, "error": 60,
+    "verdict": 14, "rule_ids": 18, "what it holds": 70,
+}  # fmt: skip
+DEFAULT_WIDTH = 20
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -76,6 +90,7 @@ _PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 _DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _STYLES = (
     f'{_DECL}<styleSheet xmlns="{_MAIN}">'
+    '<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/></numFmts>'
     '<fonts count="3">'
     '<font><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
     '<font><b/><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
@@ -87,7 +102,7 @@ _STYLES = (
     "</patternFill></fill></fills>"
     '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="5">'
+    '<cellXfs count="6">'
     '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
     '<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
     '<xf numFmtId="49" fontId="1" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"'
@@ -96,6 +111,7 @@ _STYLES = (
     ' applyFont="1" applyFill="1"/>'
     '<xf numFmtId="49" fontId="2" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"'
     ' applyFont="1"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
     "</cellXfs>"
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     "</styleSheet>"
@@ -151,23 +167,50 @@ def _as_text(values: pd.Series) -> pd.Series:
     return values.astype("string")
 
 
+def _serials(values: pd.Series) -> pd.Series:
+    """ISO dates as Excel date serials (text of the number), missing or invalid as missing."""
+    days = pd.to_datetime(_as_text(values), format="%Y-%m-%d", errors="coerce")
+    return (days - EXCEL_EPOCH).dt.days.astype("Int64").astype("string")
+
+
 @dataclass
 class _Sheet:
-    """One worksheet, written top to bottom, a row number at a time."""
+    """One worksheet, written top to bottom, a row number at a time.
+
+    A table sheet (:meth:`table`) has its header in row 1, frozen, and an autofilter
+    over the header and every row written.
+    """
 
     stream: IO[bytes]
     row: int = 0
-    truncated: list[str] = field(default_factory=list)
+    #: The filtered range's last column and row, once the sheet is a table.
+    filtered: tuple[str, int] | None = None
 
-    def open(self) -> None:
-        cols = "".join(
-            f'<col min="{i}" max="{i}" width="{w}" customWidth="1" style="{TEXT}"/>'
-            for i, w in enumerate(WIDTHS, start=1)
+    def open(self, columns: Sequence[str], *, frozen: bool = False) -> None:
+        """The sheet's start: frozen first row or not, and its columns (text by default)."""
+        views = (
+            '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
+            'activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft" '
+            'activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
+            if frozen
+            else ""
         )
-        self._write(f'{_DECL}<worksheet xmlns="{_MAIN}"><cols>{cols}</cols><sheetData>')
+        cols = "".join(
+            f'<col min="{i}" max="{i}" width="{WIDTHS.get(name, DEFAULT_WIDTH)}" '
+            f'customWidth="1" style="{TEXT}"/>'
+            for i, name in enumerate(columns, start=1)
+        )
+        self._write(f'{_DECL}<worksheet xmlns="{_MAIN}">{views}<cols>{cols}</cols><sheetData>')
 
     def close(self) -> None:
-        self._write("</sheetData></worksheet>")
+        tail = f'<autoFilter ref="{self.filter_ref()}"/>' if self.filtered else ""
+        self._write(f"</sheetData>{tail}</worksheet>")
+
+    def filter_ref(self, absolute: bool = False) -> str:
+        """The filtered range, ``A1:H20`` (or ``$A$1:$H$20``)."""
+        assert self.filtered is not None
+        column, row = self.filtered
+        return f"$A$1:${column}${row}" if absolute else f"A1:{column}{row}"
 
     def _write(self, text: str) -> None:
         self.stream.write(text.encode("utf-8"))
@@ -180,15 +223,18 @@ class _Sheet:
         self.row += rows
         return first
 
-    def line(self, *values: str | int | None, style: int = TEXT) -> None:
-        """One row of a few cells: text in ``style``, ints as numbers."""
+    def line(self, *values: str | int | date | None, style: int = TEXT) -> None:
+        """One row of a few cells: text in ``style``, ints as numbers, dates as dates."""
         r = self._take(1)
         cells = []
         for i, value in enumerate(values):
             ref = f"{_letter(i)}{r}"
             if value is None:
                 continue
-            if isinstance(value, int):
+            if isinstance(value, date):
+                serial = (pd.Timestamp(value) - EXCEL_EPOCH).days
+                cells.append(f'<c r="{ref}" s="{DATE}"><v>{serial}</v></c>')
+            elif isinstance(value, int):
                 cells.append(f'<c r="{ref}" t="n"><v>{value}</v></c>')
             else:
                 cells.append(
@@ -202,56 +248,56 @@ class _Sheet:
         self._take(1)
 
     def rows(self, frame: pd.DataFrame, numbers: Sequence[str] = ()) -> None:
-        """The frame's rows, a chunk at a time: text cells, but for the ``numbers`` columns."""
+        """The frame's rows, a chunk at a time: text cells, but for the ``numbers`` columns
+        and the :data:`DATE_COLUMNS`."""
         for start in range(0, len(frame), CHUNK_ROWS):
             part = frame.iloc[start : start + CHUNK_ROWS]
             first = self._take(len(part))
             refs = pd.Series(range(first, first + len(part))).astype("string")
             xml = '<row r="' + refs + '">'
             for i, name in enumerate(part.columns):
-                values = _as_text(part[name]).reset_index(drop=True)
+                column = part[name].reset_index(drop=True)
                 ref = '<c r="' + _letter(i) + refs
                 if name in numbers:
-                    cell = ref + '" t="n"><v>' + values + "</v></c>"
+                    cell = ref + '" t="n"><v>' + _as_text(column) + "</v></c>"
+                elif name in DATE_COLUMNS:
+                    cell = ref + f'" s="{DATE}"><v>' + _serials(column) + "</v></c>"
                 else:
                     cell = (
                         ref
                         + f'" s="{TEXT}" t="inlineStr"><is><t xml:space="preserve">'
-                        + _escape(values)
+                        + _escape(_as_text(column))
                         + "</t></is></c>"
                     )
                 xml = xml + cell.fillna("")
             self._write((xml + "</row>").str.cat())
 
-    def section(
-        self,
-        heading: str,
-        frame: pd.DataFrame,
-        *,
-        total: int | None = None,
-        numbers: Sequence[str] = (),
-        empty: str = "none",
-        more: str = "",
-    ) -> None:
-        """A heading, a header row and the rows; says so when it lists fewer than ``total``.
-
-        ``frame`` holds at most :data:`MAX_ROWS` rows of ``total`` (its length by default);
-        ``more`` names where all of them are.
-        """
-        total = len(frame) if total is None else total
-        shown = frame.iloc[:MAX_ROWS]
-        self.skip()
-        self.line(heading, style=HEADING)
-        if len(shown) < total:
-            self.line(
-                f"First {len(shown):,} of {total:,} rows listed (at most {MAX_ROWS:,} per "
-                f"section); {more or 'the drops carry all of them'}."
-            )
-            self.truncated.append(heading)
+    def table(self, frame: pd.DataFrame, numbers: Sequence[str] = ()) -> None:
+        """The whole sheet as one table: header row frozen, autofilter over every row."""
+        self.open(list(frame.columns), frozen=True)
         self.line(*frame.columns, style=HEADER)
-        if shown.empty:
-            self.line(empty)
-        self.rows(shown, numbers)
+        self.rows(frame, numbers)
+        self.filtered = (_letter(len(frame.columns) - 1), max(self.row, 2))
+        self.close()
+
+
+@dataclass(frozen=True)
+class Section:
+    """A table sheet: its rows (at most :data:`MAX_ROWS`), how many there are, and where
+    all of them are when the sheet lists fewer."""
+
+    name: str
+    holds: str
+    frame: pd.DataFrame
+    total: int
+    numbers: Sequence[str] = ()
+    more: str = "the drops carry all of them"
+    #: Rows per agency, of all of them (not only those listed).
+    per_agency: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.frame) < self.total
 
 
 def _count(conn: Connection, query: Any) -> int:
@@ -272,19 +318,40 @@ def run_findings(conn: Connection, day: date) -> pd.DataFrame:
     return found
 
 
-def agency_findings(found: pd.DataFrame, agency: str) -> tuple[pd.DataFrame, int]:
-    """The first :data:`MAX_ROWS` of the ``found`` findings on or citing one of the agency's
-    records, and how many there are."""
-    mine = concerns(agency, found)
-    return found.loc[mine, FINDING_COLUMNS].head(MAX_ROWS), int(mine.sum())
+def findings_section(found: pd.DataFrame, day: date) -> Section:
+    """Every finding once, with the agencies whose findings drop carries it."""
+    goes_to = pd.Series("", index=found.index, dtype="string")
+    for agency in AGENCIES:
+        goes_to = goes_to.mask(concerns(agency, found), goes_to + "; " + agency)
+    frame = found[FINDING_COLUMNS].assign(agencies=goes_to.str.removeprefix("; "))
+    return Section(
+        "findings",
+        "every finding holding at the end of the run; agencies: whose findings drop has it",
+        frame.head(MAX_ROWS),
+        len(frame),
+        more="each agency's findings drop lists every one of its own",
+        per_agency={a: int(concerns(a, found).sum()) for a in AGENCIES},
+    )
 
 
-def agency_rejections(conn: Connection, agency: str, day: date) -> tuple[pd.DataFrame, int]:
-    """The first :data:`MAX_ROWS` rejections of the agency's files of the run, and their count."""
-    query = rejections_query(agency, day)
-    frame = columns_of(conn, query.limit(MAX_ROWS), REJECTIONS_COLUMNS)
-    frame["line"] = frame["line"].astype("Int64")
-    return frame, _count(conn, query) if len(frame) == MAX_ROWS else len(frame)
+def rejections_section(conn: Connection, day: date) -> Section:
+    """The rejections of every file taken by the run, agency by agency."""
+    frames, per_agency = [], {}
+    for agency in AGENCIES:
+        query = rejections_query(agency, day)
+        frame = columns_of(conn, query.limit(MAX_ROWS), REJECTIONS_COLUMNS)
+        per_agency[agency] = _count(conn, query) if len(frame) == MAX_ROWS else len(frame)
+        frames.append(frame.assign(line=frame["line"].astype("Int64")).assign(agency=agency))
+    rejected = pd.concat(frames, ignore_index=True)[["agency", *REJECTIONS_COLUMNS]]
+    return Section(
+        "rejections",
+        "every rejected row or file of the files taken by the run",
+        rejected.head(MAX_ROWS),
+        sum(per_agency.values()),
+        numbers=["line"],
+        more="each agency's rejections drop lists every one of its own",
+        per_agency=per_agency,
+    )
 
 
 def verdict_counts(conn: Connection, day: date) -> dict[str, dict[str, int]]:
@@ -315,76 +382,91 @@ def to_act_on(conn: Connection, report: str, day: date) -> pd.DataFrame:
     return verdict_rows(conn, query, report)
 
 
-def _feeds(feeds: list[dict[str, Any]]) -> pd.DataFrame:
+def feeds_section(feeds: Mapping[str, list[dict[str, Any]]]) -> Section:
     keys = [
         "feed", "state", "file_count", "rows", "loaded", "rejected_rows", "critical_failed",
         "warnings_failed",
     ]  # fmt: skip
-    return pd.DataFrame([[f[k] for k in keys] for f in feeds], columns=FEED_COLUMNS, dtype=object)
+    rows = [[agency] + [f[k] for k in keys] for agency in AGENCIES for f in feeds.get(agency, [])]
+    frame = pd.DataFrame(rows, columns=["agency", *FEED_COLUMNS], dtype=object)
+    return Section(
+        "feeds",
+        "each agency's feeds: expected state, files, rows, failed expectations",
+        frame,
+        len(frame),
+        numbers=FEED_COLUMNS[2:],
+    )
 
 
-def _write_sheet(
+def verdict_sections(
+    conn: Connection, day: date, counted: Mapping[str, Mapping[str, int]]
+) -> list[Section]:
+    """Per verification report, the records whose verdict needs action."""
+    sections = []
+    for agency, reports in VERDICT_REPORTS.items():
+        for report in reports:
+            per_verdict = counted.get(report, {})
+            sections.append(
+                Section(
+                    report,
+                    f"{agency}: every record whose verdict is not {VERIFIED} (those are counted "
+                    "on this sheet)",
+                    to_act_on(conn, report, day),
+                    sum(per_verdict.values()) - per_verdict.get(VERIFIED, 0),
+                    more=f"{drop_name(agency, report, day)} carries the verdicts new or changed "
+                    "since the previous drop",
+                )
+            )
+    return sections
+
+
+def _write_summary(
     sheet: _Sheet,
-    conn: Connection,
-    agency: str,
     day: date,
-    feeds: list[dict[str, Any]],
-    found: pd.DataFrame,
+    sections: list[Section],
     counted: Mapping[str, Mapping[str, int]],
 ) -> None:
-    sheet.open()
-    sheet.line(f"{agency} — vehiclehub run of {day.isoformat()}", style=TITLE)
-    sheet.line(
-        "Findings, rejections and the verdicts that need action are listed (a section that "
-        "lists only its first rows says so); verified verdicts are counted. Identifiers "
-        "are text, as sent."
-    )
-    sheet.section("Feeds", _feeds(feeds), numbers=FEED_COLUMNS[2:])
-    mine, total = agency_findings(found, agency)
-    sheet.section(
-        "Findings",
-        mine,
-        total=total,
-        more=f"{drop_name(agency, 'findings', day)} lists every one",
-    )
-    rejected, total = agency_rejections(conn, agency, day)
-    sheet.section(
-        "Rejections",
-        rejected,
-        total=total,
-        numbers=["line"],
-        more=f"{drop_name(agency, 'rejections', day)} lists every one",
-    )
-    reports = VERDICT_REPORTS.get(agency, [])
-    if not reports:
-        sheet.skip()
-        sheet.line("Verdicts", style=HEADING)
-        sheet.line("no verdict reports for this agency")
-    for report in reports:
-        per_verdict = dict(sorted(counted.get(report, {}).items()))
-        counts = pd.DataFrame(
-            {"verdict": list(per_verdict), "records": list(per_verdict.values())}, dtype=object
-        )
-        sheet.section(f"Verdicts — {report}", counts, numbers=["records"], empty="no verdicts")
-        verified = per_verdict.get(VERIFIED, 0)
+    """The cover sheet: per agency at a glance, records per verdict, and the other sheets."""
+    by_name = {s.name: s for s in sections}
+    sheet.open(["sheet", "what it holds", "rows listed", "rows in all", "rejections"])
+    sheet.line(f"vehiclehub — run of business date {day.isoformat()}", style=TITLE)
+    sheet.line("business date", day)
+    sheet.skip()
+    sheet.line("agency", "feeds expected", "feeds received", "findings", "rejections", style=HEADER)
+    feeds = by_name["feeds"].frame
+    for agency in AGENCIES:
+        mine = feeds[feeds["agency"] == agency]
+        expected = mine[mine["state"] != "not expected"]
         sheet.line(
-            f"The {verified:,} verified records are counted, not listed; "
-            f"{drop_name(agency, report, day)} carries every verdict new or changed since "
-            "the previous drop."
+            agency,
+            len(expected),
+            int((expected["state"] == "received").sum()),
+            by_name["findings"].per_agency.get(agency, 0),
+            by_name["rejections"].per_agency.get(agency, 0),
         )
-        act = to_act_on(conn, report, day)
-        sheet.section(
-            f"Not verified — {report}",
-            act,
-            total=sum(per_verdict.values()) - verified,
-            more=f"the others are not in this workbook; {drop_name(agency, report, day)} "
-            "carries the verdicts new or changed since the previous drop",
-        )
+    sheet.skip()
+    sheet.line("verification report", "verdict", "records", style=HEADER)
+    for report in [r for reports in VERDICT_REPORTS.values() for r in reports]:
+        per_verdict = dict(sorted(counted.get(report, {}).items())) or {"(none)": 0}
+        for verdict, n in per_verdict.items():
+            sheet.line(report, verdict, n)
+    sheet.skip()
+    sheet.line("sheet", "what it holds", "rows listed", "rows in all", style=HEADER)
+    for section in sections:
+        sheet.line(section.name, section.holds, len(section.frame), section.total)
+    for section in sections:
+        if section.truncated:
+            sheet.line(
+                f"{section.name} lists its first {len(section.frame):,} of {section.total:,} "
+                f"rows (at most {MAX_ROWS:,} per sheet); {section.more}."
+            )
     sheet.close()
 
 
-def _package(sheets: int, sheet_names: Sequence[str] = AGENCIES) -> dict[str, str]:
-    """Every part of the workbook but the sheets, named ``sheet_names``."""
+def _package(names: Sequence[str], filters: Mapping[int, str]) -> dict[str, str]:
+    """Every part of the workbook but the sheets; ``filters`` are the filtered ranges by
+    sheet index (Excel keeps each as the sheet's hidden ``_FilterDatabase`` name)."""
+    sheets = len(names)
     overrides = "".join(
         f'<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="application/'
         'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
@@ -394,9 +476,14 @@ def _package(sheets: int, sheet_names: Sequence[str] = AGENCIES) -> dict[str, st
         f'<Relationship Id="rId{n}" Type="{_REL}/worksheet" Target="worksheets/sheet{n}.xml"/>'
         for n in range(1, sheets + 1)
     )
-    names = "".join(
-        f'<sheet name="{a}" sheetId="{n}" r:id="rId{n}"/>'
-        for n, a in enumerate(sheet_names[:sheets], start=1)
+    listed = "".join(
+        f'<sheet name="{name}" sheetId="{n}" r:id="rId{n}"/>'
+        for n, name in enumerate(names, start=1)
+    )
+    defined = "".join(
+        f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+        f"'{names[i]}'!{ref}</definedName>"
+        for i, ref in sorted(filters.items())
     )
     return {
         "[Content_Types].xml": (
@@ -413,7 +500,9 @@ def _package(sheets: int, sheet_names: Sequence[str] = AGENCIES) -> dict[str, st
             f'Type="{_REL}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
         ),
         "xl/workbook.xml": (
-            f'{_DECL}<workbook xmlns="{_MAIN}" xmlns:r="{_REL}"><sheets>{names}</sheets></workbook>'
+            f'{_DECL}<workbook xmlns="{_MAIN}" xmlns:r="{_REL}"><sheets>{listed}</sheets>'
+            + (f"<definedNames>{defined}</definedNames>" if defined else "")
+            + "</workbook>"
         ),
         "xl/_rels/workbook.xml.rels": (
             f'{_DECL}<Relationships xmlns="{_PKG_REL}">{relations}<Relationship '
@@ -433,39 +522,45 @@ def write_workbook(
     """Write the run's workbook; ``feeds`` are the report's per-agency feed rows.
 
     ``counted`` are the day's records per verification report and verdict when the
-    caller has them already (:func:`verdict_counts`). Returns the sections
-    (``agency: heading``) that list fewer rows than there are.
+    caller has them already (:func:`verdict_counts`). Returns the sheets that list
+    fewer rows than there are.
     """
-    found = run_findings(conn, day)
     counted = verdict_counts(conn, day) if counted is None else counted
+    sections = [
+        feeds_section(feeds),
+        findings_section(run_findings(conn, day), day),
+        rejections_section(conn, day),
+        *verdict_sections(conn, day, counted),
+    ]
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
-    truncated = []
+    filters: dict[int, str] = {}
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as book:
-        for name, text in _package(len(AGENCIES)).items():
-            book.writestr(name, text)
-        for n, agency in enumerate(AGENCIES, start=1):
+        with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as stream:
+            _write_summary(_Sheet(stream), day, sections, counted)
+        for n, section in enumerate(sections, start=2):
             with book.open(f"xl/worksheets/sheet{n}.xml", "w", force_zip64=True) as stream:
                 sheet = _Sheet(stream)
-                _write_sheet(sheet, conn, agency, day, feeds.get(agency, []), found, counted)
-                truncated += [f"{agency}: {heading}" for heading in sheet.truncated]
+                sheet.table(section.frame, section.numbers)
+                filters[n - 1] = sheet.filter_ref(absolute=True)
+        for name, text in _package(["summary", *(s.name for s in sections)], filters).items():
+            book.writestr(name, text)
     partial.replace(target)
-    return truncated
+    return [s.name for s in sections if s.truncated]
 
 
 def write_tables(target: IO[bytes], tables: Mapping[str, pd.DataFrame]) -> None:
     """A workbook of one sheet per table (its name the sheet's, at most 31 characters),
-    each a header row and the rows, every cell text as in the run workbook but for
-    integer columns."""
+    each a frozen, filtered header row and the rows, every cell text as in the run
+    workbook but for integer columns and the :data:`DATE_COLUMNS`."""
     names = [name[:31] for name in tables]
+    filters: dict[int, str] = {}
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as book:
-        for part, text in _package(len(names), names).items():
-            book.writestr(part, text)
         for n, frame in enumerate(tables.values(), start=1):
             with book.open(f"xl/worksheets/sheet{n}.xml", "w", force_zip64=True) as stream:
                 sheet = _Sheet(stream)
-                sheet.open()
-                sheet.line(*frame.columns, style=HEADER)
                 numbers = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
-                sheet.rows(frame, numbers)
-                sheet.close()
+                sheet.table(frame, numbers)
+                filters[n - 1] = sheet.filter_ref(absolute=True)
+        for part, text in _package(names, filters).items():
+            book.writestr(part, text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import xml.etree.ElementTree as ET
 import zipfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +95,20 @@ def _store_police_verdicts(conn: Connection, rows: list[dict]) -> None:
 
 
 def _rows(path: Path, sheet: str) -> list[list[Any]]:
-    """A sheet's rows as values, each padded to the sheet's eight columns."""
+    """A sheet's rows as values, each padded to ten columns."""
     book = load_workbook(path, read_only=True)
-    return [[*row, *[None] * (8 - len(row))] for row in book[sheet].iter_rows(values_only=True)]
+    return [[*row, *[None] * (10 - len(row))] for row in book[sheet].iter_rows(values_only=True)]
 
 
-def test_the_workbook_has_a_sheet_per_agency_and_keeps_ids_as_text(
+def _first_record(sheet: Any) -> dict[str, Any]:
+    """A table sheet's first row below the header, its cells by column name."""
+    return {h.value: c for h, c in zip(sheet[1], sheet[2], strict=True)}
+
+
+TABLES = ["feeds", "findings", "rejections", "export_verification", "refund_verification"]
+
+
+def test_the_workbook_has_a_summary_then_a_filtered_table_per_section(
     settings: Settings, tmp_path: Path
 ) -> None:
     decl_no, uscc = "530420250040970934", "91120000MA05K0N43C"
@@ -126,7 +134,7 @@ def test_the_workbook_has_a_sheet_per_agency_and_keeps_ids_as_text(
                 vin="LSVAM4187C2184847",
                 agency="customs",
                 record_key=f"{decl_no}/1",
-                related="",
+                related="commerce:L2025000001/LSVAM4187C2184847",
                 detail="no licence",
                 first_seen=D,
                 last_seen=D,
@@ -151,22 +159,35 @@ def test_the_workbook_has_a_sheet_per_agency_and_keeps_ids_as_text(
     with engine.connect() as conn:
         write_workbook(conn, D, target, feeds)
     book = load_workbook(target)
-    assert book.sheetnames == ["commerce", "police", "customs", "tax"]
-    customs = [[c for c in row] for row in book["customs"].iter_rows()]
-    values = [[c.value for c in row] for row in customs]
-    assert ["declarations", "received", 1, 10, 9, 1, 0, 1] in values
-    key_cell = next(c for row in customs for c in row if c.value == f"{decl_no}/1")
-    uscc_cell = next(c for row in customs for c in row if c.value == uscc)
-    line_cell = next(
-        row[1] for row in customs if row[0].value == "customs_declarations_20251103_001.csv"
-    )
-    police = [c for row in book["police"].iter_rows() for c in row]
-    decl_cell = next(c for c in police if c.value == decl_no)
-    for cell in (key_cell, uscc_cell, decl_cell):
+    assert book.sheetnames == ["summary", *TABLES]
+    for name in TABLES:
+        sheet = book[name]
+        assert sheet.freeze_panes == "A2", name
+        last = sheet.cell(1, sheet.max_column).column_letter
+        assert sheet.auto_filter.ref == f"A1:{last}{max(sheet.max_row, 2)}", name
+        assert all(c.value for c in sheet[1]), name  # a header over every column
+    assert [c.value for c in book["feeds"][2]] == [
+        "customs", "declarations", "received", 1, 10, 9, 1, 0, 1
+    ]  # fmt: skip
+    finding = _first_record(book["findings"])
+    assert finding["first_seen"].value == datetime(2025, 11, 3)  # a date, shown as one
+    assert finding["first_seen"].number_format == "yyyy-mm-dd"
+    assert (finding["status"].value, finding["agencies"].value) == ("new", "commerce; customs")
+    rejection = {
+        h.value: c for h, c in zip(book["rejections"][1], book["rejections"][2], strict=True)
+    }
+    assert (rejection["line"].value, rejection["line"].data_type) == (7, "n")
+    verdict = _first_record(book["export_verification"])
+    assert verdict["exported_at"].value == datetime(2025, 10, 12)
+    for cell in (finding["record_key"], rejection["value"], verdict["decl_no"]):
         assert (cell.data_type, cell.number_format, type(cell.value)) == ("s", "@", str)
-    assert (line_cell.value, line_cell.data_type) == (7, "n")
-    finding_row = next(row for row in values if row[0] == "LIC-001")
-    assert finding_row[-1] == "new"
+    assert finding["record_key"].value == f"{decl_no}/1" and verdict["decl_no"].value == decl_no
+    summary = _rows(target, "summary")
+    assert summary[1][:2] == ["business date", datetime(2025, 11, 3)]
+    #            agency, feeds expected, received, findings, rejections
+    assert ["customs", 1, 1, 1, 1] in [r[:5] for r in summary]
+    assert ["commerce", 0, 0, 1, 0] in [r[:5] for r in summary]  # cited by the finding
+    assert ["export_verification", "before_export", 1] in [r[:3] for r in summary]
 
 
 def test_the_workbook_lists_verdicts_needing_action_and_counts_verified_ones(
@@ -185,13 +206,13 @@ def test_the_workbook_lists_verdicts_needing_action_and_counts_verified_ones(
     target = tmp_path / "book.xlsx"
     with engine.connect() as conn:
         assert write_workbook(conn, D, target, {}) == []
-    rows = _rows(target, "police")
-    assert ["verified", 5] in [r[:2] for r in rows]
-    assert ["no_export", 1] in [r[:2] for r in rows]
-    listed = [r[0] for r in rows if r[2] in ("verified", "no_export", "before_export")]
+    summary = [r[:3] for r in _rows(target, "summary")]
+    assert ["export_verification", "verified", 5] in summary
+    assert ["export_verification", "no_export", 1] in summary
+    listed = [r[0] for r in _rows(target, "export_verification")[1:]]
     assert listed == ["E7", "E8"]  # the verified ones are counted, not listed
-    note = next(r[0] for r in rows if r[0] and str(r[0]).startswith("The 5 verified"))
-    assert "hub_police_export_verification_20251103_001.csv" in note
+    sheets = {r[0]: r[2:4] for r in _rows(target, "summary")}
+    assert sheets["export_verification"] == [2, 2]  # rows listed, rows in all
 
 
 def test_a_section_longer_than_its_limit_says_what_it_leaves_out(
@@ -221,12 +242,14 @@ def test_a_section_longer_than_its_limit_says_what_it_leaves_out(
         )
     target = tmp_path / "book.xlsx"
     with engine.connect() as conn:
-        assert write_workbook(conn, D, target, {}) == ["police: Findings"]
-    rows = _rows(target, "police")
-    assert [r[3] for r in rows if r[0] == "EXP-001"] == ["E0", "E1", "E2"]
-    note = next(r[0] for r in rows if r[0] and str(r[0]).startswith("First 3 of 5 rows"))
-    assert "hub_police_findings_20251103_001.csv" in note
-    assert not any(r[0] == "EXP-001" for r in _rows(target, "customs"))
+        assert write_workbook(conn, D, target, {}) == ["findings"]
+    rows = _rows(target, "findings")
+    assert [r[3] for r in rows[1:]] == ["E0", "E1", "E2"]
+    assert rows[1][2] is None  # a missing VIN is an empty cell
+    summary = _rows(target, "summary")
+    assert ["police", 0, 0, 5, 0] in [r[:5] for r in summary]  # all five counted
+    note = next(r[0] for r in summary if str(r[0]).startswith("findings lists its first 3 of 5"))
+    assert "findings drop lists every one of its own" in note
 
 
 def test_workbook_text_is_escaped_for_xml_and_excel(settings: Settings, tmp_path: Path) -> None:
@@ -257,7 +280,7 @@ def test_workbook_text_is_escaped_for_xml_and_excel(settings: Settings, tmp_path
         for name in book.namelist():
             if name.endswith((".xml", ".rels")):
                 ET.fromstring(book.read(name))  # every part is well-formed XML
-    row, cut = [r for r in _rows(target, "tax") if r[0] == "tax_refunds_20251103_001.csv"]
+    row, cut = [r[1:] for r in _rows(target, "rejections") if r[0] == "tax"]
     # SpreadsheetML's own escapes for a control character and a literal "_xHHHH_"
     assert row[:4] == [
         "tax_refunds_20251103_001.csv",
