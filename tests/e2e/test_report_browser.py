@@ -238,3 +238,56 @@ def test_the_report_renders_without_console_errors(
     browser.open(first_page)
     assert browser.problems() == []
     assert "Expectation Validation Result" in browser.evaluate("document.body.innerText")
+    _renders_styled_offline(browser, tmp_path / f"datadocs-{day}.png")
+
+
+def _settle(browser: DevTools, promise: str) -> None:
+    """Wait until the page's promise resolves."""
+    browser.call("Runtime.evaluate", expression=promise, awaitPromise=True)
+
+
+def _passed_shown(browser: DevTools) -> int:
+    """Passed expectations on show: GX marks a cell of each, and hides its row."""
+    return int(
+        browser.evaluate(
+            "[...document.querySelectorAll('.hide-succeeded-validation-target-child')]"
+            ".filter(e => getComputedStyle(e.parentElement).display !== 'none').length"
+        )
+    )
+
+
+def _renders_styled_offline(browser: DevTools, shot: Path) -> None:
+    """A Data Docs validation page: its vendored stylesheets and scripts load from the
+    site itself, the status column shows its icons, the "Failed Only" switch hides the
+    passed expectations, and nothing points outside."""
+    sheets = browser.evaluate("[...document.styleSheets].map(s => s.href || '')")
+    assert any(s.startswith("file:") and s.endswith("/bootstrap.min.css") for s in sheets)
+    assert not any(s.startswith(("http:", "https:")) for s in sheets)
+    # Bootstrap's rules apply (its sticky navbar), and Font Awesome's icon font is in use.
+    assert browser.evaluate("getComputedStyle(document.querySelector('.navbar')).position") == (
+        "sticky"
+    )
+    _settle(browser, "document.fonts.ready.then(() => 1)")
+    icons = browser.evaluate(
+        "[...document.querySelectorAll('table td i.fas, table td i.fa')].map(i => "
+        "[getComputedStyle(i, '::before').content, getComputedStyle(i).fontFamily])"
+    )
+    assert icons and all(content not in ("none", "") for content, _ in icons)
+    assert all("Font Awesome" in family for _, family in icons)
+    assert browser.evaluate("document.fonts.check('900 16px \"Font Awesome 6 Free\"')")
+    assert browser.evaluate("typeof jQuery") == "function"
+    assert _passed_shown(browser) > 0
+    browser.evaluate(
+        "[...document.querySelectorAll('button, label, a')]"
+        ".find(e => e.textContent.trim() === 'Failed Only').click()"
+    )
+    _settle(browser, "new Promise(r => setTimeout(() => r(1), 1200))")  # jQuery's fade
+    assert _passed_shown(browser) == 0
+    links = browser.evaluate(
+        "[...document.querySelectorAll('a[href], img[src], script[src]')]"
+        ".map(e => e.getAttribute('href') || e.getAttribute('src'))"
+    )
+    assert not any(link.startswith(("http:", "https:", "//")) for link in links)
+    assert "newsletter" not in browser.evaluate("document.body.innerText").lower()
+    assert browser.problems() == []
+    browser.screenshot(shot)

@@ -5,12 +5,14 @@ at publish time from the validation results the gate stored with each file taken
 the run (:data:`vehiclehub.store.schema.quality_validations`), plus every feed's
 suite. Those results come from the quality frame, which holds no personal data.
 
-GX's pages load Bootstrap, jQuery and fonts from public CDNs, and its index page is
-drawn by those scripts. The hub works on networks without internet access, so every
-script, remote stylesheet and remote image is removed from the built pages (GX renders
-their content as static HTML; they keep GX's local stylesheet), and the index is
-replaced by a static one listing the run's validations and the suites: plain, but
-complete and offline.
+GX's pages load Bootstrap, bootstrap-table, jQuery and Font Awesome from public CDNs.
+The hub works on networks without internet access, so those files are vendored in the
+package (``datadocs_static/``, with their licences), copied beside the site and the
+pages pointed at them (:data:`VENDORED`): the pages render styled, their status icons
+show and the "failed only" filter works, all offline. What is not vendored is removed:
+other remote scripts, stylesheets and images, links to web sites, and GX's newsletter
+footer. The index is replaced by a static one listing the run's validations and the
+suites.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -35,13 +38,62 @@ from vehiclehub.store.schema import intake_files, quality_validations
 log = logging.getLogger(__name__)
 
 SITE = "vehiclehub"
-_REMOTE = re.compile(
-    r"<script\b[^>]*>.*?</script>"
-    r"|<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*/?>"
-    r"|<link[^>]*\brel=\"shortcut icon\"[^>]*/?>"  # GX gets its depth wrong in deep pages
-    r"|<img[^>]*\bsrc=\"https?://[^\"]*\"[^>]*/?>",
+#: The vendored assets, shipped in the package, and where the site gets its copy.
+ASSETS = Path(__file__).with_name("datadocs_static")
+VENDOR_DIR = Path("static") / "vendor"
+#: Each CDN address GX's templates load, and the vendored file that replaces it.
+VENDORED = {
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": (
+        "bootstrap-4.3.1/bootstrap.min.css"
+    ),
+    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": (
+        "bootstrap-4.3.1/bootstrap.min.js"
+    ),
+    "https://code.jquery.com/jquery-3.7.1.min.js": "jquery-3.7.1/jquery.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": (
+        "popper.js-1.12.9/popper.min.js"
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": (
+        "bootstrap-table-1.19.1/bootstrap-table.min.css"
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": (
+        "bootstrap-table-1.19.1/bootstrap-table.min.js"
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/"
+    "bootstrap-table-filter-control.css": (
+        "bootstrap-table-1.19.1/bootstrap-table-filter-control.min.css"
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/"
+    "bootstrap-table-filter-control.min.css": (
+        "bootstrap-table-1.19.1/bootstrap-table-filter-control.min.css"
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/"
+    "bootstrap-table-filter-control.min.js": (
+        "bootstrap-table-1.19.1/bootstrap-table-filter-control.min.js"
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/"
+    "bootstrap-datepicker.min.css": "bootstrap-datepicker-1.9.0/bootstrap-datepicker.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/"
+    "bootstrap-datepicker.min.js": "bootstrap-datepicker-1.9.0/bootstrap-datepicker.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": (
+        "fontawesome-free-6.6.0/css/all.min.css"
+    ),
+}
+# A script or stylesheet loaded from elsewhere: its tag, and the address.
+_LOADED = re.compile(
+    r"<script\b[^>]*\bsrc=\"(?P<script>[^\"]+)\"[^>]*>\s*</script>"
+    r"|<link\b[^>]*\bhref=\"(?P<link>https?://[^\"]+)\"[^>]*/?>",
+    re.IGNORECASE,
+)
+_INTEGRITY = re.compile(r"\s(?:integrity|crossorigin)=\"[^\"]*\"", re.IGNORECASE)
+_GONE = re.compile(
+    r"<link[^>]*\brel=\"shortcut icon\"[^>]*/?>"  # GX gets its depth wrong in deep pages
+    r"|<img[^>]*\bsrc=\"https?://[^\"]*\"[^>]*/?>"
+    r"|<footer>\s*<p>[^<]*newsletter.*?</footer>",  # GX's newsletter footer
     re.IGNORECASE | re.DOTALL,
 )
+# A link out of the site: kept as its text.
+_OUTSIDE = re.compile(r"<a\b[^>]*\bhref=\"https?://[^\"]*\"[^>]*>(?P<text>.*?)</a>", re.DOTALL)
 _INDEX = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Data Docs {day}</title>
 <link rel="icon" href="data:,">
@@ -64,13 +116,36 @@ class DataDocs:
     pages: dict[int, Path] = field(default_factory=dict)  # file id -> its validation page
 
 
+def offline_page(text: str, vendor: str) -> str:
+    """A page with every CDN asset pointed at its vendored copy under ``vendor`` (a path
+    relative to the page), and nothing else from outside: no other remote script,
+    stylesheet or image, no link out, no newsletter footer."""
+
+    def local(found: re.Match[str]) -> str:
+        url = found.group("script") or found.group("link")
+        if url in VENDORED:
+            tag = _INTEGRITY.sub("", found.group(0))
+            return tag.replace(url, f"{vendor}/{VENDORED[url]}")
+        # GX's own inline scripts have no src; any other remote asset goes.
+        return "" if url.startswith(("http://", "https://", "//")) else found.group(0)
+
+    text = _LOADED.sub(local, text)
+    text = _GONE.sub("", text)
+    return _OUTSIDE.sub(lambda found: found.group("text"), text)
+
+
 def _offline(directory: Path) -> None:
-    """Drop scripts, and remote stylesheets and images, from every page."""
+    """Copy the vendored assets beside the site and point every page at them."""
+    vendor = directory / VENDOR_DIR
+    shutil.copytree(ASSETS, vendor, dirs_exist_ok=True)
     for page in directory.rglob("*.html"):
+        if vendor in page.parents:
+            continue
         text = page.read_text(encoding="utf-8")
-        stripped = _REMOTE.sub("", text)
-        if stripped != text:
-            page.write_text(stripped, encoding="utf-8")
+        relative = Path(os.path.relpath(vendor, page.parent)).as_posix()
+        local = offline_page(text, relative)
+        if local != text:
+            page.write_text(local, encoding="utf-8")
 
 
 def _path_of(url: str) -> Path:
