@@ -1,8 +1,8 @@
 """The operator's daily page: ``work_dir/reports/<date>/index.html``, self-contained.
 
 Beside it, in the same folder: ``datadocs/`` (GX Data Docs of the run's files) and
-``vehiclehub_<date>.xlsx`` (a summary, then a filtered table per section). The page needs nothing from the
-network and runs no script: charts are inline SVG drawn here.
+``vehiclehub_<date>.xlsx`` (a summary, then a filtered table per section). The page
+needs nothing from the network and runs no script: charts are inline SVG drawn here.
 
 What it shows, per agency and feed: whether the expected files came (completeness:
 received / rejected / waiting / *not received*, gaps in ``seq``, late files), files,
