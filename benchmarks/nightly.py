@@ -1,15 +1,20 @@
-"""Nightly benchmark: one business date's agency files for N vehicles through ``vhub run``.
+"""Nightly benchmark: N vehicles' agency files through ``vhub run``, night after night.
 
-    .venv/bin/python benchmarks/nightly.py --vehicles 1000000 [--keep DIR]
+    .venv/bin/python benchmarks/nightly.py --vehicles 1000000 [--nights K] [--keep DIR]
         [--database-url URL] [--date 2025-11-03] [--seed 1] [--profile FILE]
 
-Generates the world's files for one business date (every vehicle's history in that
-date's files, like an initial load) with ``vehiclehub.samples.generate``, then runs
-``vhub run --config ... --date ...`` as a child process and prints the generation time,
-the run's wall time and peak RSS (all its processes together), rows per feed and
-findings per rule (with precision and recall against the planted cases), measured
-against the targets: 1M vehicles end to end in under 3 minutes and under 3 GiB peak
-RSS on 2 cores.
+Generates the world's files for K successive business dates from ``--date`` with
+``vehiclehub.samples.generate``: the first date's files hold every vehicle's history (an
+initial load), each later date's the day's change as agencies send it (new vehicles
+moving through the process, corrections and cancellations; a few tenths of a percent
+of the rows). Each night the date's files land in the outboxes and ``vhub run --config
+... --date ...`` runs as a child process. Per night it prints the wall time and peak RSS
+(all the run's processes together), the time per stage, the rows in, and the store's
+size and its growth; after the last night rows per feed and findings per rule (with
+precision and recall against the planted cases), measured against the targets: the first
+night (1M vehicles) in under 3 minutes and under 3 GiB peak RSS on 2 cores; a steady
+night within a quarter of the first night's wall time, growing the store by at most
+50 MB.
 
 Before the measured run, a run over a tiny world fills a bytecode cache of the child's
 own (``PYTHONPYCACHEPREFIX``), so that module compilation, which a deployed hub does not
@@ -24,28 +29,35 @@ from __future__ import annotations
 import argparse
 import os
 import pstats
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
 
 from vehiclehub.config import AGENCIES
 from vehiclehub.demo import write_hub_config
-from vehiclehub.samples.generate import World, generate_world
+from vehiclehub.samples.generate import World, business_dates, generate_world
 from vehiclehub.store.schema import findings, intake_files
 
 TARGET_SECONDS = 180
 TARGET_RSS_GIB = 3.0
+#: A steady night's wall time at most this share of the first night's.
+TARGET_STEADY_SHARE = 0.25
+#: A steady night's growth of the store at most this (MB).
+TARGET_GROWTH_MB = 50
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--vehicles", type=int, default=100_000)
+    parser.add_argument("--nights", type=int, default=1, help="business dates run in turn")
     parser.add_argument("--date", type=date.fromisoformat, default=date(2025, 11, 3))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="run in DIR and keep it (default: a temp dir)")
@@ -54,13 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def generate(directory: Path, vehicles: int, day: date, seed: int) -> tuple[World, float, float]:
-    """Generate the world and write its files; return it with both durations (seconds)."""
+def generate(vehicles: int, first: date, nights: int, seed: int) -> tuple[World, float]:
+    """Generate the world of ``nights`` business dates; return it with the seconds taken."""
     started = time.perf_counter()
-    world = generate_world(vehicles, [day], seed=seed)
-    generated = time.perf_counter()
-    world.write_day(day, directory / "exchange")
-    return world, generated - started, time.perf_counter() - generated
+    world = generate_world(vehicles, business_dates(first, nights), seed=seed)
+    return world, time.perf_counter() - started
 
 
 def child_environment(directory: Path) -> dict[str, str]:
@@ -121,11 +131,19 @@ def _tree_memory_kib(root: int) -> tuple[int, dict[int, int]]:
     return total, peaks
 
 
-def run_hub(
-    config: Path, day: date, profile: Path | None, env: dict[str, str]
-) -> tuple[float, float, float, int]:
-    """Run ``vhub run`` as a child; return (wall seconds, peak RSS of its largest
-    process in GiB, peak RSS of its whole process tree in GiB, exit status).
+@dataclass(frozen=True)
+class Night:
+    """One measured ``vhub run``."""
+
+    wall: float
+    process_gib: float  # peak RSS of its largest process
+    peak_gib: float  # peak RSS of its whole process tree
+    status: int
+    output: str  # what it printed: the run summary
+
+
+def run_hub(config: Path, day: date, profile: Path | None, env: dict[str, str], log: Path) -> Night:
+    """Run ``vhub run`` as a child, its output into ``log``; measure it.
 
     The hub prepares files in a worker process while it loads the previous one, so the
     run's memory is the sum over its processes: the tree's resident memory is sampled
@@ -138,7 +156,23 @@ def run_hub(
         command += ["-m", "cProfile", "-o", str(profile)]
     command += ["-m", "vehiclehub.cli", "run", "--config", str(config), "--date", day.isoformat()]
     started = time.perf_counter()
-    child = subprocess.Popen(command, env=env)
+    with log.open("w") as sink:
+        child = subprocess.Popen(command, env=env, stdout=sink)
+        tree_peak_kib, process_peaks = _sample_until_done(child)
+    wall = time.perf_counter() - started
+    largest_kib = max(process_peaks.values(), default=0)
+    return Night(
+        wall,
+        largest_kib / 2**20,
+        max(tree_peak_kib, largest_kib) / 2**20,
+        child.returncode,
+        log.read_text(),
+    )
+
+
+def _sample_until_done(child: subprocess.Popen[bytes]) -> tuple[int, dict[int, int]]:
+    """The peak resident memory of the child's process tree and of each of its processes
+    (KiB), sampled every 0.1 s until it exits."""
     tree_peak_kib, process_peaks = 0, dict[int, int]()
     while child.poll() is None:
         total, peaks = _tree_memory_kib(child.pid)
@@ -146,9 +180,35 @@ def run_hub(
         for pid, peak in peaks.items():
             process_peaks[pid] = max(process_peaks.get(pid, 0), peak)
         time.sleep(0.1)
-    wall = time.perf_counter() - started
-    largest_kib = max(process_peaks.values(), default=0)
-    return wall, largest_kib / 2**20, max(tree_peak_kib, largest_kib) / 2**20, child.returncode
+    return tree_peak_kib, process_peaks
+
+
+def stage_seconds(output: str) -> dict[str, float]:
+    """The stage times of a run summary's ``took:`` line."""
+    took = next((line for line in output.splitlines() if line.strip().startswith("took:")), "")
+    return {stage: float(s) for stage, s in re.findall(r"(\w+) ([\d.]+) s", took)}
+
+
+def store_bytes(database_url: str) -> int:
+    """The store's size on disk: the SQLite file with its journal, or the PostgreSQL
+    database."""
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.split("///", 1)[1])
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+    engine.dispose()
+    return int(size)
+
+
+def night_line(number: int, day: date, rows: int, night: Night, size: int, growth: int) -> str:
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in stage_seconds(night.output).items())
+    return (
+        f"night {number} {day}: exit {night.status}, wall {night.wall:.1f} s ({stages}), "
+        f"rows in {rows:,}, peak RSS {night.peak_gib:.2f} GiB, "
+        f"store {size / 1e6:,.1f} MB (+{growth / 1e6:,.1f} MB)"
+    )
 
 
 def report_rows(world: World, database_url: str) -> None:
@@ -209,6 +269,50 @@ def print_profile(profile: Path, top: int = 25) -> None:
     stats.sort_stats("cumulative").print_stats("vehiclehub", top)
 
 
+def run_nights(
+    args: argparse.Namespace, world: World, directory: Path, config: Path, database_url: str
+) -> list[tuple[date, int, Night, int, int]]:
+    """Each business date in turn: its files land in the outboxes, then ``vhub run``.
+    Returns per night its date, rows in, measurement, store size and growth (bytes)."""
+    env = child_environment(directory)
+    warm = warm_up(directory, args.date, env)
+    print(f"warm-up run (tiny world, compiles the bytecode): {warm:.1f} s", flush=True)
+    nights = []
+    size = store_bytes(database_url) if not database_url.startswith("sqlite") else 0
+    for number, day in enumerate(world.dates, start=1):
+        world.write_day(day, directory / "exchange")
+        rows = sum(len(f.rows()) for f in world.files_of(day))
+        night = run_hub(config, day, args.profile, env, directory / f"night-{number}.out")
+        grown = store_bytes(database_url)
+        nights.append((day, rows, night, grown, grown - size))
+        size = grown
+        print(night_line(number, day, rows, night, grown, nights[-1][4]), flush=True)
+        if night.status != 0:
+            print(night.output)
+            break
+    return nights
+
+
+def print_targets(nights: list[tuple[date, int, Night, int, int]]) -> None:
+    first = nights[0][2]
+    print(
+        f"\nfirst night: wall {first.wall:.1f} s, peak RSS {first.peak_gib:.2f} GiB (all its "
+        f"processes together; largest single process {first.process_gib:.2f} GiB)"
+    )
+    print(
+        f"targets (1M vehicles, 2 cores): first night < {TARGET_SECONDS} s "
+        f"[{'met' if first.wall < TARGET_SECONDS else 'MISSED'}], peak RSS < "
+        f"{TARGET_RSS_GIB} GiB [{'met' if first.peak_gib < TARGET_RSS_GIB else 'MISSED'}]"
+    )
+    for number, (day, _, night, _, growth) in enumerate(nights[1:], start=2):
+        share = night.wall / first.wall
+        print(
+            f"  steady night {number} ({day}): {share:.0%} of the first night's wall "
+            f"[{'met' if share <= TARGET_STEADY_SHARE else 'MISSED'}], store +"
+            f"{growth / 1e6:,.1f} MB [{'met' if growth <= TARGET_GROWTH_MB * 1e6 else 'MISSED'}]"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     directory = args.keep or Path(tempfile.mkdtemp(prefix="vhub-nightly-"))
@@ -221,29 +325,17 @@ def main(argv: list[str] | None = None) -> int:
         directory, database_url, {a: {"url": f"file://{exchange / a}"} for a in AGENCIES}
     )
     try:
-        print(f"generating {args.vehicles:,} vehicles for {args.date} in {directory}", flush=True)
-        world, generation, writing = generate(directory, args.vehicles, args.date, args.seed)
-        size = sum(p.stat().st_size for p in exchange.rglob("*") if p.is_file())
         print(
-            f"generated in {generation:.1f} s, files written in {writing:.1f} s "
-            f"({size / 2**20:,.0f} MiB)",
+            f"generating {args.vehicles:,} vehicles, {args.nights} night(s) from {args.date}, "
+            f"in {directory} (load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
-        env = child_environment(directory)
-        warm = warm_up(directory, args.date, env)
-        print(f"warm-up run (tiny world, compiles the bytecode): {warm:.1f} s", flush=True)
-        wall, process_gib, peak_gib, status = run_hub(config, args.date, args.profile, env)
-        rows = sum(world.rows_per_feed().values())
-        print(
-            f"\nvhub run: exit {status}, wall {wall:.1f} s ({rows / wall:,.0f} rows/s), "
-            f"peak RSS {peak_gib:.2f} GiB (all its processes together; "
-            f"largest single process {process_gib:.2f} GiB)"
-        )
-        print(
-            f"targets (1M vehicles, 2 cores): wall < {TARGET_SECONDS} s "
-            f"[{'met' if wall < TARGET_SECONDS else 'MISSED'}], peak RSS < "
-            f"{TARGET_RSS_GIB} GiB [{'met' if peak_gib < TARGET_RSS_GIB else 'MISSED'}]"
-        )
+        world, generation = generate(args.vehicles, args.date, args.nights, args.seed)
+        print(f"generated in {generation:.1f} s", flush=True)
+        nights = run_nights(args, world, directory, config, database_url)
+        print_targets(nights)
+        print(f"load average now {os.getloadavg()[0]:.1f} (other jobs on the machine)")
+        status = nights[-1][2].status
         if status == 0:
             report_rows(world, database_url)
             report_findings(world, database_url)
