@@ -8,16 +8,67 @@ from __future__ import annotations
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 
 from vehiclehub import identifiers
 from vehiclehub.vin import normalise_vins
 
-_DATE = r"\d{4}-\d{2}-\d{2}"
-_DECIMAL = r"\d+(\.\d+)?"
+# ICD §1, what a field may hold: digits are ASCII digits, dates lie in 1900-2099,
+# decimals have at most 16 digits before the point and 2 after.
+_DATE = r"(?:19|20)[0-9]{2}-[0-9]{2}-[0-9]{2}"
+_DECIMAL = r"[0-9]{1,16}(?:\.[0-9]{1,2})?"
+
+#: Control characters no field may hold (ICD §1), in RE2 syntax.
+_CONTROL = r"[\x00-\x1f\x{7f}-\x{9f}\x{2028}\x{2029}]"
+#: What a key or reference may not hold: white space (any), or a drop's separators.
+_NOT_IN_REFERENCE = r"[\s\p{Z};:/\\]"
 
 
 def _fullmatch(s: pd.Series, pattern: str) -> pd.Series:
     return s.astype("str").str.fullmatch(pattern).fillna(False).astype(bool)
+
+
+def _arrow(s: pd.Series) -> pyarrow.Array:
+    values = pyarrow.array(s.astype("str"), type=pyarrow.string(), from_pandas=True)
+    return values.combine_chunks() if isinstance(values, pyarrow.ChunkedArray) else values
+
+
+def _found(s: pd.Series, pattern: str) -> pd.Series:
+    """Whether each value holds a match of an RE2 ``pattern``; missing: no."""
+    hits = pc.fill_null(pc.match_substring_regex(_arrow(s), pattern), False)
+    return pd.Series(hits.to_numpy(zero_copy_only=False), index=s.index)
+
+
+def _chars(s: pd.Series) -> pd.Series:
+    """Each value's length in characters; 0 for a missing one."""
+    lengths = pc.fill_null(pc.utf8_length(_arrow(s)), 0)
+    return pd.Series(lengths.to_numpy(zero_copy_only=False), index=s.index)
+
+
+def no_control_chars() -> pa.Check:
+    return pa.Check(
+        lambda s: ~_found(s, _CONTROL),
+        name="no_control_chars",
+        error="holds a control character (U+0000-U+001F, U+007F-U+009F) or a line or "
+        "paragraph separator (U+2028, U+2029)",
+    )
+
+
+def max_chars(n: int) -> pa.Check:
+    return pa.Check(
+        lambda s: _chars(s) <= n, name=f"max_chars_{n}", error=f"longer than {n} characters"
+    )
+
+
+def reference() -> pa.Check:
+    """A record key or reference (ICD §1): drops join keys with ``/`` and ids with ``;``."""
+    return pa.Check(
+        lambda s: (_chars(s) <= 64) & ~_found(s, _NOT_IN_REFERENCE),
+        name="reference",
+        error="not a key or reference: 1 to 64 characters without white space and "
+        "without ; : / or \\",
+    )
 
 
 def not_scientific() -> pa.Check:
@@ -104,10 +155,11 @@ def digits(n: int) -> pa.Check:
 
 def iso_date() -> pa.Check:
     def valid(s: pd.Series) -> pd.Series:
-        parsed = pd.to_datetime(s.astype("str"), format="%Y-%m-%d", errors="coerce")
-        return _fullmatch(s, _DATE) & parsed.notna()
+        well_formed = _fullmatch(s, _DATE)
+        parsed = pd.to_datetime(s.where(well_formed), format="%Y-%m-%d", errors="coerce")
+        return well_formed & parsed.notna()
 
-    return pa.Check(valid, name="date", error="not a date in the form YYYY-MM-DD")
+    return pa.Check(valid, name="date", error="not a date in the form YYYY-MM-DD from 1900 to 2099")
 
 
 def integer(low: int | None = None, high: int | None = None) -> pa.Check:
@@ -120,7 +172,7 @@ def integer(low: int | None = None, high: int | None = None) -> pa.Check:
     )
 
     def valid(s: pd.Series) -> pd.Series:
-        ok = _fullmatch(s, r"\d{1,9}")
+        ok = _fullmatch(s, r"[0-9]{1,9}")
         number = pd.to_numeric(s.where(ok), errors="coerce")
         if low is not None:
             ok &= (number >= low).fillna(False)
@@ -135,7 +187,8 @@ def decimal() -> pa.Check:
     return pa.Check(
         lambda s: _fullmatch(s, _DECIMAL),
         name="decimal",
-        error="must be a plain non-negative decimal number such as 1234.50",
+        error="must be a plain non-negative decimal number such as 1234.50, at most 16 "
+        "digits before the point and 2 after",
     )
 
 

@@ -17,11 +17,18 @@ import pandera.pandas as pa
 
 from vehiclehub import checks
 
-#: Logical column types of the ICD and the check that each one carries.
+#: The longest free text and raw VIN (ICD §1, what a field may hold).
+TEXT_MAX_CHARS = 200
+RAW_VIN_MAX_CHARS = 64
+#: The longest record key or reference (ICD §1).
+REFERENCE_MAX_CHARS = 64
+
+#: Logical column types of the ICD and the check that each one carries. Every column
+#: also refuses control characters first (:func:`column`).
 TYPES: dict[str, Any] = {
-    "text": lambda **_: [],
-    "id": lambda **_: [checks.not_scientific()],
-    "vin": lambda **_: [checks.vin()],
+    "text": lambda **_: [checks.max_chars(TEXT_MAX_CHARS)],
+    "id": lambda **_: [checks.reference(), checks.not_scientific()],
+    "vin": lambda **_: [checks.max_chars(RAW_VIN_MAX_CHARS), checks.vin()],
     "uscc": lambda **_: [checks.not_scientific(), checks.uscc()],
     "resident_id": lambda **_: [checks.not_scientific(), checks.resident_id()],
     "owner_id": lambda **_: [checks.not_scientific(), checks.owner_id()],
@@ -38,6 +45,24 @@ TYPES: dict[str, Any] = {
 
 #: Types whose values identify a person (ICD §5): pseudonymised at intake, masked in errors.
 PERSONAL_TYPES = frozenset({"resident_id"})
+
+#: The longest value a column of each text type holds in the store, once prepared: a
+#: resident ID is stored as its pseudonym (64 hex digits), a VIN normalised (its raw
+#: value beside it, :data:`RAW_VIN_MAX_CHARS`).
+STORED_CHARS: dict[str, Any] = {
+    "text": lambda **_: TEXT_MAX_CHARS,
+    "id": lambda **_: REFERENCE_MAX_CHARS,
+    "vin": lambda **_: 17,
+    "uscc": lambda **_: 18,
+    "resident_id": lambda **_: 64,
+    "owner_id": lambda **_: 64,
+    "decl_no": lambda **_: 18,
+    "decl_ref": lambda **_: 21,
+    "hs_code": lambda **_: 10,
+    "country": lambda **_: 3,
+    "digits": lambda n, **_: n,
+    "enum": lambda values, **_: max(len(v) for v in values),
+}
 
 
 def column(
@@ -59,7 +84,7 @@ def column(
         dtype=None,
         nullable=nullable or default is not None,
         required=not optional,
-        checks=TYPES[type_](**options),
+        checks=[checks.no_control_chars(), *TYPES[type_](**options)],
         metadata={"type": type_, "default": default, **options},
     )
 
@@ -107,6 +132,12 @@ class ColumnSpec:
     @property
     def values(self) -> list[str]:
         return list(self.options.get("values", []))
+
+    @property
+    def stored_chars(self) -> int | None:
+        """The longest text the store holds for this column; None for dates and numbers."""
+        size = STORED_CHARS.get(self.type)
+        return None if size is None else int(size(**self.options))
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ def _create_tables(engine: Engine, attempts: int = 20) -> None:
             _upgrade_indexes(engine)
             _protect_exchange_log(engine)
             upgrade_verdict_snapshots(engine)
+            _widen_text_columns(engine)
             return
         except SQLAlchemyError:
             if attempt == attempts - 1:
@@ -196,6 +197,34 @@ def one_writer_at_a_time(database_url: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _widen_text_columns(engine: Engine) -> None:
+    """Give a store created by an earlier version the text sizes the contract sets now
+    (ICD §1: free text up to 200 characters), so that whatever validation accepts loads.
+
+    Only PostgreSQL enforces them; a column is only ever widened (a value stored by an
+    earlier version may be longer than the contract now allows). A no-op once done.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        present = inspect(conn)
+        tables = set(present.get_table_names())
+        for table in metadata.sorted_tables:
+            if table.name not in tables:
+                continue
+            stored = {c["name"]: c["type"] for c in present.get_columns(table.name)}
+            for column in table.columns:
+                want = getattr(column.type, "length", None)
+                have = getattr(stored.get(column.name), "length", None)
+                if want is not None and have is not None and have < want:
+                    conn.execute(
+                        text(
+                            f'ALTER TABLE "{table.name}" ALTER COLUMN "{column.name}" '
+                            f"TYPE varchar({int(want)})"
+                        )
+                    )
 
 
 def connect(database_url: str, *, create: bool = True) -> Engine:

@@ -38,6 +38,9 @@ class LoadResult:
     conflicts: pd.DataFrame  # line, record_version: same version, different content
 
 
+#: How COPY is told a field is null (PostgreSQL).
+COPY_NULL = "\x01"
+
 #: Rows converted to Python values and inserted at a time (SQLite).
 _SLICE_ROWS = 50_000
 
@@ -59,14 +62,16 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
     columns = list(frame.columns)
     if conn.dialect.name == "postgresql":
         buffer = io.StringIO()
-        # \N marks null, so that an empty string stays an empty string.
-        frame.to_csv(buffer, header=False, index=False, na_rep="\\N")
+        # Null is marked by a control character, which no stored text holds (ICD §1;
+        # rejections show them escaped): any text, ``\N`` included, stays that text, and
+        # an empty string stays an empty string.
+        frame.to_csv(buffer, header=False, index=False, na_rep=COPY_NULL)
         names = ", ".join(f'"{c}"' for c in columns)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with (
             cursor,
             cursor.copy(
-                f"""COPY "{table.name}" ({names}) FROM STDIN (FORMAT csv, NULL '\\N')"""
+                f"""COPY "{table.name}" ({names}) FROM STDIN (FORMAT csv, NULL E'\\x01')"""
             ) as copy,
         ):
             copy.write(buffer.getvalue())

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
-from vehiclehub.contract import FeedSpec, feeds
+from vehiclehub.contract import RAW_VIN_MAX_CHARS, FeedSpec, feeds
 
 metadata = MetaData()
 
@@ -42,10 +42,11 @@ def _feed_columns(spec: FeedSpec) -> list[Column]:
     for col in spec.columns:
         if col.name in ("record_version", "record_status"):
             continue
-        columns.append(Column(col.name, _SQL_TYPES.get(col.type, String(128)), nullable=True))
+        sql_type = _SQL_TYPES.get(col.type) or String(col.stored_chars)
+        columns.append(Column(col.name, sql_type, nullable=True))
         if col.type == "vin":
             columns += [
-                Column(f"{col.name}_raw", String(64)),
+                Column(f"{col.name}_raw", String(RAW_VIN_MAX_CHARS)),
                 Column(f"{col.name}_substituted", Boolean, nullable=False),
                 Column(f"{col.name}_check_ok", Boolean, nullable=False),
             ]

@@ -43,3 +43,20 @@ def test_an_earlier_store_gets_the_covering_vin_index(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_an_earlier_postgresql_store_gets_the_covering_vin_index(pg_url: str) -> None:
     _upgrade_an_old_store(pg_url)
+
+
+@pytest.mark.postgres
+def test_an_earlier_postgresql_store_gets_the_contracts_text_sizes(pg_url: str) -> None:
+    engine = connect(pg_url)
+    with engine.begin() as conn:
+        # As an earlier version left it: every text column 128 characters.
+        conn.exec_driver_sql("ALTER TABLE police_events ALTER COLUMN brand TYPE varchar(128)")
+        conn.exec_driver_sql("ALTER TABLE police_events ALTER COLUMN event_id TYPE varchar(128)")
+    engine.dispose()
+
+    for _ in range(2):  # the second connect finds nothing to do
+        engine = connect(pg_url)
+        sizes = {c["name"]: c["type"] for c in inspect(engine).get_columns("police_events")}
+        engine.dispose()
+        assert sizes["brand"].length == 200  # type: ignore[attr-defined]
+        assert sizes["event_id"].length == 128  # type: ignore[attr-defined]  # never narrowed
