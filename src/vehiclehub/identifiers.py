@@ -6,10 +6,14 @@ missing value is never valid.
 
 import hmac
 import random
+import re
+import unicodedata
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pycountry
 
 USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -126,6 +130,73 @@ def pseudonymise(s: pd.Series, key: bytes) -> pd.Series:
         dtype=object,
     )
     return pd.Series(digests[codes], index=s.index, dtype="str")  # code -1: the None at the end
+
+
+#: 18 characters that may be a resident ID, not joined to other ASCII letters or digits.
+_RID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])", re.ASCII)
+#: Text that may hold one once read through NFKC: nine numeric characters in a row (a
+#: compatibility character such as ⑳ stands for two digits). Checked first, in RE2.
+_MAY_HOLD_RID = r"\p{N}{9}"
+#: A run of digits (any script), spaces allowed between them, perhaps ending in X: the
+#: 15 or 18 id-shaped characters of ICD §5's masking are such a run (or the run without
+#: its X) of exactly that length.
+_DIGIT_RUN = re.compile(r"\d(?: *\d)*(?: *[Xx])?")
+_EARLIEST_BIRTH = date(1900, 1, 1)
+
+
+def _born_by(ids: pd.Series, latest: date) -> pd.Series:
+    """Whether the birth date of each (valid) resident ID lies from 1900-01-01 to ``latest``."""
+    born = pd.to_datetime(ids.str.slice(6, 14), format="%Y%m%d", errors="coerce")
+    return (born >= pd.Timestamp(_EARLIEST_BIRTH)) & (born <= pd.Timestamp(latest))
+
+
+def is_personal_id(s: pd.Series, latest_birth: date) -> pd.Series:
+    """Whole values that are a person's resident ID as ICD §5 finds them where none may
+    stand: the §3 ``owner_id`` test on the value read through NFKC (``x`` as ``X``), with a
+    birth date from 1900-01-01 to ``latest_birth`` (the file's business date)."""
+    t = text(s)
+    maybe = t.str.len().eq(18).fillna(False).astype(bool)
+    found = pd.Series(False, index=s.index)
+    if maybe.any():
+        read = t[maybe].map(lambda v: unicodedata.normalize("NFKC", v).upper())
+        found[maybe] = (is_resident_id(read) & _born_by(read, latest_birth)).to_numpy()
+    return found
+
+
+def holds_personal_id(s: pd.Series, latest_birth: date) -> pd.Series:
+    """Free text that holds a resident ID (ICD §5): 18 characters, read through NFKC, not
+    joined to other ASCII letters or digits, that pass :func:`is_personal_id`."""
+    t = text(s)
+    maybe = pc.fill_null(pc.match_substring_regex(pa.array(t, pa.string()), _MAY_HOLD_RID), False)
+    found = maybe.to_numpy(zero_copy_only=False).copy()
+    for at in np.flatnonzero(found):
+        read = unicodedata.normalize("NFKC", str(t.iloc[at]))
+        candidates = pd.Series(_RID_IN_TEXT.findall(read), dtype="str")
+        found[at] = bool(is_personal_id(candidates, latest_birth).any())
+    return pd.Series(found, index=s.index)
+
+
+def mask_id_shaped(s: pd.Series) -> pd.Series:
+    """Values with every run of 15 or 18 id-shaped characters masked (ICD §5): its first
+    6 digits kept, every later digit or X written ``*``."""
+
+    def masked(run: str) -> str:
+        shaped = run.replace(" ", "")
+        if shaped[-1] in "Xx" and len(shaped) != 18:
+            body = run[:-1]
+            return masked(body.rstrip(" ")) + body[len(body.rstrip(" ")) :] + run[-1]
+        if len(shaped) not in (15, 18):
+            return run
+        out, seen = [], 0
+        for char in run:
+            seen += char != " "
+            out.append("*" if char != " " and seen > 6 else char)
+        return "".join(out)
+
+    shown = text(s).map(
+        lambda v: _DIGIT_RUN.sub(lambda m: masked(m.group()), v), na_action="ignore"
+    )
+    return shown.astype("str")
 
 
 def mask_resident_id(s: pd.Series) -> pd.Series:

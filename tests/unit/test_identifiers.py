@@ -4,17 +4,20 @@ from datetime import date
 import pandas as pd
 
 from vehiclehub.identifiers import (
+    holds_personal_id,
     is_country,
     is_decl_no,
     is_decl_ref,
     is_digits,
     is_hs_code,
+    is_personal_id,
     is_resident_id,
     is_uscc,
     looks_like_sci_notation,
     make_decl_no,
     make_resident_id,
     make_uscc,
+    mask_id_shaped,
     mask_resident_id,
     pseudonymise,
 )
@@ -104,3 +107,58 @@ def test_mask_resident_id() -> None:
     assert out.iloc[0] == "110105" + "*" * 12
     assert out.iloc[1] == "123"
     assert pd.isna(out.iloc[2])
+
+
+def _person(born: date = date(1990, 3, 7)) -> str:
+    return make_resident_id(random.Random(7), born)
+
+
+def _full_width(value: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in value)
+
+
+def test_a_resident_id_is_found_in_free_text_as_icd_5_says() -> None:
+    rid = _person()
+    cases = {
+        f"张三{rid}号": True,
+        f"owner {rid}": True,
+        _full_width(rid): True,  # digits read through NFKC
+        rid[:-1] + rid[-1].lower(): True,
+        f"A{rid}": False,  # joined to an ASCII letter
+        f"{rid}9": False,  # 19 digits: no resident ID
+        rid[:6] + " " + rid[6:]: False,  # not 18 characters in a row
+        rid[:-1] + ("0" if rid[-1] != "0" else "1"): False,  # wrong check character
+        _person(date(2025, 11, 4)): False,  # born after the file's business date
+        _person(date(1899, 12, 31)): False,
+        None: False,
+    }
+    found = holds_personal_id(pd.Series(list(cases)), date(2025, 11, 3))
+    assert found.tolist() == list(cases.values())
+
+
+def test_a_whole_value_that_is_a_resident_id() -> None:
+    rid = _person()
+    values = pd.Series([rid, _full_width(rid), f"{rid} ", "91350100M000100Y43", None])
+    assert is_personal_id(values, date(2025, 11, 3)).tolist() == [True, True, False, False, False]
+
+
+def test_id_shaped_runs_are_masked_after_their_first_6_characters() -> None:
+    shown = mask_id_shaped(
+        pd.Series(
+            [
+                "张三319326199003078674号",
+                "1101 0119 9003 0712 3X",  # spaces between, X as the 18th
+                "x 123456789012345 X-ray",  # 15 digits
+                "530420250040970934001",  # 21 digits: a declaration reference
+                "12345678901234",  # 14 digits
+                None,
+            ]
+        )
+    )
+    assert shown.tolist()[:5] == [
+        "张三319326************号",
+        "1101 01** **** **** **",
+        "x 123456********* X-ray",
+        "530420250040970934001",
+        "12345678901234",
+    ]

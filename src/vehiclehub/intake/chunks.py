@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Generator, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -38,7 +39,13 @@ from vehiclehub.crypto import read_archive
 from vehiclehub.intake.manifest import FileRejected, Manifest
 from vehiclehub.intake.prepare import key_text, prepare_records
 from vehiclehub.intake.read import Chunk, read_chunks
-from vehiclehub.intake.validate import REJECTION_COLUMNS, check_header, validate_rows
+from vehiclehub.intake.validate import (
+    REJECTION_COLUMNS,
+    check_header,
+    misplaced_personal_data,
+    rejection_rows,
+    validate_rows,
+)
 from vehiclehub.quality.frame import source_columns
 from vehiclehub.quality.gate import FileQuality, judge_file
 from vehiclehub.quality.history import VolumeBaseline
@@ -108,17 +115,16 @@ class _FileRows:
             at = pc.index_in(_arrow(keys[repeated]), value_set=self.first_keys)
             first = self.first_lines[at.to_numpy(zero_copy_only=False)]
             self.problems.append(
-                pd.DataFrame(
-                    {
-                        "line": lines[repeated],
-                        "column": "/".join(self.spec.key),
-                        "value": key_text(self.spec, records[repeated]).to_numpy(),
-                        "error": [
-                            f"key repeated in the same file (first on line {n}); "
-                            "a file holds at most one row per key"
-                            for n in first
-                        ],
-                    }
+                rejection_rows(
+                    self.spec,
+                    "/".join(self.spec.key),
+                    lines[repeated],
+                    key_text(self.spec, records[repeated]),
+                    (
+                        f"key repeated in the same file (first on line {n}); "
+                        "a file holds at most one row per key"
+                        for n in first
+                    ),
                 )
             )
         return repeated
@@ -149,10 +155,20 @@ def _count_mismatch(found: str, manifest: Manifest) -> FileRejected:
     )
 
 
-def _prepare_chunk(seen: _FileRows, chunk: Chunk, pseudonym_key: bytes) -> pd.DataFrame:
+def _prepare_chunk(
+    seen: _FileRows, chunk: Chunk, pseudonym_key: bytes, business_date: date
+) -> pd.DataFrame:
     """Validate and prepare one chunk; gather what the whole-file checks need."""
     spec = seen.spec
-    problems = validate_rows(spec, chunk.frame)
+    # One rejection per (line, column): where a value is personal data, that is what
+    # its sender is told.
+    problems = pd.concat(
+        [
+            misplaced_personal_data(spec, chunk.frame, business_date),
+            validate_rows(spec, chunk.frame),
+        ],
+        ignore_index=True,
+    ).drop_duplicates(["line", "column"])
     if not problems.empty:
         seen.problems.append(problems)
     if not chunk.malformed.empty:
@@ -199,7 +215,7 @@ def _prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
         seen.rows += chunk.rows
         if seen.rows > manifest.rows:
             raise _count_mismatch(f"more than {manifest.rows}", manifest)
-        yield Prepared(_prepare_chunk(seen, chunk, job.pseudonym_key))
+        yield Prepared(_prepare_chunk(seen, chunk, job.pseudonym_key, manifest.business_date))
     del chunk  # read_chunks yields at least one
     rows = seen.rows
     if rows != manifest.rows:

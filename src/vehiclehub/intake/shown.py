@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
+
 #: Characters ICD §1 allows in no field: C0 and C1 controls, DEL, U+2028 and U+2029 — and
 #: lone surrogates, which are what undecodable bytes of a file name become.
 CONTROL_CHARS = "\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff"
@@ -29,3 +31,21 @@ def shown_name(name: str) -> str:
     if len(escaped) <= NAME_MAX_CHARS:
         return escaped
     return escaped[: NAME_MAX_CHARS - 1] + "…"
+
+
+#: Characters of a value a rejection shows (ICD §1).
+VALUE_MAX_CHARS = 64
+
+
+def cut_values(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Values as a rejection shows them (ICD §1), already masked: the first 64 characters,
+    control characters written ``\\uXXXX``, ``…`` where cut; and where a value was cut,
+    its length in characters (0 where it was not)."""
+    text = values.astype("str")
+    lengths = text.str.len().fillna(0).astype("int64")
+    cut = lengths > VALUE_MAX_CHARS
+    shown = (
+        text.str.slice(0, VALUE_MAX_CHARS).map(escape_controls, na_action="ignore").astype("str")
+    )
+    shown = shown.where(~cut, shown + "…").where(values.notna(), None)
+    return shown, lengths.where(cut, 0)
