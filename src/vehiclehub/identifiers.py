@@ -137,6 +137,15 @@ _RID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])", re
 #: Text that may hold one once read through NFKC: nine numeric characters in a row (a
 #: compatibility character such as ⑳ stands for two digits). Checked first, in RE2.
 _MAY_HOLD_RID = r"\p{N}{9}"
+#: A whole value that may be one: 18 numeric characters, the last perhaps X (RE2).
+_MAY_BE_RID = r"^\p{N}{17}[\p{N}Xx]$"
+
+
+def _arrow(t: pd.Series) -> pa.Array:
+    values = pa.array(t, pa.string(), from_pandas=True)
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
 #: A run of digits (any script), spaces allowed between them, perhaps ending in X: the
 #: 15 or 18 id-shaped characters of ICD §5's masking are such a run (or the run without
 #: its X) of exactly that length.
@@ -155,7 +164,12 @@ def is_personal_id(s: pd.Series, latest_birth: date) -> pd.Series:
     stand: the §3 ``owner_id`` test on the value read through NFKC (``x`` as ``X``), with a
     birth date from 1900-01-01 to ``latest_birth`` (the file's business date)."""
     t = text(s)
-    maybe = t.str.len().eq(18).fillna(False).astype(bool)
+    maybe = pd.Series(
+        pc.fill_null(pc.match_substring_regex(_arrow(t), _MAY_BE_RID), False).to_numpy(
+            zero_copy_only=False
+        ),
+        index=s.index,
+    )
     found = pd.Series(False, index=s.index)
     if maybe.any():
         read = t[maybe].map(lambda v: unicodedata.normalize("NFKC", v).upper())
@@ -167,7 +181,7 @@ def holds_personal_id(s: pd.Series, latest_birth: date) -> pd.Series:
     """Free text that holds a resident ID (ICD §5): 18 characters, read through NFKC, not
     joined to other ASCII letters or digits, that pass :func:`is_personal_id`."""
     t = text(s)
-    maybe = pc.fill_null(pc.match_substring_regex(pa.array(t, pa.string()), _MAY_HOLD_RID), False)
+    maybe = pc.fill_null(pc.match_substring_regex(_arrow(t), _MAY_HOLD_RID), False)
     found = maybe.to_numpy(zero_copy_only=False).copy()
     for at in np.flatnonzero(found):
         read = unicodedata.normalize("NFKC", str(t.iloc[at]))
