@@ -34,7 +34,7 @@ DAY = date(2025, 11, 3)
 NAME = "police_events_20251103_001.csv"
 
 settings.register_profile(
-    "default", max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "default", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
     "nightly", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
