@@ -34,6 +34,7 @@ from vehiclehub.airflow_support import (
     feed_alias,
     hub_settings,
     intake_summary,
+    lease_holder,
     poke_arrivals,
 )
 from vehiclehub.config import AGENCIES
@@ -190,12 +191,15 @@ def _agency(agency: str) -> Any:
         trigger_rule=TriggerRule.NONE_FAILED,  # also after a sensor skipped at its deadline
     )
     def intake() -> dict[str, Any]:
-        from vehiclehub.pipeline import intake_agency
+        from vehiclehub.pipeline import hold_store, intake_agency
         from vehiclehub.quality.completeness import agency_feed_states
 
         context = get_current_context()
         day = business_date_of_run(context)
-        with hub_settings(agencies=[agency]) as settings:
+        with (
+            hub_settings(agencies=[agency]) as settings,
+            hold_store(settings, lease_holder(context), release=False),
+        ):
             result = intake_agency(settings, agency, day)
             states = agency_feed_states(settings, agency, day)
         return intake_summary(context["outlet_events"], result, states, day)
@@ -211,22 +215,28 @@ def files_accepted() -> dict[str, Any]:
 
 @task(doc_md=RECONCILE_DOC)
 def reconcile() -> dict[str, Any]:
+    from vehiclehub.pipeline import hold_store
     from vehiclehub.pipeline import reconcile as reconcile_stage
 
     context = get_current_context()
     day = business_date_of_run(context)
     # The run counts the review desk's decisions made before the DAG run started.
     began = context["dag_run"].start_date
-    with hub_settings(agencies=[]) as settings:
+    with (
+        hub_settings(agencies=[]) as settings,
+        hold_store(settings, lease_holder(context), release=False),
+    ):
         return {"business_date": day.isoformat(), **reconcile_stage(settings, day, began)}
 
 
 @task(doc_md=PUBLISH_DOC)
 def publish() -> dict[str, Any]:
+    from vehiclehub.pipeline import hold_store
     from vehiclehub.pipeline import publish as publish_stage
 
-    day = business_date_of_run(get_current_context())
-    with hub_settings() as settings:
+    context = get_current_context()
+    day = business_date_of_run(context)
+    with hub_settings() as settings, hold_store(settings, lease_holder(context)):
         return {"business_date": day.isoformat(), **publish_stage(settings, day)}
 
 

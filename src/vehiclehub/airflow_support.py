@@ -104,6 +104,14 @@ def previous_local_day(instant: datetime, timezone: str = BUSINESS_TIMEZONE) -> 
     return date(local.year, local.month, local.day) - timedelta(days=1)
 
 
+def lease_holder(context: Mapping[str, Any]) -> str:
+    """The store-lease holder of a DAG run: every task of the run holds the store's lease
+    under this one name, so the run's four intakes share it and run in parallel."""
+    dag_run = context.get("dag_run")
+    dag_id = getattr(dag_run, "dag_id", None) or "vehiclehub_nightly"
+    return f"airflow {dag_id} run {context.get('run_id') or getattr(dag_run, 'run_id', '?')}"
+
+
 def business_date_of_run(context: Mapping[str, Any]) -> date:
     """The business date a DAG run processes.
 
@@ -488,6 +496,7 @@ def is_transient(exc: BaseException) -> bool:
     from sqlalchemy import exc as sa_exc
 
     from vehiclehub.store.db import StoreUnavailable, is_transient_store_fault
+    from vehiclehub.store.lease import StoreBusy
 
     if isinstance(exc, ConfigError):
         return False
@@ -498,6 +507,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(
         exc,
         (
+            StoreBusy,  # another run (a manual one) holds the store: it will end
             ConnectionError,  # refused, reset, broken pipe
             TimeoutError,
             sa_exc.TimeoutError,  # connection pool exhausted

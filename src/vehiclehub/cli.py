@@ -32,6 +32,11 @@ OPERATOR_ERRORS = (
 )
 
 
+#: ``vhub run`` exits with this when another run holds the store (EX_TEMPFAIL: try again
+#: later; README, exit codes).
+EXIT_STORE_BUSY = 75
+
+
 def _date(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -174,8 +179,14 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)  # a configuration error answers at once
     from vehiclehub.pipeline import run_cycle
+    from vehiclehub.store import StoreBusy
 
-    print(format_summary(run_cycle(settings, args.date)))
+    try:
+        summary = run_cycle(settings, args.date)
+    except StoreBusy as exc:
+        print(f"vhub: {exc}", file=sys.stderr)
+        return EXIT_STORE_BUSY
+    print(format_summary(summary))
     return 0
 
 

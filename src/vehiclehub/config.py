@@ -233,6 +233,11 @@ class Settings(_Model):
     calendar: dict[int, CalendarYear] = {}
     metrics: MetricsSettings = MetricsSettings()
     retention: RetentionSettings = RetentionSettings()
+    # One run at a time per store (vehiclehub.store.lease): how long a second run waits
+    # for the first, and how long a run's lease outlives its last renewal (a killed run's
+    # lease is free after that).
+    lease_wait_s: float = Field(default=0.0, ge=0)
+    lease_ttl_s: float = Field(default=600.0, ge=5)
     source: Path | None = None
 
     @field_validator("calendar", mode="before")

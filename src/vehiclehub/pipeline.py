@@ -14,6 +14,8 @@ import ctypes
 import gc
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -55,6 +57,7 @@ from vehiclehub.signing import hub_signing_key, hub_verification_keys
 from vehiclehub.store import connect
 from vehiclehub.store.db import one_writer_at_a_time
 from vehiclehub.store.exchange_log import log_head
+from vehiclehub.store.lease import holding
 from vehiclehub.store.schema import agency_intakes
 from vehiclehub.workdays import WorkingDays
 
@@ -283,12 +286,44 @@ def prune(settings: Settings, day: date) -> dict[str, Any]:
     return {**asdict(pruned), "summary": pruned.lines()}
 
 
-def run_cycle(settings: Settings, day: date) -> dict[str, Any]:
+@contextmanager
+def hold_store(settings: Settings, holder: str, *, release: bool = True) -> Iterator[None]:
+    """Hold the store's lease (one run at a time per store) while the block runs.
+
+    Raises StoreBusy when another run holds it for longer than ``lease_wait_s``. Steps
+    of one run that hold it one after the other pass the same ``holder``; all but the
+    last leave it unreleased (``release=False``), so that no other run slips in between.
+    """
+    with (
+        _store(settings) as engine,
+        holding(
+            engine,
+            holder,
+            ttl_s=settings.lease_ttl_s,
+            wait_s=settings.lease_wait_s,
+            release_after=release,
+        ),
+    ):
+        yield
+
+
+def this_process() -> str:
+    """A lease holder naming this process, for a run made of one process."""
+    return f"vhub run, pid {os.getpid()} on {socket.gethostname()}"
+
+
+def run_cycle(settings: Settings, day: date, holder: str | None = None) -> dict[str, Any]:
     """One whole nightly cycle for a business date, with each stage's wall time.
 
-    Nothing is taken before every preflight check passes (PreflightFailed otherwise).
+    Nothing is taken before every preflight check passes (PreflightFailed otherwise);
+    then the run holds the store's lease throughout (StoreBusy if another run holds it).
     """
     preflight(settings, day)
+    with hold_store(settings, holder or this_process()):
+        return _cycle(settings, day)
+
+
+def _cycle(settings: Settings, day: date) -> dict[str, Any]:
     seconds: dict[str, float] = {}
 
     def timed(stage: str, call: Callable[[], _T]) -> _T:

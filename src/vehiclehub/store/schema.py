@@ -299,3 +299,13 @@ file_signatures = Table(
     Column("state", String(16), nullable=False),
     Column("key_id", String(16)),
 )
+
+# The store's lease (vehiclehub.store.lease): one row while a run holds the store.
+run_leases = Table(
+    "run_leases",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,138 @@
+"""One run at a time per store: a lease held in the store itself.
+
+A run — one ``vhub run``, or one Airflow DAG run whose tasks share it by their run id —
+takes the store's lease before it writes and renews it while it works. A second run
+waits for it up to a configured time, then gives up with :class:`StoreBusy`. A run
+that is killed stops renewing: its lease expires and the next run takes it over.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from vehiclehub.store.schema import run_leases
+
+log = logging.getLogger(__name__)
+
+#: The one lease of a store: every run that writes takes it.
+LEASE_NAME = "run"
+
+
+class StoreBusy(Exception):
+    """Another run holds the store's lease; the message names it and when it expires."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _take(engine: Engine, holder: str, ttl: timedelta) -> bool:
+    """Take the lease if it is free, expired or already ``holder``'s; whether it was."""
+    now = _now()
+    values = {"holder": holder, "acquired_at": now, "expires_at": now + ttl}
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(run_leases).values(name=LEASE_NAME, **values))
+        return True
+    except IntegrityError:
+        pass  # someone holds it, or held it: taken over below if it may be
+    with engine.begin() as conn:
+        taken = conn.execute(
+            update(run_leases)
+            .where(
+                run_leases.c.name == LEASE_NAME,
+                or_(run_leases.c.holder == holder, run_leases.c.expires_at < now),
+            )
+            .values(**values),
+            execution_options={"preserve_rowcount": True},
+        ).rowcount
+    return bool(taken)
+
+
+def _holder(engine: Engine) -> tuple[str, datetime] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(run_leases.c.holder, run_leases.c.expires_at).where(
+                run_leases.c.name == LEASE_NAME
+            )
+        ).first()
+    return None if row is None else (str(row[0]), row[1])
+
+
+def acquire(engine: Engine, holder: str, *, ttl_s: float, wait_s: float) -> None:
+    """Take the store's lease for ``holder``, waiting up to ``wait_s`` seconds for it.
+
+    Raises StoreBusy, naming the run that holds it, when it is not free by then.
+    """
+    ttl = timedelta(seconds=ttl_s)
+    deadline = time.monotonic() + wait_s
+    while not _take(engine, holder, ttl):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            held = _holder(engine)
+            by = f"{held[0]!r}, until {held[1]:%Y-%m-%d %H:%M:%S} UTC" if held else "another run"
+            raise StoreBusy(
+                f"another run holds the store ({by} unless it renews its lease); waited "
+                f"{wait_s:g} s. Try again when it has finished, or raise lease_wait_s"
+            )
+        time.sleep(min(1.0, left))
+
+
+def renew(engine: Engine, holder: str, ttl_s: float) -> bool:
+    """Extend ``holder``'s lease; False if it no longer holds it."""
+    now = _now()
+    with engine.begin() as conn:
+        renewed = conn.execute(
+            update(run_leases)
+            .where(run_leases.c.name == LEASE_NAME, run_leases.c.holder == holder)
+            .values(expires_at=now + timedelta(seconds=ttl_s)),
+            execution_options={"preserve_rowcount": True},
+        ).rowcount
+    return bool(renewed)
+
+
+def release(engine: Engine, holder: str) -> None:
+    """Give the lease back, if ``holder`` still holds it."""
+    with engine.begin() as conn:
+        conn.execute(
+            delete(run_leases).where(run_leases.c.name == LEASE_NAME, run_leases.c.holder == holder)
+        )
+
+
+@contextmanager
+def holding(
+    engine: Engine, holder: str, *, ttl_s: float, wait_s: float, release_after: bool = True
+) -> Iterator[None]:
+    """Hold the store's lease while the block runs, renewing it every third of its life.
+
+    ``release_after=False`` leaves it to expire (or to a later step of the same run,
+    which takes it again under the same ``holder``): the tasks of one DAG run.
+    """
+    acquire(engine, holder, ttl_s=ttl_s, wait_s=wait_s)
+    stop = threading.Event()
+
+    def keep() -> None:
+        while not stop.wait(ttl_s / 3):
+            try:
+                if not renew(engine, holder, ttl_s):
+                    log.error("the store's lease was taken from %s", holder)
+            except SQLAlchemyError as exc:  # the run itself meets the store's trouble
+                log.warning("renewing the store's lease failed: %s", type(exc).__name__)
+
+    keeper = threading.Thread(target=keep, name="vhub-lease", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
+        if release_after:
+            release(engine, holder)
