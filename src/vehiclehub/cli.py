@@ -32,8 +32,9 @@ OPERATOR_ERRORS = (
 )
 
 
-#: ``vhub run`` exits with this when another run holds the store (EX_TEMPFAIL: try again
-#: later; README, exit codes).
+#: ``vhub run`` exits with these (README, exit codes) when the run failed part-way, or
+#: another run holds the store (EX_TEMPFAIL: try again later); 2 when it cannot start.
+EXIT_FAILED = 1
 EXIT_STORE_BUSY = 75
 
 
@@ -178,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     from vehiclehub.config import load_settings
 
     settings = load_settings(args.config)  # a configuration error answers at once
-    from vehiclehub.pipeline import run_cycle
+    from vehiclehub.pipeline import RunFailed, run_cycle
     from vehiclehub.store import StoreBusy
 
     try:
@@ -186,6 +187,9 @@ def _run(args: argparse.Namespace) -> int:
     except StoreBusy as exc:
         print(f"vhub: {exc}", file=sys.stderr)
         return EXIT_STORE_BUSY
+    except RunFailed as exc:
+        print(f"vhub: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(format_summary(summary))
     return 0
 

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import pyarrow
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine, delete, insert, update
 
 from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.exchange import ExchangeMisconfigured, ExchangeUnavailable, open_exchange
@@ -58,7 +58,7 @@ from vehiclehub.store import connect
 from vehiclehub.store.db import one_writer_at_a_time
 from vehiclehub.store.exchange_log import log_head
 from vehiclehub.store.lease import holding
-from vehiclehub.store.schema import agency_intakes
+from vehiclehub.store.schema import agency_intakes, runs
 from vehiclehub.workdays import WorkingDays
 
 log = logging.getLogger(__name__)
@@ -312,21 +312,67 @@ def this_process() -> str:
     return f"vhub run, pid {os.getpid()} on {socket.gethostname()}"
 
 
+class RunFailed(Exception):
+    """A run failed part-way; the message says at which stage and why, and what was kept."""
+
+    def __init__(self, day: date, stage: str, cause: BaseException) -> None:
+        self.stage = stage
+        said = str(cause).splitlines()[0][:200] if str(cause) else ""
+        super().__init__(
+            f"the run for {day} failed at {stage}: {type(cause).__name__}"
+            f"{': ' + said if said else ''}. What it took is kept; the rejections of its "
+            "files go out with the next run's drops. Run it again once the cause is fixed"
+        )
+
+
+def _begin_run(settings: Settings, day: date, holder: str) -> int:
+    with _store(settings) as engine, engine.begin() as conn:
+        inserted = conn.execute(
+            insert(runs).values(run_date=day, holder=holder, started_at=_now(), status="running")
+        ).inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
+
+
+def _end_run(settings: Settings, run_id: int, status: str, **failure: str) -> None:
+    with _store(settings) as engine, engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(ended_at=_now(), status=status, **failure)
+        )
+
+
 def run_cycle(settings: Settings, day: date, holder: str | None = None) -> dict[str, Any]:
     """One whole nightly cycle for a business date, with each stage's wall time.
 
     Nothing is taken before every preflight check passes (PreflightFailed otherwise);
-    then the run holds the store's lease throughout (StoreBusy if another run holds it).
+    then the run holds the store's lease throughout (StoreBusy if another run holds it) and
+    is recorded in ``runs``: completed, or failed with the stage it failed at
+    (RunFailed; whatever it took stays taken, and the next run picks up from there).
     """
     preflight(settings, day)
-    with hold_store(settings, holder or this_process()):
-        return _cycle(settings, day)
+    holder = holder or this_process()
+    with hold_store(settings, holder):
+        run_id = _begin_run(settings, day, holder)
+        reached = ["intake"]
+        try:
+            summary = _cycle(settings, day, reached)
+        except Exception as exc:
+            log.exception("the run for %s failed at %s", day, reached[-1])
+            failed = RunFailed(day, reached[-1], exc)
+            with suppress(Exception):  # the store may be what failed
+                _end_run(settings, run_id, "failed", stage=reached[-1], error=str(failed))
+            raise failed from exc
+        _end_run(settings, run_id, "completed")
+        return summary
 
 
-def _cycle(settings: Settings, day: date) -> dict[str, Any]:
+def _cycle(settings: Settings, day: date, reached: list[str]) -> dict[str, Any]:
     seconds: dict[str, float] = {}
 
     def timed(stage: str, call: Callable[[], _T]) -> _T:
+        reached.append(stage)
         started = time.perf_counter()
         result = call()
         seconds[stage] = round(time.perf_counter() - started, 1)
@@ -341,10 +387,12 @@ def _cycle(settings: Settings, day: date) -> dict[str, Any]:
 
     began = _now()
     intakes = timed("intake", intake_all)
+    reached.append("completeness")
+    checked = completeness(settings, day)
     return {
         "date": day.isoformat(),
         "intake": intakes,
-        "completeness": completeness(settings, day),
+        "completeness": checked,
         "reconcile": timed("reconcile", lambda: reconcile(settings, day, began)),
         "publish": timed("publish", lambda: publish(settings, day)),
         "seconds": seconds,

@@ -141,17 +141,35 @@ def findings_for(agency: str, found: pd.DataFrame) -> pd.DataFrame:
 
 
 def rejections_query(agency: str, day: date) -> Select[Any]:
-    """The rejections of the agency's files taken in the run for ``day``, in drop order."""
+    """The rejections of the agency's files taken in the run for ``day``, and of files
+    taken by earlier runs that wrote no rejections drop (they failed before publishing),
+    in drop order (ICD §4: nothing is lost when a run fails)."""
+    drop_written = (
+        select(deliveries.c.name)
+        .where(
+            deliveries.c.agency == agency,
+            deliveries.c.run_date == intake_files.c.run_date,
+            deliveries.c.name.like(f"hub_{agency}_rejections_%"),
+        )
+        .exists()
+    )
     return (
         select(*(rejections.c[c] for c in REJECTIONS_COLUMNS))
         .join(intake_files, intake_files.c.id == rejections.c.file_id)
-        .where(intake_files.c.agency == agency, intake_files.c.run_date == day)
+        .where(
+            intake_files.c.agency == agency,
+            or_(
+                intake_files.c.run_date == day,
+                and_(intake_files.c.run_date < day, ~drop_written),
+            ),
+        )
         .order_by(rejections.c.file, rejections.c.line, rejections.c.column, rejections.c.id)
     )
 
 
 def rejections_for(conn: Connection, agency: str, day: date) -> pd.DataFrame:
-    """Rejections of the agency's files taken in the run for ``day``."""
+    """Rejections of the agency's files taken in the run for ``day`` (and of earlier runs
+    that wrote no rejections drop)."""
     frame = columns_of(conn, rejections_query(agency, day), REJECTIONS_COLUMNS)
     frame["line"] = frame["line"].astype("Int64")
     return frame

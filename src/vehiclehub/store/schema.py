@@ -309,3 +309,18 @@ run_leases = Table(
     Column("acquired_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# One row per run of the nightly cycle (``vhub run``): a run that failed part-way is
+# recorded as failed, with the stage it failed at; one killed stays ``running``.
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_date", Date, nullable=False),
+    Column("holder", String(255), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False),  # running | completed | failed
+    Column("stage", String(16)),  # where a failed run failed
+    Column("error", Text),
+)
