@@ -75,3 +75,11 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         database.__exit__(None, None, None)  # dropped when the test is done
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store's url: on SQLite, then on PostgreSQL (skipped when unreachable)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hub.db'}"
+    return str(request.getfixturevalue("pg_url"))

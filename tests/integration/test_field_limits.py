@@ -20,14 +20,9 @@ DAY = date(2025, 11, 3)
 LONG_BRAND = "丰" * 201
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    url = (
-        f"sqlite:///{tmp_path / 'hub.db'}"
-        if request.param == "sqlite"
-        else str(request.getfixturevalue("pg_url"))
-    )
-    return load_settings(write_config(tmp_path, url))
+@pytest.fixture
+def store_settings(store_url: str, tmp_path: Path) -> Settings:
+    return load_settings(write_config(tmp_path, store_url))
 
 
 # event_id -> (the row's overrides, the rejected column and the error's start, or None

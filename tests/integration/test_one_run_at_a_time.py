@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -24,14 +25,9 @@ from vehiclehub.store.lease import acquire, holding, release
 DAY = date(2025, 11, 3)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
-    url = (
-        f"sqlite:///{tmp_path / 'hub.db'}"
-        if request.param == "sqlite"
-        else str(request.getfixturevalue("pg_url"))
-    )
-    engine = connect(url)
+@pytest.fixture
+def store(store_url: str) -> Iterator[Engine]:
+    engine = connect(store_url)
     yield engine
     engine.dispose()
 
