@@ -31,6 +31,7 @@ def write_config(root: Path, database_url: str, **extra_toml: str) -> Path:
         lines += [f"[agencies.{agency}]", f'url = "file://{root / "exchange" / agency}"']
     path = root / "hub.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)  # it holds the pseudonym key
     return path
 
 

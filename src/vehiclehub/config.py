@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+log = logging.getLogger(__name__)
 
 AGENCIES: tuple[str, ...] = ("commerce", "police", "customs", "tax")
 Agency = Literal["commerce", "police", "customs", "tax"]
@@ -52,6 +56,9 @@ class AgencyEndpoint(_Model):
     connect_timeout_s: float = 20.0
     retries: int = Field(default=3, ge=0)
     backoff_s: float = Field(default=2.0, ge=0)
+    # file:// only: the mode of a file delivered into the inbox (octal, as chmod takes
+    # it); it takes the inbox directory's group, so the agency reads it and no one else.
+    inbox_mode: str = Field(default="0640", pattern=r"^0?[0-7]{3}$")
     #: The agency's Ed25519 public keys (ICD §6); when set, its files must be signed.
     public_keys: list[str] = []
 
@@ -326,10 +333,33 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raw.setdefault("review", {})["session_secret"] = os.environ[ENV.session_secret]
     raw["source"] = str(config_path.resolve())
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
             for err in exc.errors()
         )
         raise ConfigError(f"configuration file {config_path} is invalid: {problems}") from exc
+    check_private(config_path, "configuration file")
+    for agency, endpoint in settings.agencies.items():
+        if endpoint.private_key is not None and endpoint.private_key.exists():
+            check_private(endpoint.private_key, f"private key of {agency}")
+    return settings
+
+
+def check_private(path: Path, what: str) -> None:
+    """A file holding secrets: refused when anyone may write it (anyone could then change
+    the hub's keys or exchanges), a warning when others may read it."""
+    mode = path.stat().st_mode
+    if mode & stat.S_IWOTH:
+        raise ConfigError(
+            f"{what} {path} may be written by anyone (mode {stat.S_IMODE(mode):o}); "
+            f"make it private: chmod 600 {path}"
+        )
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning(
+            "%s %s may be read by others (mode %o): it holds keys; chmod 600 it",
+            what,
+            path,
+            stat.S_IMODE(mode),
+        )

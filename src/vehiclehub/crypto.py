@@ -66,7 +66,9 @@ class ArchiveWriter:
         self.path = path
         self._part = path.with_name(path.name + ".part")
         self._aes = AESGCM(key)
-        self._sink: BinaryIO = self._part.open("wb")
+        # Readable by the hub's user only, whatever the umask (it holds what agencies sent).
+        fd = os.open(self._part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._sink: BinaryIO = os.fdopen(fd, "wb")
         self._sink.write(MAGIC)
         self._buffer = bytearray()
         self._index = 0

@@ -106,7 +106,11 @@ def write_hub_config(
             published = public_key_text(raw_public_key(agency_keys[agency]))
             lines.append(f'public_keys = ["{published}"]')
     path = directory / "hub.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # It holds the pseudonym key: readable by its user only, from its first byte.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as config:
+        config.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)  # a file made by an earlier demo too
     return path
 
 

@@ -60,6 +60,7 @@ from vehiclehub.store.exchange_log import log_head
 from vehiclehub.store.lease import holding
 from vehiclehub.store.schema import agency_intakes, runs
 from vehiclehub.workdays import WorkingDays
+from vehiclehub.workfiles import private_dir
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -69,7 +70,7 @@ _T = TypeVar("_T")
 def _store(settings: Settings) -> Iterator[Engine]:
     """The store for one stage; its pooled connections (and their page caches) are
     closed when the stage ends."""
-    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.work_dir)
     engine = connect(settings.database_url)
     try:
         yield engine

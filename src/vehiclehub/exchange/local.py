@@ -7,6 +7,7 @@ never blocks on a pipe or a device.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import stat
@@ -23,6 +24,8 @@ from vehiclehub.exchange.base import (
     NotRegularFile,
 )
 
+log = logging.getLogger(__name__)
+
 
 class LocalExchange:
     """An agency root on the local file system."""
@@ -31,6 +34,7 @@ class LocalExchange:
         self.agency = agency
         self.root = Path(unquote(urlparse(endpoint.url).path))
         self.description = f"{agency} at {self.root}"
+        self.inbox_mode = int(endpoint.inbox_mode, 8)
         outbox = self.root / "outbox"
         if not outbox.is_dir():
             raise ExchangeMisconfigured(f"{agency}: no outbox/ under {self.root}")
@@ -90,9 +94,16 @@ class LocalExchange:
         inbox = self.root / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
         part = inbox / (name + PART_SUFFIX)
-        with part.open("wb") as sink:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as sink:
             shutil.copyfileobj(source, sink, 1 << 20)
             sink.flush()
+            # The agency's group (the inbox's) may read it, as inbox_mode says.
+            try:
+                os.fchown(sink.fileno(), -1, inbox.stat().st_gid)
+            except PermissionError:
+                log.warning("%s: cannot give %s the inbox's group", self.agency, name)
+            os.fchmod(sink.fileno(), self.inbox_mode)
             os.fsync(sink.fileno())
         os.replace(part, inbox / name)
 

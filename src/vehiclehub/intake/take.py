@@ -57,6 +57,7 @@ from vehiclehub.store.load import (
     restore_indexes,
 )
 from vehiclehub.store.schema import file_signatures, intake_files, rejections
+from vehiclehub.workfiles import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -336,8 +337,8 @@ def _fetch(settings: Settings, exchange: Exchange, data_name: str) -> Path:
     are spent by then) after the archive writer has discarded its ``.part``: the
     caller records nothing, so the file is fetched again in full by the next run.
     """
-    landing = settings.archive_dir / exchange.agency
-    landing.mkdir(parents=True, exist_ok=True)
+    landing = private_dir(settings.archive_dir / exchange.agency)
+    private_dir(settings.archive_dir)
     writer = ArchiveWriter(landing / f"incoming-{data_name}", archive_key(settings))
     try:
         exchange.copy_outbox(data_name, writer)  # type: ignore[arg-type]

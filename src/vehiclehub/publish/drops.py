@@ -46,6 +46,7 @@ from vehiclehub.signing import HubKey, SignatureRejected, sign_manifest, verify_
 from vehiclehub.store.exchange_log import LogHead, append_entry, log_head
 from vehiclehub.store.schema import deliveries, findings, intake_files, rejections, verdict_history
 from vehiclehub.store.verdicts import previous_run, verdict_holds_on
+from vehiclehub.workfiles import written_whole
 
 #: The findings drop's columns (ICD §4): the finding, then the review columns.
 FINDINGS_COLUMNS = [
@@ -299,14 +300,14 @@ def write_drop(
 ) -> tuple[Path, Path, str]:
     """Write a drop and its manifest under ``directory``; return both paths and the data's
     sha256."""
-    directory.mkdir(parents=True, exist_ok=True)
     data_path, manifest_path = directory / drop.name, directory / drop.manifest_name
     digest = hashlib.sha256()
-    with data_path.open("wb") as target:
+    with written_whole(data_path) as partial, partial.open("wb") as target:
         for data in render_csv(drop.frame):
             digest.update(data)
             target.write(data)
-    manifest_path.write_bytes(manifest_for(drop, digest.hexdigest(), timezone, seal, head))
+    with written_whole(manifest_path) as partial:
+        partial.write_bytes(manifest_for(drop, digest.hexdigest(), timezone, seal, head))
     return data_path, manifest_path, digest.hexdigest()
 
 

@@ -58,6 +58,7 @@ from vehiclehub.store.schema import (
 )
 from vehiclehub.store.verdicts import verdict_holds_on
 from vehiclehub.workdays import WorkingDays
+from vehiclehub.workfiles import written_whole
 
 log = logging.getLogger(__name__)
 
@@ -808,5 +809,6 @@ def write_report(engine: Engine, settings: Settings, day: date, delivered: dict[
         **context,
     )
     target = folder / "index.html"
-    target.write_text(html_text, encoding="utf-8")
+    with written_whole(target) as partial:
+        partial.write_text(html_text, encoding="utf-8")
     return target

@@ -47,6 +47,7 @@ from vehiclehub.publish.drops import (
 )
 from vehiclehub.store.schema import findings, verdict_history
 from vehiclehub.store.verdicts import verdict_holds_on
+from vehiclehub.workfiles import written_whole
 
 #: Rows listed per section at most; the drops carry all of them.
 MAX_ROWS = 200_000
@@ -532,10 +533,11 @@ def write_workbook(
         rejections_section(conn, day),
         *verdict_sections(conn, day, counted),
     ]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
     filters: dict[int, str] = {}
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as book:
+    with (
+        written_whole(target) as partial,
+        zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as book,
+    ):
         with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as stream:
             _write_summary(_Sheet(stream), day, sections, counted)
         for n, section in enumerate(sections, start=2):
@@ -545,7 +547,6 @@ def write_workbook(
                 filters[n - 1] = sheet.filter_ref(absolute=True)
         for name, text in _package(["summary", *(s.name for s in sections)], filters).items():
             book.writestr(name, text)
-    partial.replace(target)
     return [s.name for s in sections if s.truncated]
 
 
