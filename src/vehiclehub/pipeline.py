@@ -360,7 +360,8 @@ def run_cycle(settings: Settings, day: date, holder: str | None = None) -> dict[
         try:
             summary = _cycle(settings, day, reached)
         except Exception as exc:
-            log.exception("the run for %s failed at %s", day, reached[-1])
+            # The caller says what failed in one line; the traceback is for -vv.
+            log.debug("the run for %s failed at %s", day, reached[-1], exc_info=True)
             failed = RunFailed(day, reached[-1], exc)
             with suppress(Exception):  # the store may be what failed
                 _end_run(settings, run_id, "failed", stage=reached[-1], error=str(failed))
