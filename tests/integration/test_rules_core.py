@@ -335,4 +335,7 @@ def test_findings_go_to_every_agency_they_cite(settings: Settings) -> None:
         "record_key",
         "related",
         "detail",
+        "status",
+        "review",
+        "note",
     ]
