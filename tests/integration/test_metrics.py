@@ -3,7 +3,6 @@ the numbers the stages send are the numbers the run reports."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 from collections import defaultdict
@@ -75,6 +74,28 @@ def _wait_for(listener: StatsdListener, name: str) -> None:
         threading.Event().wait(0.01)
 
 
+def _closed_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _make_unreachable(config: Path, agency: str, root: Path) -> None:
+    """Point ``agency`` at an SFTP server that refuses connections (it passes preflight)."""
+    key, known_hosts = root / f"{agency}_key", root / f"{agency}_known_hosts"
+    key.write_text("", encoding="utf-8")
+    known_hosts.write_text("", encoding="utf-8")
+    local = f'url = "file://{root / "exchange" / agency}"'
+    remote = (
+        f'url = "sftp://vhub@127.0.0.1:{_closed_port()}/exchange"\n'
+        f'private_key = "{key}"\nknown_hosts = "{known_hosts}"\nretries = 0'
+    )
+    text = config.read_text(encoding="utf-8")
+    assert local in text
+    config.write_text(text.replace(local, remote), encoding="utf-8")
+
+
 def test_a_run_sends_what_it_reports(tmp_path: Path, statsd: StatsdListener) -> None:
     config = write_config(
         tmp_path,
@@ -86,7 +107,7 @@ def test_a_run_sends_what_it_reports(tmp_path: Path, statsd: StatsdListener) -> 
     send(tmp_path, "police", "events", [ok.export_deregistration("E1")])
     send(tmp_path, "police", "events", [missing.export_deregistration("E2")], seq=2)
     send(tmp_path, "tax", "refunds", [ok.refund("R1"), missing.refund("R2", uscc="12345")])
-    shutil.rmtree(tmp_path / "exchange" / "customs")  # unreachable: not received, not delivered
+    _make_unreachable(config, "customs", tmp_path)  # not received, not delivered
 
     summary = run_cycle(load_settings(config), D1)
     _wait_for(statsd, "vehiclehub.stage.publish")
