@@ -31,6 +31,8 @@ import httpx
 from tests.conftest import postgres_database
 from tests.integration.airflow_env import AIRFLOW, DAG_FILE, airflow_environment
 
+from vehiclehub.config import AGENCIES
+
 #: The Airflow processes a deployment runs (docker/compose.yaml): name -> CLI arguments.
 #: The API server reads the task logs from this host's disk: the scheduler's log server
 #: (which would listen on every interface, on a fixed port) is not needed.
@@ -277,3 +279,19 @@ def live_airflow(
             for process in reversed(list(airflow.processes.values())):
                 _stop(process)
             airflow.client.close()
+
+
+def delivered_drops(root: Path) -> dict[str, object]:
+    """Every drop delivered to every agency: data files by bytes, manifests as JSON
+    without what differs from run to run (``generated_at``, ``signature``, ``log_head``)."""
+    drops: dict[str, object] = {}
+    for agency in AGENCIES:
+        for path in sorted((root / "exchange" / agency / "inbox").iterdir()):
+            if path.name.endswith(".json"):
+                manifest = json.loads(path.read_text(encoding="utf-8"))
+                for varying in ("generated_at", "signature", "log_head"):
+                    manifest.pop(varying, None)
+                drops[f"{agency}/{path.name}"] = manifest
+            else:
+                drops[f"{agency}/{path.name}"] = path.read_bytes()
+    return drops

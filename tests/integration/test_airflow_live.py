@@ -6,12 +6,12 @@ for three business days of a 30,000-vehicle sample, whose first day holds a poli
 file of about 90,000 rows: it is prepared by the intake's worker process inside a
 real Airflow task process. Every run must succeed, and the drops delivered to the
 agencies must be those ``vhub run`` delivers on the same files (manifests compared
-without ``generated_at``). Unpausing the DAG must create no scheduled run.
+without ``generated_at``, ``signature`` and ``log_head``). Unpausing the DAG must
+create no scheduled run.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from datetime import date
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import postgres_database, write_config
 from tests.integration.airflow_env import DAG_ID
-from tests.integration.airflow_live import LiveAirflow, live_airflow
+from tests.integration.airflow_live import LiveAirflow, delivered_drops, live_airflow
 
 from vehiclehub.config import AGENCIES
 from vehiclehub.samples.generate import business_dates, generate_world
@@ -31,22 +31,6 @@ VEHICLES = 30_000
 DAYS = business_dates(date(2025, 11, 3), 3)
 #: The size from which the intake prepares a file in its worker process.
 WORKER_ROWS = 60_000
-
-
-def _inbox_drops(root: Path) -> dict[str, object]:
-    """Every drop delivered to every agency: data files by bytes, manifests as JSON
-    without the time they were written."""
-    drops: dict[str, object] = {}
-    for agency in AGENCIES:
-        for path in sorted((root / "exchange" / agency / "inbox").iterdir()):
-            name = f"{agency}/{path.name}"
-            if path.name.endswith(".json"):
-                manifest = json.loads(path.read_text(encoding="utf-8"))
-                manifest.pop("generated_at", None)
-                drops[name] = manifest
-            else:
-                drops[name] = path.read_bytes()
-    return drops
 
 
 def _vhub_run(config: Path, day: date) -> subprocess.Popen[str]:
@@ -120,4 +104,4 @@ def test_three_nights_under_a_real_airflow_deliver_what_vhub_run_delivers(
             kinds = [run["run_type"] for run in airflow.runs(DAG_ID)]
             assert kinds == ["manual"] * len(DAYS)
 
-    assert _inbox_drops(hub_root) == _inbox_drops(reference_root)
+    assert delivered_drops(hub_root) == delivered_drops(reference_root)

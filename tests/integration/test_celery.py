@@ -16,7 +16,6 @@ first file loaded and must be retried by Airflow; the drops must equal those of
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -33,7 +32,7 @@ from sqlalchemy import create_engine, func, select
 from tests.conftest import postgres_database, write_config
 from tests.deployment import AIRFLOW_COMMANDS, TEST_ONLY_SETTINGS, shared_airflow_settings
 from tests.integration.airflow_env import AIRFLOW, DAG_ID
-from tests.integration.airflow_live import AirflowFailed, LiveAirflow, live_airflow
+from tests.integration.airflow_live import AirflowFailed, LiveAirflow, delivered_drops, live_airflow
 
 from vehiclehub.airflow_support import WORKER_HOSTNAME_VARIABLE
 from vehiclehub.config import AGENCIES
@@ -50,22 +49,6 @@ REDIS = "127.0.0.1:6379"
 #: The scheduler starts only runs triggered through the API (no run of the schedule's
 #: latest night when the DAG is unpaused).
 NO_SCHEDULED_RUNS = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
-
-
-def _drops(root: Path) -> dict[str, object]:
-    """Every drop delivered to every agency: data files by bytes, manifests as JSON
-    without what differs from run to run (``generated_at``, ``signature``, ``log_head``)."""
-    drops: dict[str, object] = {}
-    for agency in AGENCIES:
-        for path in sorted((root / "exchange" / agency / "inbox").iterdir()):
-            if path.name.endswith(".json"):
-                manifest = json.loads(path.read_text(encoding="utf-8"))
-                for varying in ("generated_at", "signature", "log_head"):
-                    manifest.pop(varying, None)
-                drops[f"{agency}/{path.name}"] = manifest
-            else:
-                drops[f"{agency}/{path.name}"] = path.read_bytes()
-    return drops
 
 
 def _start_worker(airflow: LiveAirflow, name: str) -> None:
@@ -249,4 +232,4 @@ def test_the_nightly_dag_on_celery_workers_delivers_what_vhub_run_delivers(
         engine.dispose()
         assert len(names) == len(set(names))
     broker.flushdb()
-    assert _drops(hub_root) == _drops(reference_root)
+    assert delivered_drops(hub_root) == delivered_drops(reference_root)
