@@ -14,8 +14,8 @@ from typing import Any
 
 from vehiclehub.contract import feed
 from vehiclehub.identifiers import make_decl_no, make_resident_id, make_uscc
-from vehiclehub.samples import write_feed
 from vehiclehub.vin import make_vin
+from vehiclehub_samples import write_feed
 
 RNG = random.Random(20251103)
 

@@ -28,11 +28,12 @@ import json
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -42,7 +43,6 @@ from vehiclehub.config import AGENCIES, Settings, load_settings
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.publish.drops import open_findings
 from vehiclehub.rules import RULES
-from vehiclehub.samples.generate import World, business_dates, generate_world
 from vehiclehub.signing import (
     new_private_key_pem,
     public_key_text,
@@ -51,11 +51,20 @@ from vehiclehub.signing import (
 )
 from vehiclehub.store import connect
 
+if TYPE_CHECKING:
+    from vehiclehub_samples import World
+
 DEMO_START = date(2025, 11, 3)
 DEMO_VEHICLES = 300
 DEMO_SEED = 20251103
 SSHD = Path("/usr/sbin/sshd")
 SSHD_FIXTURE = Path(vehiclehub.__file__).resolve().parents[2] / "tests" / "integration" / "sshd.py"
+#: The packages of the sample world, which only a source checkout's dev install has.
+SAMPLE_PACKAGES = ("vehiclehub_samples",)
+SAMPLES_MISSING = (
+    "vhub demo: the sample world (the vehiclehub_samples package) is not installed.\n"
+    "From a source checkout: make demo, or pip install -e '.[dev]'"
+)
 #: What a demo run leaves in its directory (and removes on the next run).
 DEMO_ENTRIES = (
     "exchange",
@@ -277,6 +286,8 @@ def desk_invitation(settings: Settings) -> str:
 
 
 def _demo_world(days: int) -> World:
+    from vehiclehub_samples import business_dates, generate_world
+
     return generate_world(
         DEMO_VEHICLES, business_dates(DEMO_START, days), seed=DEMO_SEED, plant_fraction=0.01
     )
@@ -295,8 +306,15 @@ def run_demo(directory: Path, days: int = 3, sftp: bool = False) -> int:
     if days < 1:
         print("vhub demo: --days must be at least 1")
         return 2
+    try:
+        world = _demo_world(days)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SAMPLE_PACKAGES:
+            raise
+        print(SAMPLES_MISSING, file=sys.stderr)
+        return 2
     if sftp:
-        return _run_sftp_demo(directory, days)
+        return _run_sftp_demo(directory, world)
     _start_afresh(directory)
     exchange = directory / "exchange"
     hub_key, agency_keys = demo_keys(directory)
@@ -308,7 +326,6 @@ def run_demo(directory: Path, days: int = 3, sftp: bool = False) -> int:
         agency_keys,
     )
     settings = load_settings(config)
-    world = _demo_world(days)
     _introduce(world, directory, f"in local folders under {exchange}")
     summaries = _run_days(world, settings, agencies_send(world, exchange, agency_keys))
     print(closing_summary(world, settings, summaries))
@@ -331,7 +348,7 @@ def _load_sshd_fixture() -> ModuleType | None:
     return module
 
 
-def _run_sftp_demo(directory: Path, days: int) -> int:
+def _run_sftp_demo(directory: Path, world: World) -> int:
     """The demo with every agency behind a local OpenSSH server, reached over SFTP."""
     if not SSHD.exists():
         print(
@@ -347,7 +364,6 @@ def _run_sftp_demo(directory: Path, days: int) -> int:
         )
         return 2
     _start_afresh(directory)
-    world = _demo_world(days)
     hub_key, agency_keys = demo_keys(directory)
     try:
         with fixture.running_sshd() as server:

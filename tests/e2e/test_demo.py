@@ -32,9 +32,9 @@ from vehiclehub.pipeline import run_cycle
 from vehiclehub.review.auth import check_password
 from vehiclehub.review.tables import review_users
 from vehiclehub.rules import RULES
-from vehiclehub.samples.generate import World, business_dates, generate_world
 from vehiclehub.store import connect
 from vehiclehub.store.schema import feed_table, intake_files
+from vehiclehub_samples.generate import World, business_dates, generate_world
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from tests.integration.sshd import HOST, SshdServer, unix_user
 from vehiclehub.airflow_support import hub_settings
 from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.pipeline import intake_agency, publish, reconcile
-from vehiclehub.samples import write_feed
+from vehiclehub_samples import write_feed
 
 pytestmark = pytest.mark.sshd
 

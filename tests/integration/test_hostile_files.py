@@ -16,9 +16,9 @@ from tests.factories import Vehicle, columns, send
 
 from vehiclehub.config import Settings
 from vehiclehub.pipeline import intake_agency
-from vehiclehub.samples.files import render_rows, write_manifest
 from vehiclehub.store import connect
 from vehiclehub.store.schema import intake_files, rejections
+from vehiclehub_samples.files import render_rows, write_manifest
 
 DAY = date(2025, 11, 3)
 HOSTILE = "customs_declarations_20251103_001.csv"

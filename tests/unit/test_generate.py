@@ -16,7 +16,9 @@ from vehiclehub.intake.manifest import ENCODINGS, parse_manifest
 from vehiclehub.intake.read import read_csv
 from vehiclehub.intake.validate import check_header, validate_rows
 from vehiclehub.rules import RULES
-from vehiclehub.samples.generate import (
+from vehiclehub.vin import check_digit, normalise_vins
+from vehiclehub.workdays import is_working_day, working_days_after
+from vehiclehub_samples.generate import (
     NEAR_MISSES,
     PLANTS,
     World,
@@ -28,8 +30,6 @@ from vehiclehub.samples.generate import (
     day_number,
     generate_world,
 )
-from vehiclehub.vin import check_digit, normalise_vins
-from vehiclehub.workdays import is_working_day, working_days_after
 
 DATES = business_dates(date(2025, 11, 3), 2)
 

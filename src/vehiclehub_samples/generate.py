@@ -57,8 +57,8 @@ import pyarrow.csv as pa_csv
 
 from vehiclehub.config import RuleParameters
 from vehiclehub.contract import FeedSpec, feed, feeds
-from vehiclehub.samples.files import feed_file_name, write_manifest
 from vehiclehub.workdays import package_calendar
+from vehiclehub_samples.files import feed_file_name, write_manifest
 
 EPOCH = date(1970, 1, 1)
 
