@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import date
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 from sqlalchemy import func, select
 from tests.factories import Vehicle, columns, read_drop, send
 
+from vehiclehub.cli import format_summary
 from vehiclehub.config import Settings
 from vehiclehub.pipeline import intake_agency, run_cycle
+from vehiclehub.quality.gate import READS_AS_UTF8
 from vehiclehub.store import connect
 from vehiclehub.store.schema import feed_table, intake_files
 
@@ -140,6 +143,39 @@ def test_gb18030_and_bom_files_load_and_columns_match_by_name(settings: Settings
     with connect(settings.database_url).connect() as conn:
         brands = conn.execute(select(feed_table("police", "events").c.brand)).scalars().all()
     assert brands == ["比亚迪", "比亚迪"]
+
+
+def test_a_utf8_file_declared_gb18030_loads_as_declared_and_is_warned_of(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = _root(settings)
+    v = Vehicle(brand="丰田", model="卡罗拉E")  # UTF-8 bytes that also read as GB18030
+    rows = [v.event("E1", "transfer", "2025-09-27")]
+    utf8 = send(root, "police", "events", rows, manifest={"encoding": "gb18030"})
+    truly = send(root, "police", "events", [v.event("E2", "transfer", "2025-09-28")], seq=2,
+                 encoding="gb18030")  # fmt: skip
+    ascii_only = send(root, "police", "events", [v.event("E3", "transfer", "2025-09-29",
+                      brand="Toyota", model="Corolla", plate_no="A12345")], seq=3,
+                      manifest={"encoding": "gb18030"})  # fmt: skip
+
+    with caplog.at_level(logging.WARNING, logger="vehiclehub"):
+        summary = run_cycle(settings, DAY)
+
+    files = {f["name"]: f for f in summary["intake"][1]["files"]}
+    assert [f["status"] for f in files.values()] == ["loaded"] * 3
+    assert files[utf8.name]["warnings"] == [READS_AS_UTF8]
+    assert files[truly.name]["warnings"] == files[ascii_only.name]["warnings"] == []
+    with connect(settings.database_url).connect() as conn:
+        events = feed_table("police", "events")
+        brands = dict(conn.execute(select(events.c.event_id, events.c.brand)).tuples().all())
+    assert brands == {"E1": "涓扮敯", "E2": "丰田", "E3": "Toyota"}  # the manifest decides
+    warned = [r.getMessage() for r in caplog.records if "valid UTF-8" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(f"{utf8.name}: declared gb18030")
+    assert f"{utf8.name}: quality warnings: {READS_AS_UTF8}" in format_summary(summary)
+    report = Path(summary["publish"]["report"]).read_text(encoding="utf-8")
+    shown = report.split(f"Expectations of <code>{utf8.name}</code>", 1)[1].split("</details>")[0]
+    assert READS_AS_UTF8 in shown and "also valid UTF-8" in shown
+    assert report.count(READS_AS_UTF8) == 1  # of that file only
 
 
 @pytest.mark.parametrize(

@@ -50,3 +50,22 @@ def test_lines_icd_forbids_reject_the_file_at_their_line(body: bytes, expected: 
     (problem,) = _problem(HEADER + body)
     assert problem is not None and problem.startswith(expected), problem
     assert problem.endswith("the file is rejected whole")
+
+
+@pytest.mark.parametrize(
+    ("body", "codec", "expected"),
+    [
+        ("丰田,2\n".encode(), "gb18030", True),  # UTF-8 that also reads as GB18030
+        ("丰田,2\n".encode("gb18030"), "gb18030", False),  # GB18030 proper
+        (b"a,2\n", "gb18030", False),  # ASCII reads the same either way
+        ("丰田,2\n".encode(), "utf-8-sig", False),  # declared UTF-8: nothing to doubt
+    ],
+)
+def test_a_file_declared_gb18030_that_reads_as_utf8_is_noticed(
+    body: bytes, codec: str, expected: bool
+) -> None:
+    data = HEADER + body
+    for size in (1, 2, 3, 5, 1 << 20):  # wherever a character is cut
+        blocks = [data[i : i + size] for i in range(0, len(data), size)]
+        found = scan(blocks, codec)
+        assert found.problem is None and found.reads_as_utf8 is expected

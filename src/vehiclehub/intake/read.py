@@ -43,6 +43,9 @@ class FileScan:
     size: int
     undecodable: str | None = None  # why the bytes do not decode, in words
     bad_lines: str | None = None  # why its lines are not ICD §1's, in words
+    #: Declared GB18030, but its bytes are also valid UTF-8 and not all ASCII: most
+    #: likely a UTF-8 file under the wrong declaration, read as mojibake (丰田 -> 涓扮敯).
+    reads_as_utf8: bool = False
 
     @property
     def problem(self) -> str | None:
@@ -166,16 +169,52 @@ def _decode_error(codec: str, offset: int) -> str:
     )
 
 
+class Utf8Lookalike:
+    """Whether bytes fed block by block are valid UTF-8 and hold a non-ASCII character.
+
+    The manifest decides a file's encoding (ICD §1); this only tells when a file declared
+    GB18030 would as well have read as UTF-8 — text that is very likely mojibake.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+        self._valid = True
+        self._non_ascii = False
+
+    def feed(self, block: bytes) -> None:
+        if not self._valid:
+            return
+        self._non_ascii = self._non_ascii or not block.isascii()
+        try:
+            self._decoder.decode(block)
+        except UnicodeDecodeError:
+            self._valid = False
+
+    def finish(self) -> bool:
+        if self._valid:
+            try:
+                self._decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self._valid = False
+        return self._valid and self._non_ascii
+
+
 def scan(chunks: Iterable[bytes], codec: str) -> FileScan:
-    """Hash a file's plaintext and check it decodes and its lines are ICD §1's, streaming."""
+    """Hash a file's plaintext and check it decodes and its lines are ICD §1's, streaming.
+
+    A file declared GB18030 is also checked for reading as UTF-8 (``reads_as_utf8``).
+    """
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder(codec)(errors="strict")
     lines = LineCheck()
+    lookalike = Utf8Lookalike() if codec == "gb18030" else None
     size = 0
     undecodable = None
     for block in chunks:
         digest.update(block)
         lines.feed(block)
+        if lookalike is not None:
+            lookalike.feed(block)
         if undecodable is None:
             pending = len(decoder.getstate()[0])
             try:
@@ -189,7 +228,13 @@ def scan(chunks: Iterable[bytes], codec: str) -> FileScan:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             undecodable = _decode_error(codec, size - pending + exc.start)
-    return FileScan(digest.hexdigest(), size, undecodable, lines.finish())
+    return FileScan(
+        digest.hexdigest(),
+        size,
+        undecodable,
+        lines.finish(),
+        reads_as_utf8=lookalike is not None and lookalike.finish(),
+    )
 
 
 def scan_archive(path: Path, key: bytes, codec: str) -> FileScan:

@@ -45,7 +45,7 @@ from vehiclehub.intake.shown import shown_name
 from vehiclehub.intake.signature import BadSignature, FileSignature, file_signature
 from vehiclehub.intake.validate import REJECTION_COLUMNS
 from vehiclehub.quality import FileQuality, QualityRejected, record_quality
-from vehiclehub.quality.gate import log_quality
+from vehiclehub.quality.gate import log_quality, reads_as_utf8_warning
 from vehiclehub.quality.history import volume_baseline
 from vehiclehub.store.exchange_log import append_entry
 from vehiclehub.store.load import (
@@ -464,6 +464,13 @@ def _load_file(
         assert verdict is not None
         restore_indexes(conn, deferred)
         quality = verdict.quality
+        if found.reads_as_utf8:
+            log.warning(
+                "%s: declared gb18030, but its bytes are also valid UTF-8 with non-ASCII "
+                "characters: read as gb18030, as its manifest says; its text may be garbled",
+                manifest.file,
+            )
+            quality.outcomes.append(reads_as_utf8_warning())
         log_quality(manifest, quality)
         if quality.rejects:
             raise QualityRejected(quality)

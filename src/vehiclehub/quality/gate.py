@@ -103,6 +103,31 @@ class FileQuality:
         return "data quality gate: " + "; ".join(parts)
 
 
+#: The hub's own check beside each feed's suite, recorded among its expectations.
+READS_AS_UTF8 = "declared_gb18030_reads_as_utf8"
+
+
+def reads_as_utf8_warning() -> ExpectationOutcome:
+    """A failed warning: a file declared GB18030 whose bytes are also valid UTF-8 with
+    non-ASCII characters.
+
+    The file was read as GB18030, as its manifest says (ICD §1: the manifest decides);
+    written in UTF-8, its text is garbled (丰田 reads 涓扮敯), and the agency should send it
+    again declared ``utf-8``.
+    """
+    return ExpectationOutcome(
+        READS_AS_UTF8,
+        "hub check of the declared encoding",
+        None,
+        "warning",
+        "failed",
+        observed="declared gb18030; its bytes are also valid UTF-8 with non-ASCII characters",
+        description="Read as gb18030, as its manifest says. If the file was written in "
+        "UTF-8 its text is garbled (丰田 reads 涓扮敯): ask the agency to send it again "
+        "declared utf-8.",
+    )
+
+
 class QualityRejected(FileRejected):
     """A file rejected whole by a failed critical expectation."""
 
