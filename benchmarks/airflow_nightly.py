@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/airflow_nightly.py --vehicles 200000 [--store postgresql]
 
-Generates one business date's files for N vehicles (``vehiclehub_samples.generate``),
+Generates one business date's files for N vehicles (``vehiclehub_samples``),
 runs ``vhub run`` on one copy (its wall time and the peak memory of all its processes
 together, sampled from ``/proc``), then starts Airflow's scheduler, DAG processor and
 API server (LocalExecutor, metadata on the local PostgreSQL, the settings the README
@@ -34,7 +34,7 @@ from tests.conftest import postgres_database, write_config  # noqa: E402
 from tests.integration.airflow_env import DAG_ID  # noqa: E402
 from tests.integration.airflow_live import live_airflow  # noqa: E402
 
-from vehiclehub_samples.generate import generate_world  # noqa: E402
+from vehiclehub_samples import generate_world  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -4,7 +4,7 @@
         [--database-url URL] [--date 2025-11-03] [--seed 1] [--profile FILE]
 
 Generates the world's files for K successive business dates from ``--date`` with
-``vehiclehub_samples.generate``: the first date's files hold every vehicle's history (an
+``vehiclehub_samples``: the first date's files hold every vehicle's history (an
 initial load), each later date's the day's change as agencies send it (new vehicles
 moving through the process, corrections and cancellations; a few tenths of a percent
 of the rows). Each night the date's files land in the outboxes and ``vhub run --config
@@ -44,7 +44,7 @@ from sqlalchemy import create_engine, func, select, text
 from vehiclehub.config import AGENCIES
 from vehiclehub.demo import write_hub_config
 from vehiclehub.store.schema import findings, intake_files
-from vehiclehub_samples.generate import World, business_dates, generate_world
+from vehiclehub_samples import World, business_dates, generate_world
 
 TARGET_SECONDS = 180
 TARGET_RSS_GIB = 3.0

@@ -41,7 +41,7 @@ from vehiclehub.rules.quality import VIN_COLUMNS
 from vehiclehub.store import connect, feed_table
 from vehiclehub.store.load import bulk_insert
 from vehiclehub.vin import near_vin_pairs
-from vehiclehub_samples.generate import bulk_vins
+from vehiclehub_samples.identifiers import bulk_vins
 
 DAY = date(2025, 11, 3)
 WMIS = np.array(["LSV", "LFV", "LGB", "LVS", "LHG", "LBV", "LDC", "LGW", "LZW", "LNB"])

@@ -34,7 +34,7 @@ from vehiclehub.review.tables import review_users
 from vehiclehub.rules import RULES
 from vehiclehub.store import connect
 from vehiclehub.store.schema import feed_table, intake_files
-from vehiclehub_samples.generate import World, business_dates, generate_world
+from vehiclehub_samples import World, business_dates, generate_world
 
 pytestmark = pytest.mark.slow
 

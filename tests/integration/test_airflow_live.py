@@ -23,7 +23,7 @@ from tests.integration.airflow_env import DAG_ID
 from tests.integration.airflow_live import LiveAirflow, delivered_drops, live_airflow
 
 from vehiclehub.config import AGENCIES
-from vehiclehub_samples.generate import business_dates, generate_world
+from vehiclehub_samples import business_dates, generate_world
 
 pytestmark = [pytest.mark.airflow_live, pytest.mark.postgres, pytest.mark.slow]
 

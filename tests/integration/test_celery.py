@@ -37,7 +37,7 @@ from tests.integration.airflow_live import AirflowFailed, LiveAirflow, delivered
 from vehiclehub.airflow_support import WORKER_HOSTNAME_VARIABLE
 from vehiclehub.config import AGENCIES
 from vehiclehub.store.schema import intake_files, metadata
-from vehiclehub_samples.generate import business_dates, generate_world
+from vehiclehub_samples import business_dates, generate_world
 
 pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.slow]
 

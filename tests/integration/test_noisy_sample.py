@@ -25,7 +25,7 @@ from tests.conftest import write_config
 from vehiclehub.config import load_settings
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.rules import RULES
-from vehiclehub_samples.generate import World, generate_world
+from vehiclehub_samples import World, generate_world
 
 pytestmark = pytest.mark.slow
 

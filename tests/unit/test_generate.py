@@ -18,18 +18,10 @@ from vehiclehub.intake.validate import check_header, validate_rows
 from vehiclehub.rules import RULES
 from vehiclehub.vin import check_digit, normalise_vins
 from vehiclehub.workdays import is_working_day, working_days_after
-from vehiclehub_samples.generate import (
-    NEAR_MISSES,
-    PLANTS,
-    World,
-    bulk_resident_ids,
-    bulk_usccs,
-    bulk_vins,
-    business_dates,
-    calendar_day,
-    day_number,
-    generate_world,
-)
+from vehiclehub_samples import World, business_dates, generate_world
+from vehiclehub_samples.columns import calendar_day, day_number
+from vehiclehub_samples.identifiers import bulk_resident_ids, bulk_usccs, bulk_vins
+from vehiclehub_samples.plants import NEAR_MISSES, ORDER, PLANTS, near_miss
 
 DATES = business_dates(date(2025, 11, 3), 2)
 
@@ -226,6 +218,21 @@ def test_files_waiting_unfinished_and_resent_are_planted(
 def test_every_rule_of_the_rulebook_has_plants(planted_world: World) -> None:
     assert set(PLANTS) == set(RULES)
     assert set(planted_world.truth.findings["rule_id"]) == set(RULES)
+
+
+def test_cases_are_planted_in_the_order_given_and_no_case_goes_unplanted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert sorted(ORDER) == sorted(RULES) and len(set(ORDER)) == len(ORDER)
+    monkeypatch.setattr("vehiclehub_samples.plants.registry.NEAR_MISSES", dict(NEAR_MISSES))
+
+    @near_miss("ABC-001")  # a rule the order does not know
+    def _unordered(s: object, count: int) -> None: ...
+
+    with pytest.raises(ValueError, match="ABC-001"):
+        generate_world(50, DATES[:1], seed=1)
+    monkeypatch.undo()
+    assert "ABC-001" not in NEAR_MISSES
 
 
 def test_typed_over_vins_are_single_typos_the_hub_reads_as_planned(noisy_world: World) -> None:
