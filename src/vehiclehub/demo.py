@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import vehiclehub
-from vehiclehub.cli import format_summary
 from vehiclehub.config import AGENCIES, Settings, load_settings
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.publish.drops import open_findings
@@ -50,6 +49,7 @@ from vehiclehub.signing import (
     sign_manifest,
 )
 from vehiclehub.store import connect
+from vehiclehub.summary import format_summary
 
 if TYPE_CHECKING:
     from vehiclehub_samples import World

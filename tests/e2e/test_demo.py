@@ -30,9 +30,9 @@ from vehiclehub.cli import main
 from vehiclehub.config import Settings, load_settings
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.review.auth import check_password
-from vehiclehub.review.tables import review_users
 from vehiclehub.rules import RULES
 from vehiclehub.store import connect
+from vehiclehub.store.review import review_users
 from vehiclehub.store.schema import feed_table, intake_files
 from vehiclehub_samples import World, business_dates, generate_world
 

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import write_config
 from tests.factories import Vehicle, send
 
-from vehiclehub.cli import format_summary, main
+from vehiclehub.cli import main
 from vehiclehub.config import load_settings
 from vehiclehub.crypto import ArchiveWriter, archive_key
 from vehiclehub.pipeline import intake_agency
@@ -23,6 +23,7 @@ from vehiclehub.preflight import (
 )
 from vehiclehub.publish.report import write_report
 from vehiclehub.store import connect
+from vehiclehub.summary import format_summary
 
 D = date(2025, 11, 3)
 

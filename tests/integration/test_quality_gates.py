@@ -14,7 +14,6 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 from tests.factories import Vehicle, read_drop, send
 
-from vehiclehub.cli import format_summary
 from vehiclehub.config import Settings, load_settings
 from vehiclehub.pipeline import intake_agency, run_cycle
 from vehiclehub.store import connect
@@ -24,6 +23,7 @@ from vehiclehub.store.schema import (
     intake_files,
     quality_validations,
 )
+from vehiclehub.summary import format_summary
 from vehiclehub.vin import make_vin
 
 D1 = date(2025, 11, 3)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.integration.sshd import KEY_TYPES, SshdServer, unix_user
 
-from vehiclehub.exchange.base import ExchangeUnavailable, complete_files, open_exchange
+from vehiclehub.exchange import ExchangeUnavailable, complete_files, open_exchange
 from vehiclehub.exchange.sftp import HostKeyRejected, SftpExchange
 
 pytestmark = pytest.mark.sshd

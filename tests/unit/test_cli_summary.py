@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vehiclehub.cli import format_summary
+from vehiclehub.summary import format_summary
 
 REASON = "no working-day calendar for 2027: add [calendar.2027] to the configuration"
 WARNING = (

@@ -6,8 +6,8 @@ from vehiclehub.exchange.base import (
     ExchangeUnavailable,
     OutboxEntry,
     complete_files,
-    open_exchange,
 )
+from vehiclehub.exchange.transports import open_exchange
 
 __all__ = [
     "Exchange",

@@ -9,12 +9,9 @@ its manifest does not exist yet.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
-
-from vehiclehub.config import AgencyEndpoint
 
 MANIFEST_SUFFIX = ".manifest.json"
 PART_SUFFIX = ".part"
@@ -104,23 +101,3 @@ def waiting_files(names: Iterable[str]) -> list[str]:
     return sorted(
         n for n in present if n.endswith(".csv") and n[:-4] + MANIFEST_SUFFIX not in present
     )
-
-
-@contextmanager
-def open_exchange(agency: str, endpoint: AgencyEndpoint) -> Iterator[Exchange]:
-    """Open the transport the endpoint's url names, and close it afterwards."""
-    exchange: Exchange
-    if endpoint.url.startswith("file://"):
-        from vehiclehub.exchange.local import LocalExchange
-
-        exchange = LocalExchange(agency, endpoint)
-    elif endpoint.url.startswith("sftp://"):
-        from vehiclehub.exchange.sftp import SftpExchange
-
-        exchange = SftpExchange(agency, endpoint)
-    else:
-        raise ExchangeUnavailable(f"{agency}: unsupported exchange url {endpoint.url!r}")
-    try:
-        yield exchange
-    finally:
-        exchange.close()

@@ -83,6 +83,14 @@ class Finished:
     quality: FileQuality
 
 
+class QualityRejected(FileRejected):
+    """A file rejected whole by a failed critical expectation of its quality gate."""
+
+    def __init__(self, quality: FileQuality) -> None:
+        super().__init__(quality.rejection())
+        self.quality = quality
+
+
 @dataclass
 class _FileRows:
     """What is gathered of a file while its chunks go by, for the whole-file checks."""
@@ -229,7 +237,9 @@ def _prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
     del seen  # the keys seen are of no more use: their memory goes to the gate
     # The quality gate sees the file's valid rows, repeated keys still in. It gets the
     # only reference to them, and drops them once its frame is built.
-    quality = judge_file(spec, manifest, _concat(gate_rows), job.baseline)
+    quality = judge_file(
+        spec, manifest.business_date, manifest.rows, _concat(gate_rows), job.baseline
+    )
     # Arrow keeps freed blocks for reuse; the next file may be a small one.
     pa.default_memory_pool().release_unused()
     yield Finished(rows, problems, quality)

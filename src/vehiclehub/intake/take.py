@@ -33,7 +33,7 @@ from vehiclehub.exchange.base import (
     complete_files,
     waiting_files,
 )
-from vehiclehub.intake.chunks import FileJob, Finished, Preparer, shared_preparer
+from vehiclehub.intake.chunks import FileJob, Finished, Preparer, QualityRejected, shared_preparer
 from vehiclehub.intake.manifest import (
     MANIFEST_MAX_BYTES,
     FileRejected,
@@ -44,7 +44,7 @@ from vehiclehub.intake.read import scan_archive
 from vehiclehub.intake.shown import shown_name
 from vehiclehub.intake.signature import BadSignature, FileSignature, file_signature
 from vehiclehub.intake.validate import REJECTION_COLUMNS
-from vehiclehub.quality import FileQuality, QualityRejected, record_quality
+from vehiclehub.quality import FileQuality, record_quality
 from vehiclehub.quality.gate import log_quality, reads_as_utf8_warning
 from vehiclehub.quality.history import volume_baseline
 from vehiclehub.store.exchange_log import append_entry
@@ -471,7 +471,7 @@ def _load_file(
                 manifest.file,
             )
             quality.outcomes.append(reads_as_utf8_warning())
-        log_quality(manifest, quality)
+        log_quality(manifest.file, quality)
         if quality.rejects:
             raise QualityRejected(quality)
         finish_load(conn, spec)

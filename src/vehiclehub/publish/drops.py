@@ -39,9 +39,9 @@ from sqlalchemy import (
 
 from vehiclehub.config import AGENCIES, RuleParameters
 from vehiclehub.exchange.base import MANIFEST_SUFFIX, Exchange
-from vehiclehub.publish.subsidy import SUBSIDY_COLUMNS, export_subsidy
 from vehiclehub.review.cases import review_columns
 from vehiclehub.rules.engine import FINDING_FIELDS, POLICE_COLUMNS, TAX_COLUMNS
+from vehiclehub.rules.subsidy import SUBSIDY_COLUMNS, export_subsidy
 from vehiclehub.signing import HubKey, SignatureRejected, sign_manifest, verify_manifest
 from vehiclehub.store.exchange_log import LogHead, append_entry, log_head
 from vehiclehub.store.schema import deliveries, findings, intake_files, rejections, verdict_history

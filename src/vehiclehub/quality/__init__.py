@@ -10,6 +10,6 @@ keeps every result for the run report and the run's Data Docs
 which expected feeds and file numbers did not arrive.
 """
 
-from vehiclehub.quality.gate import FileQuality, QualityRejected, check_file, record_quality
+from vehiclehub.quality.gate import FileQuality, record_quality
 
-__all__ = ["FileQuality", "QualityRejected", "check_file", "record_quality"]
+__all__ = ["FileQuality", "record_quality"]

@@ -25,12 +25,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, insert
 
-from vehiclehub.config import QualitySettings
 from vehiclehub.contract import FeedSpec
-from vehiclehub.intake.manifest import FileRejected, Manifest
 from vehiclehub.quality import runtime
 from vehiclehub.quality.frame import quality_frame
-from vehiclehub.quality.history import VolumeBaseline, volume_baseline
+from vehiclehub.quality.history import VolumeBaseline
 from vehiclehub.quality.suites import ExpectationSpec, SuiteSpec, suite
 from vehiclehub.store.schema import expectation_results, quality_validations
 
@@ -128,14 +126,6 @@ def reads_as_utf8_warning() -> ExpectationOutcome:
     )
 
 
-class QualityRejected(FileRejected):
-    """A file rejected whole by a failed critical expectation."""
-
-    def __init__(self, quality: FileQuality) -> None:
-        super().__init__(quality.rejection())
-        self.quality = quality
-
-
 def _shown(value: Any) -> str:
     if isinstance(value, pd.Timestamp | datetime):
         return value.strftime("%Y-%m-%d")
@@ -168,8 +158,8 @@ def _observed(spec: ExpectationSpec, result: dict[str, Any], baseline: VolumeBas
     return text
 
 
-def _parameters(manifest: Manifest, baseline: VolumeBaseline) -> dict[str, Any]:
-    values: dict[str, Any] = {"business_date": pd.Timestamp(manifest.business_date)}
+def _parameters(business_date: date, baseline: VolumeBaseline) -> dict[str, Any]:
+    values: dict[str, Any] = {"business_date": pd.Timestamp(business_date)}
     if baseline.applies:
         values |= {"volume_floor": baseline.floor, "volume_ceiling": baseline.ceiling}
     return values
@@ -246,7 +236,8 @@ def run_suite(
 
 def judge_file(
     spec: FeedSpec,
-    manifest: Manifest,
+    business_date: date,
+    rows: int,
     records: pd.DataFrame,
     baseline: VolumeBaseline,
 ) -> FileQuality:
@@ -254,38 +245,24 @@ def judge_file(
 
     ``records`` are its valid rows as prepared for the store (pseudonymised, repeated
     keys still in), indexed by row position, with at least the columns the suite's
-    quality frame is computed from; the file has ``manifest.rows`` rows.
+    quality frame is computed from; the file has ``rows`` rows (its manifest's count)
+    and is of ``business_date``.
     """
     suite_spec = suite(spec.agency, spec.feed)
-    frame = quality_frame(spec, records, manifest.rows, suite_spec.columns)
+    frame = quality_frame(spec, records, rows, suite_spec.columns)
     del records  # the caller may have handed over its only reference: GX needs the memory
-    return run_suite(spec, suite_spec, frame, _parameters(manifest, baseline), baseline)
+    return run_suite(spec, suite_spec, frame, _parameters(business_date, baseline), baseline)
 
 
-def log_quality(manifest: Manifest, quality: FileQuality) -> None:
+def log_quality(file: str, quality: FileQuality) -> None:
     log.info(
         "%s: %d expectations in %.2fs, %d critical and %d warnings failed",
-        manifest.file,
+        file,
         len(quality.outcomes),
         quality.seconds,
         len(quality.critical_failures),
         len(quality.warnings),
     )
-
-
-def check_file(
-    conn: Connection,
-    settings: QualitySettings,
-    spec: FeedSpec,
-    manifest: Manifest,
-    records: pd.DataFrame,
-    run_date: date,
-) -> FileQuality:
-    """:func:`judge_file` against the feed's volume history, read through ``conn``."""
-    baseline = volume_baseline(conn, settings, spec.agency, spec.feed, manifest.seq, run_date)
-    quality = judge_file(spec, manifest, records, baseline)
-    log_quality(manifest, quality)
-    return quality
 
 
 def record_quality(conn: Connection, file_id: int, quality: FileQuality) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from vehiclehub.config import AGENCIES, ReviewSettings
 from vehiclehub.review.cases import as_utc, mask_personal, now
-from vehiclehub.review.tables import audit_log, review_users
+from vehiclehub.store.review import audit_log, review_users
 
 ROLES = ("viewer", "operator", "supervisor")
 #: scrypt cost (N, r, p): about 16 MiB and a few tens of milliseconds per check.

@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from vehiclehub.review.evidence import evidence_of
-from vehiclehub.review.tables import case_events, case_states, review_runs, review_users
+from vehiclehub.store.review import case_events, case_states, review_runs, review_users
 from vehiclehub.store.schema import findings
 
 REVIEWS = ("unreviewed", "confirmed", "dismissed", "escalated")

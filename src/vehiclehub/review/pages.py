@@ -19,21 +19,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import select
 
 from vehiclehub.config import AGENCIES
-from vehiclehub.publish.workbook import write_tables
-from vehiclehub.review.app import (
-    _desk,
+from vehiclehub.review.auth import User, audit
+from vehiclehub.review.cases import REASONS, REVIEWS, CaseError, Decision
+from vehiclehub.review.desk import (
     assign_case,
     audit_page,
     case_filter,
     comment_case,
     csrf_checked,
     decide_case,
+    desk_of,
     reopen_case,
     safe_next,
     signed_in,
 )
-from vehiclehub.review.auth import User, audit
-from vehiclehub.review.cases import REASONS, REVIEWS, CaseError, Decision
 from vehiclehub.review.evidence import cited_records
 from vehiclehub.review.programme import Programme, default_period, exporter, programme
 from vehiclehub.review.queue import (
@@ -45,8 +44,9 @@ from vehiclehub.review.queue import (
     list_cases,
 )
 from vehiclehub.review.records import COMPARED, differing, record_rows, vehicle_timeline
-from vehiclehub.review.tables import review_users
 from vehiclehub.rules import RULES
+from vehiclehub.store.review import review_users
+from vehiclehub.xlsx import write_tables
 
 #: Cases an export lists at most (the filtered queue; narrower filters for more).
 EXPORT_MAX = 100_000
@@ -91,7 +91,7 @@ def login_form(
 
 
 def _users(request: Request, roles: tuple[str, ...]) -> list[str]:
-    with _desk(request).read() as conn:
+    with desk_of(request).read() as conn:
         rows = conn.execute(
             select(review_users.c.name).where(review_users.c.role.in_(roles)).order_by("name")
         )
@@ -121,7 +121,7 @@ def register(app: FastAPI) -> None:
     ) -> Response:
         sort = sort if sort in SORTS else "id"
         order = order if order in ("asc", "desc") else "desc"
-        with _desk(request).read() as conn:
+        with desk_of(request).read() as conn:
             found = list_cases(
                 conn, user, f, sort=sort, descending=order == "desc", page=page, per_page=per_page
             )
@@ -170,7 +170,7 @@ def register(app: FastAPI) -> None:
     ) -> Response:
         if fmt not in ("csv", "xlsx"):
             raise HTTPException(404, "export as cases.csv or cases.xlsx")
-        desk = _desk(request)
+        desk = desk_of(request)
         with desk.read() as conn:
             found = list_cases(
                 conn,
@@ -220,7 +220,7 @@ def register(app: FastAPI) -> None:
     ) -> Response:
         if not user.can_decide:
             raise HTTPException(403, f"a {user.role} reads cases; operators decide them")
-        desk = _desk(request)
+        desk = desk_of(request)
         done, refused = 0, []
         for case_id in ids:
             try:
@@ -247,7 +247,7 @@ def register(app: FastAPI) -> None:
         message: str | None = None,
         status_code: int = 200,
     ) -> Response:
-        with _desk(request).read() as conn:
+        with desk_of(request).read() as conn:
             c = get_case(conn, user, case_id)
             if c is None:
                 raise HTTPException(404, f"no case {case_id}")
@@ -324,7 +324,7 @@ def register(app: FastAPI) -> None:
             if not user.can_decide:
                 raise HTTPException(403, f"a {user.role} reads cases; operators decide them")
             decision = Decision(review, reason or None, note or None, assignee or None)
-            decide_case(_desk(request), user, case_id, decision)
+            decide_case(desk_of(request), user, case_id, decision)
 
         return _acted(request, user, case_id, act, f"decided: {review}")
 
@@ -333,7 +333,7 @@ def register(app: FastAPI) -> None:
         def act() -> None:
             if not user.is_supervisor:
                 raise HTTPException(403, "only a supervisor may do this")
-            reopen_case(_desk(request), user, case_id)
+            reopen_case(desk_of(request), user, case_id)
 
         return _acted(request, user, case_id, act, "re-opened")
 
@@ -344,7 +344,7 @@ def register(app: FastAPI) -> None:
         def act() -> None:
             if not user.can_decide:
                 raise HTTPException(403, f"a {user.role} reads cases; operators assign them")
-            assign_case(_desk(request), user, case_id, assignee or None)
+            assign_case(desk_of(request), user, case_id, assignee or None)
 
         return _acted(request, user, case_id, act, f"assigned to {assignee or 'nobody'}")
 
@@ -355,14 +355,14 @@ def register(app: FastAPI) -> None:
         def act() -> None:
             if not user.can_decide:
                 raise HTTPException(403, f"a {user.role} reads cases; operators comment")
-            comment_case(_desk(request), user, case_id, text)
+            comment_case(desk_of(request), user, case_id, text)
 
         return _acted(request, user, case_id, act, "comment added")
 
     @app.get("/vehicles/{vin}", response_class=HTMLResponse, include_in_schema=False)
     def vehicle_page(request: Request, vin: str, user: Signed) -> Response:
         vin = vin.strip().upper()
-        with _desk(request).read() as conn:
+        with desk_of(request).read() as conn:
             timeline = vehicle_timeline(conn, vin)
             if user.agencies:
                 timeline = [e for e in timeline if e.agency in user.agencies]
@@ -377,13 +377,13 @@ def register(app: FastAPI) -> None:
 
     @app.get("/exporters/{uscc}", response_class=HTMLResponse, include_in_schema=False)
     def exporter_page(request: Request, uscc: str, user: Signed) -> Response:
-        desk = _desk(request)
+        desk = desk_of(request)
         with desk.read() as conn:
             found = exporter(conn, user, uscc.strip().upper(), desk.settings.rules)
         return _render(request, "exporter.html", {"user": user, "e": found})
 
     def _period(request: Request, start: date | None, end: date | None) -> Programme:
-        with _desk(request).read() as conn:
+        with desk_of(request).read() as conn:
             first, last = default_period(conn)
             start, end = start or first, end or last
             if start > end or (end - start).days > 366:
@@ -417,7 +417,7 @@ def register(app: FastAPI) -> None:
                 "prefectures": found.prefectures,
             },
         )
-        with _desk(request).write() as conn:
+        with desk_of(request).write() as conn:
             audit(conn, user.name, "export", "programme weekly.xlsx", f"{found.start}..{found.end}")
         name = f"programme_{found.start:%Y%m%d}_{found.end:%Y%m%d}.xlsx"
         return Response(
@@ -432,7 +432,7 @@ def register(app: FastAPI) -> None:
     ) -> Response:
         if not user.is_supervisor:
             raise HTTPException(403, "only a supervisor reads the audit trail")
-        with _desk(request).read() as conn:
+        with desk_of(request).read() as conn:
             total, items = audit_page(conn, page, 100)
         return _render(
             request,

@@ -20,12 +20,12 @@ import pandas as pd
 from sqlalchemy import Connection, and_, distinct, exists, func, or_, select
 
 from vehiclehub.config import RuleParameters
-from vehiclehub.publish.subsidy import export_subsidy
 from vehiclehub.review.auth import User
 from vehiclehub.review.queue import CaseFilter, case_conditions, latest_run, visible_to
 from vehiclehub.review.records import shown
-from vehiclehub.review.tables import review_runs
 from vehiclehub.rules import RuleContext
+from vehiclehub.rules.subsidy import export_subsidy
+from vehiclehub.store.review import review_runs
 from vehiclehub.store.schema import feed_table, findings
 
 PLATE_PREFIXES = Path(__file__).parent / "data" / "plate_prefixes.csv"

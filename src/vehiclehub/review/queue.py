@@ -27,7 +27,7 @@ from sqlalchemy import (
 
 from vehiclehub.review.auth import User
 from vehiclehub.review.cases import as_utc
-from vehiclehub.review.tables import case_events, case_states, review_runs
+from vehiclehub.store.review import case_events, case_states, review_runs
 from vehiclehub.store.schema import feed_table, findings
 
 PER_PAGE_MAX = 200

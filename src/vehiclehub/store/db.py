@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_u
 from sqlalchemy.exc import SQLAlchemyError
 
 # The review desk's tables are the store's too: created with the others.
-import vehiclehub.review.tables  # noqa: F401
+import vehiclehub.store.review  # noqa: F401
 from vehiclehub.store.schema import SUPERSEDED_INDEXES, metadata
 from vehiclehub.store.upgrade import needs_verdict_upgrade, upgrade_verdict_snapshots
 

@@ -15,6 +15,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Connection, insert
 from tests.factories import loaded_file
 
+from vehiclehub import xlsx
 from vehiclehub.config import Settings
 from vehiclehub.publish import workbook
 from vehiclehub.publish.report import (
@@ -219,7 +220,7 @@ def test_a_section_longer_than_its_limit_says_what_it_leaves_out(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(workbook, "MAX_ROWS", 3)
-    monkeypatch.setattr(workbook, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(xlsx, "CHUNK_ROWS", 2)
     engine = connect(settings.database_url)
     with engine.begin() as conn:
         conn.execute(
@@ -289,13 +290,13 @@ def test_workbook_text_is_escaped_for_xml_and_excel(settings: Settings, tmp_path
         'a<b>&"c"_x0001_ _x005F_x0041_ 比亚迪 ',
     ]
     # A value longer than an Excel cell holds is cut, and says so.
-    assert len(cut[3]) == workbook.CELL_CHARS and cut[3].endswith(workbook.CUT)
+    assert len(cut[3]) == xlsx.CELL_CHARS and cut[3].endswith(xlsx.CUT)
     assert cut[3].startswith("9" * 30_000)
 
 
 def test_a_sheet_never_overflows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workbook, "SHEET_ROWS", 4)
-    sheet = workbook._Sheet(io.BytesIO())
+    monkeypatch.setattr(xlsx, "SHEET_ROWS", 4)
+    sheet = xlsx.Sheet(io.BytesIO())
     sheet.rows(pd.DataFrame({"a": ["1", "2", "3", "4"]}))
     with pytest.raises(OverflowError):
         sheet.line("one more")

@@ -22,8 +22,8 @@ from vehiclehub.review.cases import (
     validate,
 )
 from vehiclehub.review.evidence import record_versions
-from vehiclehub.review.tables import review_users
 from vehiclehub.store import connect, feed_table
+from vehiclehub.store.review import review_users
 from vehiclehub.store.schema import findings
 
 D1, D2 = date(2025, 11, 3), date(2025, 11, 4)

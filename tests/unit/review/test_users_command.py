@@ -10,8 +10,8 @@ import pytest
 from vehiclehub.cli import main
 from vehiclehub.config import load_settings
 from vehiclehub.review.auth import check_password, user_named
-from vehiclehub.review.tables import review_users
 from vehiclehub.store import connect
+from vehiclehub.store.review import review_users
 
 
 def test_users_add_reads_the_password_from_stdin(

@@ -10,7 +10,7 @@ from tests.factories import Vehicle, read_drop
 
 from vehiclehub import pipeline
 from vehiclehub.config import RuleParameters, Settings, load_settings
-from vehiclehub.publish.subsidy import export_subsidy
+from vehiclehub.rules.subsidy import export_subsidy
 from vehiclehub.store import connect
 
 from .world import D, World

@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import Connection, Integer, cast, distinct, exists, extract, func, select
 
 from vehiclehub.config import RuleParameters
-from vehiclehub.rules import RuleContext
+from vehiclehub.rules.base import RuleContext
 
 SUBSIDY_COLUMNS = ["uscc", "year", "vehicles", "eligible", "amount_cny"]
 
