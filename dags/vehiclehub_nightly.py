@@ -1,5 +1,5 @@
-"""The hub's nightly cycle: per agency (in parallel) wait for its files -> intake;
-then reconcile -> publish.
+"""The hub's nightly cycle: preflight; per agency (in parallel) wait for its files ->
+intake; then reconcile -> publish.
 
 Wiring only: each task computes the business date, resolves the settings and calls
 one stage of ``vehiclehub.pipeline`` (or the late-file check). Nothing here reads a
@@ -30,6 +30,7 @@ from vehiclehub.airflow_support import (
     BUSINESS_TIMEZONE,
     TransientOnlyRetryPolicy,
     business_date_of_run,
+    check_before_taking,
     check_files_accepted,
     feed_alias,
     hub_settings,
@@ -45,8 +46,14 @@ DAG_DOC = """
 Takes every agency's new files, cross-checks everything the hub holds, and returns
 drops and the run report (ICD §1, §4).
 
-`wait_<agency>` → `intake_<agency>` ×4 (in parallel) → `reconcile` → `publish`,
-and beside them `files_accepted`: *skipped* on a night when files were rejected whole.
+`preflight` → `wait_<agency>` → `intake_<agency>` ×4 (in parallel) → `reconcile` →
+`publish`, and beside them `files_accepted`: *skipped* on a night when files
+were rejected whole.
+
+**Preflight.** Before anything is taken, `preflight` makes the checks `vhub run`
+makes (`vehiclehub.preflight.CHECKS`: business date, work directory, exchange roots,
+SFTP credentials, archive key, store). A problem fails the run there, at once and
+without retries, its log listing every problem with what to fix; nothing was taken.
 
 **Schedule.** Daily at 02:30 Asia/Shanghai (`NightlyTimetable("30 2 * * *")` in
 that zone, `vehiclehub.airflow_schedule`), one run at a time (runs share the store).
@@ -150,6 +157,14 @@ while it is under way counts from the next run, and decisions whose evidence cha
 lapse.
 """
 
+PREFLIGHT_DOC = """
+Check everything that can be checked before the first file is taken
+(`vehiclehub.preflight.CHECKS`, as `vhub run`): the business date, the work directory,
+every local exchange root with its `outbox/` and `inbox/`, the SFTP agencies' user,
+key and known_hosts, the archive key, the store. Fails (without retries) listing every
+problem with what to fix; nothing runs after it then. Returns the checks passed.
+"""
+
 PUBLISH_DOC = """
 Write the day's drops, deliver each agency's to its inbox (data first, manifest
 last) and write the run report (`vehiclehub.pipeline.publish`). Returns the drops'
@@ -168,8 +183,8 @@ default_args: dict[str, Any] = {
 }
 
 
-def _agency(agency: str) -> Any:
-    """``wait_<agency>`` >> ``intake_<agency>``; returns the intake."""
+def _agency(agency: str, checked: Any) -> Any:
+    """``checked`` >> ``wait_<agency>`` >> ``intake_<agency>``; returns the intake."""
 
     @task.sensor(
         task_id=f"wait_{agency}",
@@ -204,13 +219,20 @@ def _agency(agency: str) -> Any:
             states = agency_feed_states(settings, agency, day)
         return intake_summary(context["outlet_events"], result, states, day)
 
-    return wait() >> intake()
+    return checked >> wait() >> intake()
 
 
 @task(doc_md=ACCEPTED_DOC)
 def files_accepted() -> dict[str, Any]:
     ti = get_current_context()["ti"]
     return check_files_accepted(ti.xcom_pull(task_ids=f"intake_{a}") for a in AGENCIES)
+
+
+@task(doc_md=PREFLIGHT_DOC)
+def preflight() -> dict[str, Any]:
+    day = business_date_of_run(get_current_context())
+    with hub_settings() as settings:
+        return check_before_taking(settings, day)
 
 
 @task(doc_md=RECONCILE_DOC)
@@ -260,6 +282,7 @@ with DAG(
     },
     tags=["vehiclehub"],
 ) as dag:
-    intakes = [_agency(agency) for agency in AGENCIES]
+    checked = preflight()
+    intakes = [_agency(agency, checked) for agency in AGENCIES]
     intakes >> reconcile() >> publish()
     intakes >> files_accepted()

@@ -5,6 +5,8 @@ the helpers here and then one stage of :mod:`vehiclehub.pipeline`.
 
 - **Settings**: the TOML file named by the Airflow Variable ``vehiclehub_config``,
   else by ``VHUB_CONFIG`` in the worker's environment (:func:`hub_settings`).
+- **Preflight**: the checks ``vhub run`` makes before it takes a file, as the run's
+  first task (:func:`check_before_taking`).
 - **Business date**: the local Asia/Shanghai day before the run's scheduled time
   (:func:`business_date_of_run`), or the DAG param ``business_date``.
 - **Endpoints**: an Airflow connection ``sftp_<agency>``, when it exists, replaces the
@@ -334,6 +336,29 @@ def quiet_library_logs(names: Iterable[str] = QUIET_LOGGERS) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+# --- preflight -------------------------------------------------------------------------
+
+
+def check_before_taking(settings: Settings, day: date) -> dict[str, Any]:
+    """The body of ``preflight``: every check of :data:`vehiclehub.preflight.CHECKS`.
+
+    Each problem found is an error line of the task's log, and the task fails with
+    ``PreflightFailed`` listing them all, as ``vhub run`` does: a configuration error,
+    which the retry policy never retries. Nothing has been taken by then.
+    """
+    from vehiclehub.preflight import CHECKS, PreflightFailed, preflight
+
+    try:
+        preflight(settings, day)
+    except PreflightFailed as exc:
+        for problem in exc.problems:
+            log.error("preflight: %s", problem)
+        raise
+    passed = [check.__name__ for check in CHECKS]
+    log.info("preflight: %d checks passed for %s: %s", len(passed), day, ", ".join(passed))
+    return {"business_date": day.isoformat(), "passed": passed}
+
+
 # --- late files -------------------------------------------------------------------------
 
 
@@ -495,10 +520,11 @@ def is_transient(exc: BaseException) -> bool:
     """
     from sqlalchemy import exc as sa_exc
 
+    from vehiclehub.preflight import PreflightFailed
     from vehiclehub.store.db import StoreUnavailable, is_transient_store_fault
     from vehiclehub.store.lease import StoreBusy
 
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | PreflightFailed):
         return False
     if isinstance(exc, StoreUnavailable):
         return exc.transient

@@ -26,7 +26,7 @@ __all__ = ["airflow_env"]  # the session fixture, used by the tests below
 AGENCIES = ["commerce", "police", "customs", "tax"]
 SENSOR_TASKS = [f"wait_{agency}" for agency in AGENCIES]
 AGENCY_TASKS = [f"intake_{agency}" for agency in AGENCIES]
-ALL_TASKS = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "files_accepted"]
+ALL_TASKS = ["preflight", *SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "files_accepted"]
 
 #: The scheduled run of 4 November 2025, 02:30 in Shanghai, as Airflow stores it (UTC).
 #: In UTC and in the subprocess's OS zone (New York, 13:30) it is 3 November, whose day
@@ -95,7 +95,7 @@ def test_dag_parses_without_side_effects(
     assert sorted(t.task_id for t in dag.tasks) == sorted(ALL_TASKS)
     for agency in AGENCIES:
         sensor, intake = dag.get_task(f"wait_{agency}"), dag.get_task(f"intake_{agency}")
-        assert sensor.upstream_task_ids == set()
+        assert sensor.upstream_task_ids == {"preflight"}
         assert sensor.downstream_task_ids == {f"intake_{agency}"}
         assert intake.upstream_task_ids == {f"wait_{agency}"}
         assert intake.downstream_task_ids == {"reconcile", "files_accepted"}
@@ -110,6 +110,7 @@ def test_dag_parses_without_side_effects(
     assert dag.get_task("reconcile").upstream_task_ids == set(AGENCY_TASKS)
     assert dag.get_task("publish").upstream_task_ids == {"reconcile"}
     assert dag.get_task("files_accepted").upstream_task_ids == set(AGENCY_TASKS)
+    assert dag.get_task("preflight").upstream_task_ids == set()
     assert dag.get_task("publish").downstream_task_ids == set()
     for task_id in ("reconcile", "publish"):
         assert dag.get_task(task_id).trigger_rule == "all_success"
@@ -218,7 +219,7 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
 
     # Every task worked on the previous Shanghai day of the run.
     returned: dict[str, Any] = airflow_env.return_values(run_id)
-    worked = [*SENSOR_TASKS[1:], *AGENCY_TASKS, "reconcile", "publish"]
+    worked = ["preflight", *SENSOR_TASKS[1:], *AGENCY_TASKS, "reconcile", "publish"]
     assert "wait_commerce" not in returned
     assert {t: returned[t]["business_date"] for t in worked} == {
         t: BUSINESS_DATE.isoformat() for t in worked
@@ -273,6 +274,15 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
     assert re.search(rf"drops: {re.escape(str(drops_dir))}\s", run.output)
     assert re.search(r"report: \S+/index\.html\s", run.output)
 
+    # Preflight passed every check before anything was taken.
+    assert returned["preflight"]["passed"] == [
+        "business_date_in_range",
+        "work_dir_writable",
+        "exchange_roots_exist",
+        "sftp_credentials_present",
+        "archive_key_opens_the_archive",
+        "store_reachable",
+    ]
     # Great Expectations' INFO chatter stays out of the task logs.
     assert "[great_expectations" not in run.output
     with sqlite3.connect(root / "hub.db") as db:
@@ -311,7 +321,7 @@ def test_configuration_error_fails_at_once_without_retries(
 ) -> None:
     """The config file named by the Airflow Variable is missing: no task retries.
 
-    The sensors are the first to read it: they fail at once, and nothing runs after them.
+    Preflight is the first to read it: it fails at once, and nothing runs after it.
     """
     missing = tmp_path / "no-such-hub.toml"
     run = airflow_env.run(
@@ -321,8 +331,39 @@ def test_configuration_error_fails_at_once_without_retries(
     print(f"airflow dags test (failing) took {run.seconds:.1f}s")
     assert run.returncode != 0, run.tail()
     states = airflow_env.task_states(airflow_env.latest_run_id())
-    assert {t: states[t] for t in SENSOR_TASKS} == {t: ("failed", 1) for t in SENSOR_TASKS}
-    after = [*AGENCY_TASKS, "reconcile", "publish"]
+    assert states["preflight"] == ("failed", 1)
+    after = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish"]
     assert {t: states[t][0] for t in after} == {t: "upstream_failed" for t in after}
     assert f"configuration file {missing} does not exist" in run.output
     assert "ConfigError is not transient" in run.output
+
+
+@pytest.mark.airflow
+def test_preflight_stops_the_run_before_any_file_is_taken(
+    airflow_env: AirflowEnv, hub: tuple[Path, Vehicle]
+) -> None:
+    """A wrong exchange root and one lacking its inbox: the run fails at ``preflight``,
+    once and without retries, its log listing both problems as ``vhub run`` does, and
+    nothing is taken or written."""
+    config, _ = hub
+    root = config.parent
+    police = root / "exchange" / "police"
+    config.write_text(config.read_text().replace(str(police), str(root / "no-such-root")))
+    (root / "exchange" / "tax" / "inbox").rmdir()
+    outboxes = {p: sorted(p.iterdir()) for p in (root / "exchange").glob("*/outbox")}
+    run = airflow_env.run(
+        "dags", "test", DAG_ID, RUN_AT.isoformat(), extra_env={"VHUB_CONFIG": str(config)}
+    )
+    assert run.returncode != 0, run.tail()
+    states = airflow_env.task_states(airflow_env.latest_run_id())
+    assert states["preflight"] == ("failed", 1)
+    after = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "files_accepted"]
+    assert {t: states[t][0] for t in after} == {t: "upstream_failed" for t in after}
+    no_root = f"police: the exchange root {root / 'no-such-root'} does not exist; fix "
+    no_inbox = f"tax: the exchange root {root / 'exchange' / 'tax'} has no inbox/; create "
+    for problem in (no_root, no_inbox):
+        assert f"preflight: {problem}" in run.output
+    assert f"cannot run business date {BUSINESS_DATE}; nothing was taken or changed" in run.output
+    assert "PreflightFailed is not transient" in run.output
+    assert {p: sorted(p.iterdir()) for p in (root / "exchange").glob("*/outbox")} == outboxes
+    assert not (root / "hub.db").exists()

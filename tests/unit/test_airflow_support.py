@@ -43,6 +43,7 @@ from vehiclehub.airflow_support import (
 )
 from vehiclehub.config import AgencyEndpoint, ConfigError, QualitySettings, Settings, load_settings
 from vehiclehub.exchange.sftp import HostKeyRejected
+from vehiclehub.preflight import PreflightFailed
 from vehiclehub.quality.completeness import late_file_check
 from vehiclehub.store import StoreUnavailable
 
@@ -314,6 +315,10 @@ def test_hub_settings_removes_its_key_files(host_key: str, hub_config: Path) -> 
         (TimeoutError("timed out"), True),
         (OperationalError("SELECT 1", {}, Exception("database is locked")), True),
         (ConfigError("configuration file x does not exist"), False),
+        (
+            PreflightFailed(date(2025, 11, 3), ["police: the exchange root /x does not exist"]),
+            False,
+        ),
         (StoreUnavailable("cannot use the store"), False),
         (StoreUnavailable("cannot use the store: refused", transient=True), True),
         (
