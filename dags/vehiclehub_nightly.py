@@ -1,5 +1,5 @@
 """The hub's nightly cycle: preflight; per agency (in parallel) wait for its files ->
-intake; then reconcile -> publish.
+intake; then reconcile -> publish -> prune.
 
 Wiring only: each task computes the business date, resolves the settings and calls
 one stage of ``vehiclehub.pipeline`` (or the late-file check). Nothing here reads a
@@ -36,6 +36,7 @@ from vehiclehub.airflow_support import (
     hub_settings,
     intake_summary,
     lease_holder,
+    log_pruned,
     poke_arrivals,
 )
 from vehiclehub.config import AGENCIES
@@ -47,7 +48,7 @@ Takes every agency's new files, cross-checks everything the hub holds, and retur
 drops and the run report (ICD §1, §4).
 
 `preflight` → `wait_<agency>` → `intake_<agency>` ×4 (in parallel) → `reconcile` →
-`publish`, and beside them `files_accepted`: *skipped* on a night when files
+`publish` → `prune`, and beside them `files_accepted`: *skipped* on a night when files
 were rejected whole.
 
 **Preflight.** Before anything is taken, `preflight` makes the checks `vhub run`
@@ -110,6 +111,11 @@ received; the intake's last line adds up its files and rows (loaded, ignored,
 rejected). `publish`'s log ends with the drops' directory and the report's path,
 each on a line of its own.
 
+**Retention.** `prune` ends the run: it removes the archived agency files, drops and
+reports older than `[retention]` keeps them, counted back from the run's business
+date, never a drop still waiting for delivery nor any store record (`vhub prune`). Its
+log names each path removed and ends with what was removed and kept.
+
 **Failures.** An unreachable agency is recorded as *not received* and the run goes
 on; bad rows and files become rejections. Neither fails a task. Transient faults
 (connection reset, timeouts, a store that refuses or drops connections, a
@@ -163,6 +169,14 @@ Check everything that can be checked before the first file is taken
 every local exchange root with its `outbox/` and `inbox/`, the SFTP agencies' user,
 key and known_hosts, the archive key, the store. Fails (without retries) listing every
 problem with what to fix; nothing runs after it then. Returns the checks passed.
+"""
+
+PRUNE_DOC = """
+Remove what `[retention]` no longer keeps, counted back from the business date
+(`vehiclehub.pipeline.prune`, as `vhub prune`): archived agency files, drops and
+reports; never a drop still pending delivery, never a store record. Logs each path
+removed, then per kind of file how many went, what was kept for delivery and the
+space freed. Returns the same.
 """
 
 PUBLISH_DOC = """
@@ -258,8 +272,25 @@ def publish() -> dict[str, Any]:
 
     context = get_current_context()
     day = business_date_of_run(context)
-    with hub_settings() as settings, hold_store(settings, lease_holder(context)):
+    with (
+        hub_settings() as settings,
+        hold_store(settings, lease_holder(context), release=False),
+    ):
         return {"business_date": day.isoformat(), **publish_stage(settings, day)}
+
+
+@task(doc_md=PRUNE_DOC)
+def prune() -> dict[str, Any]:
+    from vehiclehub.pipeline import hold_store
+    from vehiclehub.pipeline import prune as prune_stage
+
+    context = get_current_context()
+    day = business_date_of_run(context)
+    # The run's last task: it gives the store's lease back.
+    with hub_settings(agencies=[]) as settings, hold_store(settings, lease_holder(context)):
+        pruned = prune_stage(settings, day)
+    log_pruned(pruned)
+    return {"business_date": day.isoformat(), **pruned}
 
 
 with DAG(
@@ -284,5 +315,5 @@ with DAG(
 ) as dag:
     checked = preflight()
     intakes = [_agency(agency, checked) for agency in AGENCIES]
-    intakes >> reconcile() >> publish()
+    intakes >> reconcile() >> publish() >> prune()
     intakes >> files_accepted()

@@ -18,6 +18,7 @@ the helpers here and then one stage of :mod:`vehiclehub.pipeline`.
   (:func:`intake_summary`).
 - **Retries**: only faults that may pass by themselves are retried
   (:class:`TransientOnlyRetryPolicy`); a configuration error fails at once.
+- **Retention**: what the run's last task pruned, in its log (:func:`log_pruned`).
 - **Logs**: libraries that chat at INFO (Great Expectations) are kept at WARNING in
   task logs (:func:`quiet_library_logs`).
 
@@ -336,7 +337,7 @@ def quiet_library_logs(names: Iterable[str] = QUIET_LOGGERS) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-# --- preflight -------------------------------------------------------------------------
+# --- preflight and retention -----------------------------------------------------------
 
 
 def check_before_taking(settings: Settings, day: date) -> dict[str, Any]:
@@ -357,6 +358,13 @@ def check_before_taking(settings: Settings, day: date) -> dict[str, Any]:
     passed = [check.__name__ for check in CHECKS]
     log.info("preflight: %d checks passed for %s: %s", len(passed), day, ", ".join(passed))
     return {"business_date": day.isoformat(), "passed": passed}
+
+
+def log_pruned(pruned: Mapping[str, Any]) -> None:
+    """Say in the task's log what ``prune`` removed and kept, as ``vhub prune`` prints it
+    (each path removed has its own line before these)."""
+    for line in pruned["summary"]:
+        log.info("prune: %s", line)
 
 
 # --- late files -------------------------------------------------------------------------

@@ -26,7 +26,15 @@ __all__ = ["airflow_env"]  # the session fixture, used by the tests below
 AGENCIES = ["commerce", "police", "customs", "tax"]
 SENSOR_TASKS = [f"wait_{agency}" for agency in AGENCIES]
 AGENCY_TASKS = [f"intake_{agency}" for agency in AGENCIES]
-ALL_TASKS = ["preflight", *SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "files_accepted"]
+ALL_TASKS = [
+    "preflight",
+    *SENSOR_TASKS,
+    *AGENCY_TASKS,
+    "reconcile",
+    "publish",
+    "prune",
+    "files_accepted",
+]
 
 #: The scheduled run of 4 November 2025, 02:30 in Shanghai, as Airflow stores it (UTC).
 #: In UTC and in the subprocess's OS zone (New York, 13:30) it is 3 November, whose day
@@ -111,8 +119,9 @@ def test_dag_parses_without_side_effects(
     assert dag.get_task("publish").upstream_task_ids == {"reconcile"}
     assert dag.get_task("files_accepted").upstream_task_ids == set(AGENCY_TASKS)
     assert dag.get_task("preflight").upstream_task_ids == set()
-    assert dag.get_task("publish").downstream_task_ids == set()
-    for task_id in ("reconcile", "publish"):
+    assert dag.get_task("publish").downstream_task_ids == {"prune"}
+    assert dag.get_task("prune").downstream_task_ids == set()
+    for task_id in ("reconcile", "publish", "prune"):
         assert dag.get_task(task_id).trigger_rule == "all_success"
         assert dag.get_task(task_id).outlets == []
 
@@ -186,9 +195,23 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(source))
 
 
+#: A business date [retention] no longer keeps drops and reports of, counted back from
+#: BUSINESS_DATE (90 days by default).
+EXPIRED = date(2025, 8, 1)
+
+
 @pytest.fixture
 def hub(hub_config: Path) -> tuple[Path, Vehicle]:
-    """The hub's configuration (SQLite, local agency folders) and the sample vehicle."""
+    """The hub's configuration (SQLite, local agency folders) and the sample vehicle, with
+    a drop and a report of a date past retention in the work directory."""
+    work = hub_config.parent / "work"
+    old_drop = (
+        work / "drops" / EXPIRED.isoformat() / f"hub_police_findings_{EXPIRED:%Y%m%d}_001.csv"
+    )
+    old_drop.parent.mkdir(parents=True)
+    old_drop.write_text("header\r\n")
+    (work / "reports" / EXPIRED.isoformat()).mkdir(parents=True)
+    (work / "reports" / EXPIRED.isoformat() / "index.html").write_text("<html></html>")
     return hub_config, write_sample_files(hub_config.parent, BUSINESS_DATE)
 
 
@@ -219,7 +242,7 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
 
     # Every task worked on the previous Shanghai day of the run.
     returned: dict[str, Any] = airflow_env.return_values(run_id)
-    worked = ["preflight", *SENSOR_TASKS[1:], *AGENCY_TASKS, "reconcile", "publish"]
+    worked = ["preflight", *SENSOR_TASKS[1:], *AGENCY_TASKS, "reconcile", "publish", "prune"]
     assert "wait_commerce" not in returned
     assert {t: returned[t]["business_date"] for t in worked} == {
         t: BUSINESS_DATE.isoformat() for t in worked
@@ -283,6 +306,18 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
         "archive_key_opens_the_archive",
         "store_reachable",
     ]
+    # Prune ended the run: the drop and the report past retention went, tonight's stayed,
+    # and its log says so.
+    expired = EXPIRED.isoformat()
+    pruned = returned["prune"]
+    assert pruned["drops"] == [f"drops/{expired}/hub_police_findings_{EXPIRED:%Y%m%d}_001.csv"]
+    assert (pruned["reports"], pruned["archive"]) == ([f"reports/{expired}"], [])
+    assert not (root / "work" / "drops" / expired).exists()
+    assert not (root / "work" / "reports" / expired).exists()
+    assert f"prune: removed drops/{expired}/hub_police_findings_" in run.output
+    assert f"prune: removed 1 drop files ({expired})" in run.output
+    assert f"prune: removed 1 report folders ({expired})" in run.output
+
     # Great Expectations' INFO chatter stays out of the task logs.
     assert "[great_expectations" not in run.output
     with sqlite3.connect(root / "hub.db") as db:
@@ -332,7 +367,7 @@ def test_configuration_error_fails_at_once_without_retries(
     assert run.returncode != 0, run.tail()
     states = airflow_env.task_states(airflow_env.latest_run_id())
     assert states["preflight"] == ("failed", 1)
-    after = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish"]
+    after = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "prune"]
     assert {t: states[t][0] for t in after} == {t: "upstream_failed" for t in after}
     assert f"configuration file {missing} does not exist" in run.output
     assert "ConfigError is not transient" in run.output
@@ -357,7 +392,7 @@ def test_preflight_stops_the_run_before_any_file_is_taken(
     assert run.returncode != 0, run.tail()
     states = airflow_env.task_states(airflow_env.latest_run_id())
     assert states["preflight"] == ("failed", 1)
-    after = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "files_accepted"]
+    after = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "prune", "files_accepted"]
     assert {t: states[t][0] for t in after} == {t: "upstream_failed" for t in after}
     no_root = f"police: the exchange root {root / 'no-such-root'} does not exist; fix "
     no_inbox = f"tax: the exchange root {root / 'exchange' / 'tax'} has no inbox/; create "
