@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import func, select
 from tests.factories import Vehicle, columns, read_drop, send
 
-from vehiclehub.cli import format_summary
 from vehiclehub.config import Settings
 from vehiclehub.pipeline import intake_agency, run_cycle
 from vehiclehub.quality.gate import READS_AS_UTF8
 from vehiclehub.store import connect
 from vehiclehub.store.schema import feed_table, intake_files
+from vehiclehub.summary import format_summary
 
 DAY = date(2025, 11, 3)
 
