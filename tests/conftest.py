@@ -17,8 +17,14 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-def write_config(root: Path, database_url: str, **extra_toml: str) -> Path:
-    """A hub configuration with a local exchange root per agency under ``root``."""
+def write_config(
+    root: Path,
+    database_url: str,
+    agency_keys: dict[str, str] | None = None,
+    **extra_toml: str,
+) -> Path:
+    """A hub configuration with a local exchange root per agency under ``root``, and
+    each agency's public key (ICD §6) when ``agency_keys`` gives them."""
     lines = [
         f'database_url = "{database_url}"',
         f'work_dir = "{root / "work"}"',
@@ -29,10 +35,20 @@ def write_config(root: Path, database_url: str, **extra_toml: str) -> Path:
         (root / "exchange" / agency / "outbox").mkdir(parents=True, exist_ok=True)
         (root / "exchange" / agency / "inbox").mkdir(parents=True, exist_ok=True)
         lines += [f"[agencies.{agency}]", f'url = "file://{root / "exchange" / agency}"']
+        if agency_keys is not None:
+            lines.append(f'public_keys = ["{agency_keys[agency]}"]')
     path = root / "hub.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)  # it holds the pseudonym key
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/ from this run's outputs (tests/golden/test_golden.py)",
+    )
 
 
 @pytest.fixture
