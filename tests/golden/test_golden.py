@@ -47,10 +47,10 @@ from tests.conftest import write_config
 from vehiclehub.config import AGENCIES, load_settings
 from vehiclehub.demo import DEMO_SEED, DEMO_START, DEMO_VEHICLES, agencies_send
 from vehiclehub.pipeline import run_cycle
-from vehiclehub.samples.generate import business_dates, generate_world
 from vehiclehub.signing import public_key_text, raw_public_key
 from vehiclehub.store import connect
 from vehiclehub.store.schema import findings, verdict_history
+from vehiclehub_samples import business_dates, generate_world
 
 pytestmark = pytest.mark.slow
 
