@@ -59,11 +59,12 @@ DEMO_VEHICLES = 300
 DEMO_SEED = 20251103
 SSHD = Path("/usr/sbin/sshd")
 SSHD_FIXTURE = Path(vehiclehub.__file__).resolve().parents[2] / "tests" / "integration" / "sshd.py"
-#: The packages of the sample world, which only a source checkout's dev install has.
-SAMPLE_PACKAGES = ("vehiclehub_samples",)
+#: The sample world and what it needs, which the dev and demo extras install.
+SAMPLE_PACKAGES = ("vehiclehub_samples", "stdnum")
 SAMPLES_MISSING = (
-    "vhub demo: the sample world (the vehiclehub_samples package) is not installed.\n"
-    "From a source checkout: make demo, or pip install -e '.[dev]'"
+    "vhub demo: the sample world (the vehiclehub_samples package and python-stdnum) is not "
+    "installed; the dev and demo extras install it.\n"
+    "From a source checkout: make demo, or pip install -e '.[demo]'"
 )
 #: What a demo run leaves in its directory (and removes on the next run).
 DEMO_ENTRIES = (

@@ -55,8 +55,6 @@ REGIONS = (
     Region("乌鲁木齐", "新A", "650104", "7803"),
 )
 COUNTRIES = ("RUS", "KAZ", "ARE", "UZB", "KGZ", "TJK", "AZE", "GEO", "MNG", "SAU")
-
-
 COUNTRY_SHARES = (30, 18, 14, 10, 8, 5, 5, 4, 3, 3)
 NAME_WORDS = (
     "恒通",
@@ -90,15 +88,9 @@ NAME_SUFFIXES = (
     "汽车服务有限公司",
 )
 REFUND_CLASSES = ("1", "2", "3", "4")
-
-
 REFUND_CLASS_SHARES = (30, 40, 25, 5)
 CNY_PER_USD = 7.1
-
-
 REFUND_RATE = 0.13  # VAT refunded on the FOB value
 LICENCE_VALID_DAYS = 180
-
-
 LICENCE_BATCH = 20  # vehicles per licence and HS code (ICD §3)
 DECLARATION_BATCH = 20  # items per declaration

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from vehiclehub import demo
-from vehiclehub.cli import main
 
 
-def test_demo_without_the_sample_world_says_how_to_install_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setitem(sys.modules, "vehiclehub_samples", None)  # as if not installed
-    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 2
-    err = capsys.readouterr().err
-    assert "sample world" in err and "make demo" in err and "pip install -e" in err
-    assert not (tmp_path / "demo").exists()  # nothing made, nothing removed
+@pytest.mark.parametrize("missing", ["vehiclehub_samples", "stdnum"])
+def test_demo_without_the_sample_world_says_how_to_install_it(missing: str, tmp_path: Path) -> None:
+    directory = tmp_path / "demo"
+    code = (
+        f"import sys\nsys.modules[{missing!r}] = None  # as if not installed\n"
+        f"from vehiclehub.cli import main\nsys.exit(main(['demo', '--dir', {str(directory)!r}]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert "sample world" in done.stderr and "make demo" in done.stderr
+    assert "pip install -e '.[demo]'" in done.stderr
+    assert not directory.exists()  # nothing made, nothing removed
 
 
 def test_demo_does_not_hide_another_missing_module(
