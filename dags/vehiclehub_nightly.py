@@ -129,7 +129,7 @@ reconcile, like a failed intake.
 WAIT_DOC = """
 Wait until **{agency}**'s files for the business date are in its outbox: every feed it
 is expected to send has a complete file (data and manifest), in the outbox or already
-taken (`vehiclehub.quality.completeness.late_file_check`). Pokes every 10 minutes in
+taken (`vehiclehub.pipeline.late_file_check`). Pokes every 10 minutes in
 reschedule mode; an unreachable exchange is waited for like a late file. At
 {agency}'s arrival deadline (`quality.arrival_deadlines.{agency}`, else
 `quality.default_arrival_deadline`, a local time on D + 1) it gives up and is
@@ -220,8 +220,7 @@ def _agency(agency: str, checked: Any) -> Any:
         trigger_rule=TriggerRule.NONE_FAILED,  # also after a sensor skipped at its deadline
     )
     def intake() -> dict[str, Any]:
-        from vehiclehub.pipeline import hold_store, intake_agency
-        from vehiclehub.quality.completeness import agency_feed_states
+        from vehiclehub.pipeline import agency_feed_states, hold_store, intake_agency
 
         context = get_current_context()
         day = business_date_of_run(context)

@@ -385,7 +385,7 @@ def poke_arrivals(
     from airflow.sdk import PokeReturnValue
     from airflow.sdk.exceptions import AirflowSensorTimeout
 
-    from vehiclehub.quality.completeness import late_file_check
+    from vehiclehub.pipeline import late_file_check
 
     check = late_file_check(settings, agency, day, now)
     if not check["missing"]:

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -27,9 +27,14 @@ import pyarrow
 from sqlalchemy import Engine, delete, insert, update
 
 from vehiclehub.config import AGENCIES, Settings
-from vehiclehub.exchange import ExchangeMisconfigured, ExchangeUnavailable, open_exchange
+from vehiclehub.exchange import (
+    ExchangeMisconfigured,
+    ExchangeUnavailable,
+    complete_files,
+    open_exchange,
+)
 from vehiclehub.exchange.base import MISCONFIGURED
-from vehiclehub.intake.chunks import shared_preparer
+from vehiclehub.intake.chunks import Preparer
 from vehiclehub.intake.take import AgencyIntake, take_agency
 from vehiclehub.metrics import (
     record_delivery_failure,
@@ -49,7 +54,13 @@ from vehiclehub.publish.drops import (
     write_logged_drop,
 )
 from vehiclehub.publish.report import write_report
-from vehiclehub.quality.completeness import feed_completeness, missing_evidence
+from vehiclehub.quality.completeness import (
+    arrival_check,
+    feed_completeness,
+    missing_evidence,
+    not_arrived,
+    taken_feeds,
+)
 from vehiclehub.retention import prune as prune_files
 from vehiclehub.review.cases import lapse_changed, mark_run
 from vehiclehub.rules.engine import reconcile as run_rules
@@ -109,8 +120,13 @@ def _record_agency(engine: Engine, day: date, agency: str, status: str, **extra:
         )
 
 
-def intake_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
+def intake_agency(
+    settings: Settings, agency: str, day: date, preparer: Preparer | None = None
+) -> dict[str, Any]:
     """Fetch, validate and load every new file of one agency.
+
+    Its files are prepared by ``preparer``, whose worker process serves the intakes of a
+    whole run; without one, the intake starts its own and stops it when it ends.
 
     An unreachable agency is recorded as not received for the day, and its files
     are picked up by the next run. An exchange that answers without the configured
@@ -118,8 +134,11 @@ def intake_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
     waiting mends it. On SQLite, intakes running at the same time (the DAG's) take
     their turns (:func:`~vehiclehub.store.db.one_writer_at_a_time`).
     """
-    with timed_stage(settings, f"intake.{agency}"):
-        summary = _take_agency(settings, agency, day)
+    with (
+        timed_stage(settings, f"intake.{agency}"),
+        nullcontext(preparer) if preparer is not None else Preparer() as worker,
+    ):
+        summary = _take_agency(settings, agency, day, worker)
     if summary["status"] == "received":
         record_intake(settings, agency, summary["files"])
     else:
@@ -127,11 +146,11 @@ def intake_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
     return summary
 
 
-def _take_agency(settings: Settings, agency: str, day: date) -> dict[str, Any]:
+def _take_agency(settings: Settings, agency: str, day: date, preparer: Preparer) -> dict[str, Any]:
     with one_writer_at_a_time(settings.database_url), _store(settings) as engine:
         try:
             with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
-                result = take_agency(settings, engine, exchange, day)
+                result = take_agency(settings, engine, exchange, day, preparer)
         except ExchangeMisconfigured as exc:
             log.error("%s: configuration error, nothing taken: %s", agency, exc)
             _record_agency(engine, day, agency, MISCONFIGURED, detail=str(exc))
@@ -177,6 +196,50 @@ def log_intake(result: AgencyIntake) -> None:
         sum(f.ignored for f in taken),
         sum(f.rejected for f in taken),
     )
+
+
+def _arrivals(settings: Settings, agency: str, day: date) -> tuple[list[str], str | None]:
+    """Expected feeds of ``agency`` not arrived for ``day`` (neither taken nor complete in
+    its outbox), and why its outbox could not be listed (None when it could)."""
+    with _store(settings) as engine, engine.connect() as conn:
+        taken = taken_feeds(conn, agency, day)
+    unreachable: str | None = None
+    try:
+        with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
+            names = [entry.data_name for entry in complete_files(exchange.list_outbox())]
+    except ExchangeUnavailable as exc:
+        names, unreachable = [], str(exc)
+    return not_arrived(settings, agency, day, taken, names), unreachable
+
+
+def feeds_not_arrived(settings: Settings, agency: str, day: date) -> list[str]:
+    """Expected feeds of ``agency`` with no complete file for ``day``, in the outbox or taken.
+
+    What a late-file sensor pokes before intake: an empty list means everything expected
+    for the date is there (data file and manifest). An unreachable exchange counts as
+    nothing arrived (the sensor keeps waiting until its deadline).
+    """
+    return _arrivals(settings, agency, day)[0]
+
+
+def late_file_check(
+    settings: Settings, agency: str, day: date, now: datetime | None = None
+) -> dict[str, Any]:
+    """What a late-file sensor pokes: :func:`~vehiclehub.quality.completeness.arrival_check`
+    on the agency's outbox and the files taken."""
+    missing, unreachable = _arrivals(settings, agency, day)
+    return arrival_check(settings, agency, day, missing, unreachable, now)
+
+
+def agency_feed_states(settings: Settings, agency: str, day: date) -> dict[str, str]:
+    """The state for ``day`` of each feed ``agency`` is expected to send
+    (:mod:`vehiclehub.quality.completeness`).
+
+    Read after the agency's intake: a feed that has not come is *not received*.
+    """
+    with _store(settings) as engine, engine.connect() as conn:
+        found = feed_completeness(conn, settings, day)
+    return {f.feed: f.state for f in found.feeds if f.agency == agency}
 
 
 def completeness(settings: Settings, day: date) -> dict[str, Any]:
@@ -382,10 +445,10 @@ def _cycle(settings: Settings, day: date, reached: list[str]) -> dict[str, Any]:
         return result
 
     def intake_all() -> list[dict[str, Any]]:
-        try:
-            return [intake_agency(settings, agency, day) for agency in AGENCIES]
-        finally:
-            shared_preparer().stop()  # its worker process holds memory the later stages need
+        # One worker serves every agency's intake; it is stopped when they are done, since
+        # its process holds memory the later stages need.
+        with Preparer() as preparer:
+            return [intake_agency(settings, agency, day, preparer) for agency in AGENCIES]
 
     began = _now()
     intakes = timed("intake", intake_all)

@@ -24,7 +24,6 @@ from tests.factories import send
 
 from vehiclehub.cli import main
 from vehiclehub.config import AGENCIES, load_settings
-from vehiclehub.intake.chunks import shared_preparer
 from vehiclehub.pipeline import intake_agency
 from vehiclehub.store import connect
 from vehiclehub.store.exchange_log import (
@@ -249,10 +248,7 @@ def test_on_postgresql_the_hubs_own_role_cannot_rewrite_the_log(pg_url: str) -> 
 
 
 def _intake_in_its_own_process(config: str, agency: str) -> int:
-    try:
-        return len(intake_agency(load_settings(config), agency, date(2025, 11, 3))["files"])
-    finally:
-        shared_preparer().stop()
+    return len(intake_agency(load_settings(config), agency, date(2025, 11, 3))["files"])
 
 
 @pytest.mark.postgres

@@ -43,8 +43,8 @@ from vehiclehub.airflow_support import (
 )
 from vehiclehub.config import AgencyEndpoint, ConfigError, QualitySettings, Settings, load_settings
 from vehiclehub.exchange.sftp import HostKeyRejected
+from vehiclehub.pipeline import late_file_check
 from vehiclehub.preflight import PreflightFailed
-from vehiclehub.quality.completeness import late_file_check
 from vehiclehub.store import StoreUnavailable
 
 SHANGHAI = timezone(timedelta(hours=8))

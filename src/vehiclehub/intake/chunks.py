@@ -13,7 +13,6 @@ halves of the work each keep a core busy.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import socket
@@ -24,7 +23,6 @@ from collections.abc import Generator, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -393,11 +391,3 @@ class Preparer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@cache
-def shared_preparer() -> Preparer:
-    """This process's preparer: its worker, once started, serves every agency's intake."""
-    preparer = Preparer()
-    atexit.register(preparer.stop)
-    return preparer

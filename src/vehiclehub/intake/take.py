@@ -33,7 +33,7 @@ from vehiclehub.exchange.base import (
     complete_files,
     waiting_files,
 )
-from vehiclehub.intake.chunks import FileJob, Finished, Preparer, QualityRejected, shared_preparer
+from vehiclehub.intake.chunks import FileJob, Finished, Preparer, QualityRejected
 from vehiclehub.intake.manifest import (
     MANIFEST_MAX_BYTES,
     FileRejected,
@@ -174,9 +174,10 @@ def _file_rejection(reason: str) -> pd.DataFrame:
 
 
 def take_agency(
-    settings: Settings, engine: Engine, exchange: Exchange, run_date: date
+    settings: Settings, engine: Engine, exchange: Exchange, run_date: date, preparer: Preparer
 ) -> AgencyIntake:
-    """Take every complete file in the agency's outbox that the hub has not taken before."""
+    """Take every complete file in the agency's outbox that the hub has not taken before,
+    each prepared by ``preparer`` (whose worker, once started, serves every file)."""
     agency = exchange.agency
     listing = exchange.list_outbox()
     result = AgencyIntake(agency, waiting=waiting_files(listing))
@@ -190,7 +191,7 @@ def take_agency(
                 entry.data_name,
                 entry.manifest_name,
                 run_date,
-                preparer=shared_preparer(),
+                preparer=preparer,
             )
             if outcome is not None:
                 result.files.append(outcome)

@@ -234,46 +234,32 @@ def missing_evidence(found: Completeness) -> list[str]:
     )
 
 
-def _arrivals(settings: Settings, agency: str, day: date) -> tuple[list[str], str | None]:
-    """Expected feeds of ``agency`` not arrived for ``day``, and why its outbox could not
-    be listed (None when it could)."""
-    from vehiclehub.exchange import ExchangeUnavailable, complete_files, open_exchange
-    from vehiclehub.store import connect
-
-    wanted = expected_feeds(settings)[agency]
-    stamp = f"{day:%Y%m%d}"
-    with connect(settings.database_url).connect() as conn:
-        taken = {
-            feed
-            for (feed,) in conn.execute(
-                select(intake_files.c.feed).where(
-                    intake_files.c.agency == agency,
-                    intake_files.c.business_date == day,
-                    intake_files.c.status.in_(["loaded", "duplicate"]),
-                )
+def taken_feeds(conn: Connection, agency: str, day: date) -> set[str]:
+    """Feeds of ``agency`` with a file of business date ``day`` loaded (or a copy of one)."""
+    return {
+        str(feed)
+        for (feed,) in conn.execute(
+            select(intake_files.c.feed).where(
+                intake_files.c.agency == agency,
+                intake_files.c.business_date == day,
+                intake_files.c.status.in_(["loaded", "duplicate"]),
             )
-        }
-    unreachable: str | None = None
-    try:
-        with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
-            names = [entry.data_name for entry in complete_files(exchange.list_outbox())]
-    except ExchangeUnavailable as exc:
-        names, unreachable = [], str(exc)
-    for name in names:
+        )
+    }
+
+
+def not_arrived(
+    settings: Settings, agency: str, day: date, taken: set[str], outbox: list[str]
+) -> list[str]:
+    """Expected feeds of ``agency`` for ``day`` neither ``taken`` (:func:`taken_feeds`)
+    nor among the complete data files in its ``outbox``, as ``agency/feed``."""
+    stamp = f"{day:%Y%m%d}"
+    arrived = set(taken)
+    for name in outbox:
         match = _NAME.match(name)
         if match and match["agency"] == agency and match["day"] == stamp:
-            taken.add(match["feed"])
-    return [f"{agency}/{feed}" for feed in wanted if feed not in taken], unreachable
-
-
-def feeds_not_arrived(settings: Settings, agency: str, day: date) -> list[str]:
-    """Expected feeds of ``agency`` with no complete file for ``day``, in the outbox or taken.
-
-    What a late-file sensor pokes before intake: an empty list means everything expected
-    for the date is there (data file and manifest). An unreachable exchange counts as
-    nothing arrived (the sensor keeps waiting until its deadline).
-    """
-    return _arrivals(settings, agency, day)[0]
+            arrived.add(match["feed"])
+    return [f"{agency}/{feed}" for feed in expected_feeds(settings)[agency] if feed not in arrived]
 
 
 def arrival_deadline(settings: Settings, agency: str, day: date) -> datetime:
@@ -283,10 +269,16 @@ def arrival_deadline(settings: Settings, agency: str, day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), local, tzinfo=ZoneInfo(settings.timezone))
 
 
-def late_file_check(
-    settings: Settings, agency: str, day: date, now: datetime | None = None
+def arrival_check(
+    settings: Settings,
+    agency: str,
+    day: date,
+    missing: list[str],
+    unreachable: str | None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """What a late-file sensor pokes: done once every expected feed arrived or the deadline passed.
+    """A late-file sensor's answer, given the feeds still ``missing`` (:func:`not_arrived`):
+    done once every expected feed arrived or the deadline passed.
 
     Returns ``done``, the feeds still ``missing``, the ``deadline`` (ISO) and, when the
     agency's outbox could not be listed, why (``unreachable``, else None: an unreachable
@@ -294,7 +286,6 @@ def late_file_check(
     report shows what never came as *not received*.
     """
     deadline = arrival_deadline(settings, agency, day)
-    missing, unreachable = _arrivals(settings, agency, day)
     current = now or datetime.now(ZoneInfo(settings.timezone))
     return {
         "agency": agency,
@@ -304,15 +295,3 @@ def late_file_check(
         "deadline": deadline.isoformat(),
         "unreachable": unreachable,
     }
-
-
-def agency_feed_states(settings: Settings, agency: str, day: date) -> dict[str, str]:
-    """The state for ``day`` of each feed ``agency`` is expected to send (see above).
-
-    Read after the agency's intake: a feed that has not come is *not received*.
-    """
-    from vehiclehub.store import connect
-
-    with connect(settings.database_url).connect() as conn:
-        found = feed_completeness(conn, settings, day)
-    return {f.feed: f.state for f in found.feeds if f.agency == agency}

@@ -124,7 +124,7 @@ def test_expected_feeds_default_to_all_and_follow_the_configuration(settings: Se
 def test_a_late_file_sensor_sees_what_has_not_arrived(settings: Settings) -> None:
     from tests.factories import Vehicle, send
 
-    from vehiclehub.quality.completeness import feeds_not_arrived
+    from vehiclehub.pipeline import feeds_not_arrived
 
     root = settings.work_dir.parent
     assert feeds_not_arrived(settings, "customs", D) == ["customs/declarations"]
@@ -144,7 +144,8 @@ def test_the_late_file_check_waits_until_the_agency_deadline(settings: Settings)
     from datetime import time
     from zoneinfo import ZoneInfo
 
-    from vehiclehub.quality.completeness import arrival_deadline, late_file_check
+    from vehiclehub.pipeline import late_file_check
+    from vehiclehub.quality.completeness import arrival_deadline
 
     shanghai = ZoneInfo("Asia/Shanghai")
     custom = settings.model_copy(
@@ -159,7 +160,7 @@ def test_the_late_file_check_waits_until_the_agency_deadline(settings: Settings)
 
 
 def test_an_agency_feed_states_after_its_intake(settings: Settings) -> None:
-    from vehiclehub.quality.completeness import agency_feed_states
+    from vehiclehub.pipeline import agency_feed_states
 
     engine = connect(settings.database_url)
     with engine.begin() as conn:
@@ -177,7 +178,7 @@ def test_an_agency_feed_states_after_its_intake(settings: Settings) -> None:
 
 def test_the_late_file_check_says_why_an_outbox_could_not_be_listed(settings: Settings) -> None:
     from vehiclehub.config import AgencyEndpoint
-    from vehiclehub.quality.completeness import late_file_check
+    from vehiclehub.pipeline import late_file_check
 
     gone = settings.work_dir.parent / "unmounted" / "tax"
     moved = settings.model_copy(
