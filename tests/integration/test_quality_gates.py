@@ -269,6 +269,9 @@ def test_data_docs_are_built_linked_and_hold_no_resident_id(settings: Settings) 
     assert len(pages) == 2
     for page in pages:
         assert f'href="{page.relative_to(folder).as_posix()}"' in report
+    # Each validation page names the feed's data asset in its overview, never "None".
+    assets = [re.findall(r"Data asset:\s*([^<\s]*)", p.read_text()) for p in pages]
+    assert sorted(assets) == [["commerce_tradein_claims"], ["police_events"]]
     needles = [owner.person, applicant.person, owner.person[:-1] + "Q"]
     for path in folder.rglob("*"):
         if path.is_file() and path.suffix != ".xlsx":

@@ -215,6 +215,7 @@ def build_run_docs(engine: Engine, reports_dir: Path, day: date) -> DataDocs | N
             run_time=taken_at if isinstance(taken_at, datetime) else None,
         )
         result.meta["run_id"] = run_id
+        runtime.name_data_asset(result.meta)
         result.meta["validation_time"] = run_id.run_time
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),

@@ -69,6 +69,19 @@ def batch_definition(asset: str) -> BatchDefinition:
     return definition
 
 
+def name_data_asset(meta: dict[str, Any]) -> None:
+    """Name a validation result's data asset where Data Docs read it.
+
+    GX records the asset validated in ``active_batch_definition``, but its validation
+    page reads ``batch_spec.data_asset_name``, which a dataframe batch leaves out: the
+    page would say "Data asset: None". The feed's asset (:func:`batch_definition`) is
+    copied there.
+    """
+    asset = (meta.get("active_batch_definition") or {}).get("data_asset_name")
+    if asset and not (meta.get("batch_spec") or {}).get("data_asset_name"):
+        meta["batch_spec"] = {**(meta.get("batch_spec") or {}), "data_asset_name": asset}
+
+
 def configuration(spec: ExpectationSpec) -> Any:
     """A GX ``ExpectationConfiguration`` for an expectation of a suite file."""
     from great_expectations.expectations.expectation_configuration import (
