@@ -12,18 +12,14 @@ import numpy as np
 import pandas as pd
 
 from vehiclehub.contract import feed
+from vehiclehub.icd.codes import POLICE_VERDICT_RULES, TAX_VERDICT_RULES
 from vehiclehub_samples.columns import calendar_day
 from vehiclehub_samples.plan import FilePlan, snapshot
 from vehiclehub_samples.records import CHANGES, record_keys
 from vehiclehub_samples.stories import KIND_FEEDS
 
-POLICE_VERDICTS = {"EXP-001": "no_export", "EXP-002": "before_export"}
-TAX_VERDICTS = {
-    "TAX-001": "no_export",
-    "TAX-002": "cancelled",
-    "TAX-003": "duplicate",
-    "TAX-004": "party_mismatch",
-}
+POLICE_VERDICTS = {rule_id: verdict.value for rule_id, verdict in POLICE_VERDICT_RULES.items()}
+TAX_VERDICTS = {rule_id: verdict.value for rule_id, verdict in TAX_VERDICT_RULES.items()}
 
 
 @dataclass

@@ -39,43 +39,22 @@ from sqlalchemy import (
 
 from vehiclehub.config import AGENCIES, RuleParameters
 from vehiclehub.exchange.base import MANIFEST_SUFFIX, Exchange
+from vehiclehub.icd.drops import (
+    AGENCY_REPORTS,
+    FINDINGS_COLUMNS,
+    REJECTIONS_COLUMNS,
+    REPORT_COLUMNS,
+    check_drop,
+)
 from vehiclehub.review.cases import review_columns
-from vehiclehub.rules.engine import FINDING_FIELDS, POLICE_COLUMNS, TAX_COLUMNS
-from vehiclehub.rules.subsidy import SUBSIDY_COLUMNS, export_subsidy
+from vehiclehub.rules.engine import FINDING_FIELDS
+from vehiclehub.rules.subsidy import export_subsidy
 from vehiclehub.signing import HubKey, SignatureRejected, sign_manifest, verify_manifest
 from vehiclehub.store.exchange_log import LogHead, append_entry, log_head
 from vehiclehub.store.schema import deliveries, findings, intake_files, rejections, verdict_history
 from vehiclehub.store.verdicts import previous_run, verdict_holds_on
 from vehiclehub.workfiles import written_whole
 
-#: The findings drop's columns (ICD §4): the finding, then the review columns.
-FINDINGS_COLUMNS = [
-    "rule_id",
-    "severity",
-    "vin",
-    "record_key",
-    "related",
-    "detail",
-    "status",
-    "review",
-    "note",
-]
-REJECTIONS_COLUMNS = ["file", "line", "column", "value", "error"]
-
-#: Reports each agency receives, beyond findings and rejections.
-AGENCY_REPORTS: dict[str, list[str]] = {
-    "commerce": ["export_subsidy"],
-    "police": ["export_verification"],
-    "customs": [],
-    "tax": ["refund_verification"],
-}
-REPORT_COLUMNS = {
-    "findings": FINDINGS_COLUMNS,
-    "rejections": REJECTIONS_COLUMNS,
-    "export_verification": POLICE_COLUMNS,
-    "refund_verification": TAX_COLUMNS,
-    "export_subsidy": SUBSIDY_COLUMNS,
-}
 #: Rows read from the store, and written to a drop, at a time.
 CHUNK_ROWS = 100_000
 
@@ -240,10 +219,12 @@ def build_drops(conn: Connection, day: date, params: RuleParameters | None = Non
     found = review_columns(conn, day, open_findings(conn, day))
     drops = []
     for agency in AGENCIES:
-        drops.append(Drop(agency, "findings", day, findings_for(agency, found)))
-        drops.append(Drop(agency, "rejections", day, rejections_for(conn, agency, day)))
         for report in AGENCY_REPORTS[agency]:
-            if report == "export_subsidy":  # every exporter-year, each run (ICD §4)
+            if report == "findings":
+                frame = findings_for(agency, found)
+            elif report == "rejections":
+                frame = rejections_for(conn, agency, day)
+            elif report == "export_subsidy":  # every exporter-year, each run (ICD §4)
                 frame = export_subsidy(conn, day, params or RuleParameters())
             else:
                 frame = changed_verdicts(conn, report, day)
@@ -299,7 +280,8 @@ def write_drop(
     drop: Drop, directory: Path, timezone: str, seal: Seal, head: LogHead
 ) -> tuple[Path, Path, str]:
     """Write a drop and its manifest under ``directory``; return both paths and the data's
-    sha256."""
+    sha256; a drop that breaks its ICD §4 schema raises DropInvalid and is not written."""
+    check_drop(drop.report, drop.name, drop.frame)
     data_path, manifest_path = directory / drop.name, directory / drop.manifest_name
     digest = hashlib.sha256()
     with written_whole(data_path) as partial, partial.open("wb") as target:

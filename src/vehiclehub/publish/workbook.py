@@ -27,8 +27,9 @@ import pandas as pd
 from sqlalchemy import Connection, func, select
 
 from vehiclehub.config import AGENCIES
+from vehiclehub.icd.codes import PoliceVerdict
+from vehiclehub.icd.drops import REJECTIONS_COLUMNS, reports_with_verdicts
 from vehiclehub.publish.drops import (
-    REJECTIONS_COLUMNS,
     columns_of,
     concerns,
     drop_name,
@@ -44,9 +45,9 @@ from vehiclehub.xlsx import HEADER, TITLE, Sheet, package_parts
 #: Rows listed per section at most; the drops carry all of them.
 MAX_ROWS = 200_000
 #: The verdict reports of each agency (ICD §4).
-VERDICT_REPORTS = {"police": ["export_verification"], "tax": ["refund_verification"]}
+VERDICT_REPORTS = reports_with_verdicts()
 #: The verdict that needs no action: counted on the sheet, not listed.
-VERIFIED = "verified"
+VERIFIED = PoliceVerdict.VERIFIED.value
 FINDING_COLUMNS = [
     "rule_id", "severity", "vin", "record_key", "related", "detail", "first_seen", "status"
 ]  # fmt: skip

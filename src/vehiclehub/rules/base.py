@@ -40,13 +40,15 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from vehiclehub.config import RuleParameters
+from vehiclehub.icd.codes import Severity
+from vehiclehub.icd.codes import values as code_values
 from vehiclehub.store.schema import feed_table
 from vehiclehub.workdays import WorkingDays, package_calendar
 
 FINDING_COLUMNS = ["vin", "record_key", "related", "detail"]
 #: The column in which a rule gives the reason it could not evaluate a record.
 NOT_EVALUATED = "not_evaluated"
-SEVERITIES = ("error", "warning", "info")
+SEVERITIES = tuple(code_values(Severity))
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ from sqlalchemy import (
 
 from vehiclehub import progress
 from vehiclehub.config import RuleParameters
+from vehiclehub.icd.codes import POLICE_VERDICT_RULES, TAX_VERDICT_RULES, PoliceVerdict, TaxVerdict
+from vehiclehub.icd.drops import EXPORT_VERIFICATION_COLUMNS, REFUND_VERIFICATION_COLUMNS
 from vehiclehub.rules import RULES, RuleContext
 from vehiclehub.rules.base import NOT_EVALUATED, same_item
 from vehiclehub.store.load import bulk_insert
@@ -46,14 +48,6 @@ from vehiclehub.workdays import WorkingDays, package_calendar
 FINDING_FIELDS = ["rule_id", "severity", "vin", "agency", "record_key", "related", "detail"]
 #: A record a rule could not evaluate on a run, and why (rules.base, ``not_evaluated``).
 NOT_EVALUATED_FIELDS = ["rule_id", "agency", "record_key", "reason"]
-POLICE_COLUMNS = ["event_id", "vin", "verdict", "decl_no", "exported_at", "rule_ids"]
-TAX_COLUMNS = ["refund_no", "decl_ref", "vin", "verdict", "rule_ids"]
-TAX_VERDICTS = {
-    "TAX-001": "no_export",
-    "TAX-002": "cancelled",
-    "TAX-003": "duplicate",
-    "TAX-004": "party_mismatch",
-}
 
 
 @dataclass
@@ -414,16 +408,16 @@ def police_verdicts(
     )
     rows = pd.concat([pairs[~several], shown]).drop(columns=["item_no", "named"])
     has_item = rows["decl_no"].notna()
-    rows["verdict"] = "no_export"
-    rows.loc[has_item & rows["qualifies"].eq(1), "verdict"] = "verified"
-    rows.loc[has_item & rows["qualifies"].eq(0), "verdict"] = "before_export"
+    rows["verdict"] = PoliceVerdict.NO_EXPORT.value
+    rows.loc[has_item & rows["qualifies"].eq(1), "verdict"] = PoliceVerdict.VERIFIED.value
+    rows.loc[has_item & rows["qualifies"].eq(0), "verdict"] = PoliceVerdict.BEFORE_EXPORT.value
     rows = rows.drop(columns="qualifies")
     overdue = evaluation.raw["EXP-003"]
     overdue_rows = pd.DataFrame(
         {
             "event_id": None,
             "vin": overdue["vin"],
-            "verdict": "overdue",
+            "verdict": PoliceVerdict.OVERDUE.value,
             "decl_no": overdue["record_key"].str.split("/").str[0],
             "exported_at": overdue["exported_at"],
             "record_key": "item:" + overdue["record_key"],
@@ -431,9 +425,10 @@ def police_verdicts(
     )
     rows["record_key"] = rows["event_id"]
     both = pd.concat([rows, overdue_rows], ignore_index=True)
-    both["rule_ids"] = _rule_ids(evaluation.findings, "police", ("EXP-001", "EXP-002"), both)
-    both.loc[both["verdict"] == "overdue", "rule_ids"] = "EXP-003"
-    return both[["record_key", *POLICE_COLUMNS]].sort_values("record_key", ignore_index=True)
+    both["rule_ids"] = _rule_ids(evaluation.findings, "police", tuple(POLICE_VERDICT_RULES), both)
+    both.loc[both["verdict"] == PoliceVerdict.OVERDUE.value, "rule_ids"] = "EXP-003"
+    shown = both[["record_key", *EXPORT_VERIFICATION_COLUMNS]]
+    return shown.sort_values("record_key", ignore_index=True)
 
 
 def refund_line_vins(ctx: RuleContext) -> pd.DataFrame:
@@ -457,14 +452,18 @@ def tax_verdicts(
     rows = refund_line_vins(ctx) if lines is None else lines
     # The record key (ICD §4) joined here rather than in SQL: one string less to fetch a line.
     rows.insert(0, "record_key", rows["refund_no"] + "/" + rows["decl_ref"])
-    rows["rule_ids"] = _rule_ids(evaluation.findings, "tax", tuple(TAX_VERDICTS), rows)
+    rows["rule_ids"] = _rule_ids(evaluation.findings, "tax", tuple(TAX_VERDICT_RULES), rows)
     # The first verdict that applies, worked out once per distinct rule_ids value.
     verdict_of = {
-        ids: next((v for r, v in TAX_VERDICTS.items() if r in ids.split(";")), "verified")
+        ids: next(
+            (v.value for r, v in TAX_VERDICT_RULES.items() if r in ids.split(";")),
+            TaxVerdict.VERIFIED.value,
+        )
         for ids in rows["rule_ids"].unique()
     }
     rows["verdict"] = rows["rule_ids"].map(verdict_of).astype("str")
-    return rows[["record_key", *TAX_COLUMNS]].sort_values("record_key", ignore_index=True)
+    shown = rows[["record_key", *REFUND_VERIFICATION_COLUMNS]]
+    return shown.sort_values("record_key", ignore_index=True)
 
 
 def _rule_ids(
@@ -516,8 +515,8 @@ def reconcile(
         store_not_evaluated(conn, day, skipped)
         counts: dict[str, dict[str, int]] = {}
         reports = (
-            ("export_verification", police_verdicts, POLICE_COLUMNS),
-            ("refund_verification", tax_verdicts, TAX_COLUMNS),
+            ("export_verification", police_verdicts, EXPORT_VERIFICATION_COLUMNS),
+            ("refund_verification", tax_verdicts, REFUND_VERIFICATION_COLUMNS),
         )
         # One report at a time: each holds a row per deregistration or refund line.
         for report, verdicts_of, columns in reports:

@@ -14,9 +14,8 @@ import pandas as pd
 from sqlalchemy import Connection, Integer, cast, distinct, exists, extract, func, select
 
 from vehiclehub.config import RuleParameters
+from vehiclehub.icd.drops import EXPORT_SUBSIDY_COLUMNS
 from vehiclehub.rules.base import RuleContext
-
-SUBSIDY_COLUMNS = ["uscc", "year", "vehicles", "eligible", "amount_cny"]
 
 
 def export_subsidy(
@@ -41,11 +40,11 @@ def export_subsidy(
         .order_by(cleared.c.uscc, year)
     )
     if rows.empty:
-        return pd.DataFrame(columns=SUBSIDY_COLUMNS)
+        return pd.DataFrame(columns=EXPORT_SUBSIDY_COLUMNS)
     rows["year"] = rows["year"].astype("int64")
     rows["vehicles"] = rows["vehicles"].astype("int64")
     rows["eligible"] = rows["vehicles"] >= params.subsidy_min_vehicles
     rows["amount_cny"] = (rows["vehicles"] * params.subsidy_per_vehicle_cny).where(
         rows["eligible"], 0
     )
-    return rows[SUBSIDY_COLUMNS]
+    return rows[EXPORT_SUBSIDY_COLUMNS]

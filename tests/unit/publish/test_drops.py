@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Connection
 
 from vehiclehub.config import Settings
+from vehiclehub.icd.drops import REPORT_COLUMNS
 from vehiclehub.publish import drops
 from vehiclehub.publish.drops import Drop, Seal, changed_verdicts, write_drop
 from vehiclehub.signing import hub_signing_key
@@ -35,7 +36,7 @@ def _verdict(event_id: str, verdict: str) -> dict[str, object]:
 
 
 def _run(conn: Connection, day: date, rows: list[dict[str, object]]) -> None:
-    store_verdicts(conn, day, REPORT, pd.DataFrame(rows), drops.REPORT_COLUMNS[REPORT])
+    store_verdicts(conn, day, REPORT, pd.DataFrame(rows), REPORT_COLUMNS[REPORT])
     record_run(conn, day)
 
 
@@ -69,7 +70,7 @@ def test_verdicts_read_in_batches_keep_order_nulls_and_only_the_changes(
         first = changed_verdicts(conn, REPORT, D0)
         frame = changed_verdicts(conn, REPORT, D)
     assert first["event_id"].tolist() == ["E1", "E2", "E3"]  # the first drop carries all
-    assert list(frame.columns) == drops.REPORT_COLUMNS[REPORT]
+    assert list(frame.columns) == REPORT_COLUMNS[REPORT]
     assert frame["event_id"].fillna("").tolist() == ["E2", "E4", "E5", ""]
     assert frame["verdict"].tolist() == ["verified", "no_export", "before_export", "overdue"]
     assert frame["decl_no"].tolist() == ["020220240000000085"] * 4  # text, zeros kept
@@ -81,10 +82,11 @@ def test_a_drop_written_in_chunks_is_the_csv_of_the_whole_frame(
 ) -> None:
     frame = pd.DataFrame(
         {
-            "uscc": ["91120000MA05K0N43C", "0012", None, 'a,"b"', "比亚迪"],
+            "uscc": ["91120000MA05K0N43C", "0012", "x\ny", 'a,"b"', "比亚迪"],
             "year": [2024, 2024, 2025, 2025, 2025],
+            "vehicles": [50, 3, 60, 2, 51],
             "eligible": [True, False, True, False, True],
-            "note": ["", "x\ny", None, "c", "d"],
+            "amount_cny": [50000, 0, 60000, 0, 51000],
         }
     )
     whole = frame.assign(eligible=frame["eligible"].map({True: "true", False: "false"}))
@@ -99,6 +101,10 @@ def test_a_drop_written_in_chunks_is_the_csv_of_the_whole_frame(
     assert manifest["rows"] == 5
     assert manifest["sha256"] == hashlib.sha256(expected).hexdigest()
     empty, _, _ = write_drop(
-        Drop("customs", "findings", D, frame.iloc[:0]), tmp_path, "Asia/Shanghai", seal, EMPTY_HEAD
+        Drop("commerce", "export_subsidy", D + timedelta(days=1), frame.iloc[:0]),
+        tmp_path,
+        "Asia/Shanghai",
+        seal,
+        EMPTY_HEAD,
     )
-    assert empty.read_bytes() == b"uscc,year,eligible,note\r\n"  # only its header
+    assert empty.read_bytes() == b"uscc,year,vehicles,eligible,amount_cny\r\n"  # its header

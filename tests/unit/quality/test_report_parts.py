@@ -17,6 +17,7 @@ from tests.factories import loaded_file
 
 from vehiclehub import xlsx
 from vehiclehub.config import Settings
+from vehiclehub.icd.drops import EXPORT_VERIFICATION_COLUMNS
 from vehiclehub.publish import workbook
 from vehiclehub.publish.report import (
     _nice_top,
@@ -26,7 +27,6 @@ from vehiclehub.publish.report import (
     svg_sparkline,
 )
 from vehiclehub.publish.workbook import write_workbook
-from vehiclehub.rules.engine import POLICE_COLUMNS
 from vehiclehub.store import connect
 from vehiclehub.store.schema import findings, rejections
 from vehiclehub.store.verdicts import store_verdicts
@@ -92,7 +92,7 @@ def _police_verdict(event_id: str, verdict: str, decl_no: str = "530420250040970
 
 
 def _store_police_verdicts(conn: Connection, rows: list[dict]) -> None:
-    store_verdicts(conn, D, "export_verification", pd.DataFrame(rows), POLICE_COLUMNS)
+    store_verdicts(conn, D, "export_verification", pd.DataFrame(rows), EXPORT_VERIFICATION_COLUMNS)
 
 
 def _rows(path: Path, sheet: str) -> list[list[Any]]:

@@ -9,8 +9,8 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from vehiclehub.icd.drops import REFUND_VERIFICATION_COLUMNS
 from vehiclehub.publish.drops import changed_verdicts
-from vehiclehub.rules.engine import TAX_COLUMNS
 from vehiclehub.store.schema import verdict_history
 from vehiclehub.store.verdicts import record_run, store_verdicts, verdict_holds_on
 
@@ -31,7 +31,8 @@ def _line(refund_no: str, verdict: str, rule_ids: str = "") -> dict[str, str]:
 
 def _run(engine: Engine, day: date, lines: list[dict[str, str]]) -> int:
     with engine.begin() as conn:
-        changed = store_verdicts(conn, day, REPORT, pd.DataFrame(lines), TAX_COLUMNS)
+        frame = pd.DataFrame(lines)
+        changed = store_verdicts(conn, day, REPORT, frame, REFUND_VERIFICATION_COLUMNS)
         record_run(conn, day)
     return changed
 
