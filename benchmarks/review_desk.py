@@ -36,9 +36,9 @@ from rules_at_scale import build as build_feeds
 from vehiclehub.config import load_settings
 from vehiclehub.review.auth import add_user
 from vehiclehub.review.cases import mark_run
-from vehiclehub.store.review import case_events, case_states
 from vehiclehub.store import connect
 from vehiclehub.store.load import bulk_insert
+from vehiclehub.store.review import case_events, case_states
 from vehiclehub.store.schema import feed_table, findings
 
 LATEST = date(2025, 11, 3)

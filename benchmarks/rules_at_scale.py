@@ -11,7 +11,7 @@ customs items carry a VIN with two adjacent characters swapped.
 RSS; run VIN-003 alone for its own peak. ``reconcile`` runs the whole reconcile stage
 (rules side by side, findings recorded, verdicts stored) ``--runs`` times on successive
 days, as the nightly cycle does; it writes findings and verdicts into the store.
-``pairs`` times ``vin.near_vin_pairs`` alone on the store's VINs. Times are wall and
+``pairs`` times ``rules.quality.near_vin_pairs`` alone on the store's VINs. Times are wall and
 CPU (all threads): on a busy machine the CPU time is the steadier measure.
 
     .venv/bin/python benchmarks/rules_at_scale.py build --database sqlite:////tmp/scale.db
@@ -34,14 +34,12 @@ import pandas as pd
 from sqlalchemy import Engine, delete, select
 
 from vehiclehub.config import RuleParameters
-from vehiclehub.identifiers import make_uscc
 from vehiclehub.rules import RULES, RuleContext
 from vehiclehub.rules.engine import reconcile
-from vehiclehub.rules.quality import VIN_COLUMNS
+from vehiclehub.rules.quality import VIN_COLUMNS, near_vin_pairs
 from vehiclehub.store import connect, feed_table
 from vehiclehub.store.load import bulk_insert
-from vehiclehub.vin import near_vin_pairs
-from vehiclehub_samples.identifiers import bulk_vins
+from vehiclehub_samples.identifiers import bulk_vins, make_uscc
 
 DAY = date(2025, 11, 3)
 WMIS = np.array(["LSV", "LFV", "LGB", "LVS", "LHG", "LBV", "LDC", "LGW", "LZW", "LNB"])

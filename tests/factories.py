@@ -12,10 +12,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from vehiclehub.contract import feed
-from vehiclehub.identifiers import make_decl_no, make_resident_id, make_uscc
-from vehiclehub.vin import make_vin
+from vehiclehub.intake.read import read_chunks, scan
 from vehiclehub_samples import write_feed
+from vehiclehub_samples.identifiers import make_decl_no, make_resident_id, make_uscc, make_vin
 
 RNG = random.Random(20251103)
 
@@ -182,3 +184,14 @@ def loaded_file(conn: Any, agency: str, feed_name: str, day: date, seq: int = 1)
         )
     ).inserted_primary_key
     return int(inserted[0])
+
+
+def read_whole(data: bytes, codec: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A sound data file read in one block the way intake reads it: (rows as text,
+    malformed lines). Frame index ``i`` is line ``i + 2``; malformed lines are left null."""
+    found = scan([data], codec)
+    assert not found.problem, found.problem
+    chunks = list(read_chunks([data], codec))
+    malformed = pd.concat([c.malformed for c in chunks], ignore_index=True)
+    frame = pd.concat([c.frame for c in chunks])
+    return frame.reindex(pd.RangeIndex(sum(c.rows for c in chunks))), malformed

@@ -1,14 +1,13 @@
-"""Identifier checks (ICD §2), pseudonyms for personal data (ICD §5) and sample generators.
+"""Identifier checks (ICD §2) and pseudonyms for personal data (ICD §5).
 
 The checks take a Series of any dtype and return a bool Series with the same index; a
 missing value is never valid.
 """
 
 import hmac
-import random
 import re
 import unicodedata
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -217,34 +216,3 @@ def mask_resident_id(s: pd.Series) -> pd.Series:
     """Keep the first 6 characters and replace every later one with ``*``."""
     t = text(s)
     return t.str.slice(0, 6) + t.str.slice(6).str.replace("(?s).", "*", regex=True)
-
-
-def make_uscc(rng: random.Random) -> str:
-    """Return a random valid USCC (sample data)."""
-    body = (
-        rng.choice(["91", "92", "93", "11", "12", "51", "52", "Y1"])
-        + str(rng.choice(PROVINCE_CODES))
-        + f"{rng.randrange(10_000):04d}"
-        + "".join(rng.choices(USCC_CHARS, k=9))
-    )
-    total = sum(USCC_CHARS.index(c) * w for c, w in zip(body, _USCC_WEIGHTS, strict=True))
-    return body + USCC_CHARS[-total % 31]
-
-
-def make_resident_id(rng: random.Random, birth: date | None = None) -> str:
-    """Return a random valid resident ID, born on ``birth`` or a random day 1950-2005."""
-    if birth is None:
-        birth = date(1950, 1, 1) + timedelta(days=rng.randrange(20_089))
-    body = (
-        f"{rng.choice(PROVINCE_CODES)}{rng.randrange(1, 10_000):04d}"
-        f"{birth:%Y%m%d}{rng.randrange(1000):03d}"
-    )
-    total = sum(int(c) * w for c, w in zip(body, _RID_WEIGHTS, strict=True))
-    return body + _RID_CHECK[total % 11]
-
-
-def make_decl_no(rng: random.Random, district: str, year: int) -> str:
-    """Return a random export declaration number of customs ``district`` (4 digits) and ``year``."""
-    if not (len(district) == 4 and district.isascii() and district.isdigit()):
-        raise ValueError(f"customs district must be 4 digits, got {district!r}")
-    return f"{district}{year:04d}0{rng.randrange(10**9):09d}"

@@ -1,6 +1,5 @@
 """Vehicle identification numbers: normalisation (ICD §2), check digit and near matches."""
 
-import random
 import re
 
 import numpy as np
@@ -24,7 +23,6 @@ _VALUES = np.zeros(128, dtype=np.int64)
 _VALUES[[ord(c) for c in _TRANSLITERATION]] = list(_TRANSLITERATION.values())
 _WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
 _CHECK_CHARS = "0123456789X"
-_YEAR_CHARS = "ABCDEFGHJKLMNPRSTVWXY123456789"
 _CLEANING = r"[\s*\-\u2010-\u2015\u2212]"
 
 
@@ -96,55 +94,4 @@ def _normalise_text(raw_text: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(
         {"vin": vin.array, "substituted": (barcode | misread).fillna(False).to_numpy(dtype=bool)},
         index=raw_text.index,
-    )
-
-
-def make_vin(rng: random.Random, wmi: str = "LSV") -> str:
-    """Return a random VIN with manufacturer code ``wmi`` and a correct check digit."""
-    if not re.fullmatch(_VIN_CHAR + "{3}", wmi):
-        raise ValueError(f"not a 3-character WMI: {wmi!r}")
-    draft = (
-        wmi
-        + "".join(rng.choices(VIN_CHARS, k=6))
-        + rng.choice(_YEAR_CHARS)
-        + rng.choice(VIN_CHARS)
-        + f"{rng.randrange(10**6):06d}"
-    )
-    return draft[:8] + check_digit(draft) + draft[9:]
-
-
-def _legal_unique(s: pd.Series) -> pd.Series:
-    t = text(s).dropna().drop_duplicates()
-    return t[t.str.fullmatch(VIN_PATTERN)].reset_index(drop=True)
-
-
-def near_vin_pairs(left: pd.Series, right: pd.Series) -> pd.DataFrame:
-    """Pairs of a legal VIN of ``left`` and a distinct legal VIN of ``right`` one edit apart.
-
-    An edit is one substituted character (``kind`` ``substitution``) or one swap of two
-    adjacent different characters (``transposition``). Substitutions are found by joining on
-    the 17 keys that mask one position, transpositions by joining the 16 adjacent-swapped
-    variants exactly, so the cost grows with the number of VINs, not with its square.
-    Returns columns ``vin``, ``candidate``, ``kind``, sorted and without duplicates.
-    """
-    lv, rv = _legal_unique(left), _legal_unique(right)
-    found = []
-    for i in range(17):
-        masked_l = pd.DataFrame({"vin": lv, "key": lv.str.slice_replace(i, i + 1, "_")})
-        masked_r = pd.DataFrame({"candidate": rv, "key": rv.str.slice_replace(i, i + 1, "_")})
-        pairs = masked_l.merge(masked_r, on="key")[["vin", "candidate"]]
-        found.append(pairs[pairs["vin"] != pairs["candidate"]].assign(kind="substitution"))
-    right_frame = rv.to_frame("candidate")
-    for i in range(16):
-        a, b = lv.str.slice(i, i + 1), lv.str.slice(i + 1, i + 2)
-        swapped = pd.DataFrame(
-            {"vin": lv, "candidate": lv.str.slice(0, i) + b + a + lv.str.slice(i + 2)}
-        )
-        pairs = swapped[a != b].merge(right_frame, on="candidate")
-        found.append(pairs.assign(kind="transposition"))
-    return (
-        pd.concat(found, ignore_index=True)
-        .drop_duplicates()
-        .sort_values(["vin", "candidate", "kind"])
-        .reset_index(drop=True)
     )

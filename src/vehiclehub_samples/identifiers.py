@@ -6,10 +6,15 @@ computes them, those of VINs from ISO 3779.
 
 from __future__ import annotations
 
+import random
+import re
 from collections.abc import Callable
+from datetime import date, timedelta
 
 import numpy as np
 from stdnum.cn import ric, uscc
+
+from vehiclehub.identifiers import PROVINCE_CODES
 
 VIN_ALPHABET = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -176,3 +181,50 @@ def bulk_plates(rng: np.random.Generator, prefixes: np.ndarray) -> np.ndarray:
     lettered = rng.random(len(prefixes)) < 0.3
     codes[lettered, 0] = _LETTER_CODES[rng.integers(0, len(PLATE_LETTERS), lettered.sum())]
     return np.char.add(prefixes.astype("U2"), codes_text(codes))
+
+
+# One at a time, for the records the tests write by hand.
+
+
+def make_uscc(rng: random.Random) -> str:
+    """A random valid USCC."""
+    body = (
+        rng.choice(["91", "92", "93", "11", "12", "51", "52", "Y1"])
+        + str(rng.choice(PROVINCE_CODES))
+        + f"{rng.randrange(10_000):04d}"
+        + "".join(rng.choices(USCC_ALPHABET, k=9))
+    )
+    return body + uscc.calc_check_digit(body)
+
+
+def make_resident_id(rng: random.Random, birth: date | None = None) -> str:
+    """A random valid resident ID, born on ``birth`` or a random day 1950-2005."""
+    if birth is None:
+        birth = date(1950, 1, 1) + timedelta(days=rng.randrange(20_089))
+    body = (
+        f"{rng.choice(PROVINCE_CODES)}{rng.randrange(1, 10_000):04d}"
+        f"{birth:%Y%m%d}{rng.randrange(1000):03d}"
+    )
+    return body + ric.calc_check_digit(body + "0")
+
+
+def make_decl_no(rng: random.Random, district: str, year: int) -> str:
+    """A random export declaration number of customs ``district`` (4 digits) and ``year``."""
+    if not (len(district) == 4 and district.isascii() and district.isdigit()):
+        raise ValueError(f"customs district must be 4 digits, got {district!r}")
+    return f"{district}{year:04d}0{rng.randrange(10**9):09d}"
+
+
+def make_vin(rng: random.Random, wmi: str = "LSV") -> str:
+    """A random VIN with manufacturer code ``wmi`` and a correct check digit."""
+    if not re.fullmatch(f"[{VIN_ALPHABET}]{{3}}", wmi):
+        raise ValueError(f"not a 3-character WMI: {wmi!r}")
+    draft = (
+        wmi
+        + "".join(rng.choices(VIN_ALPHABET, k=6))
+        + rng.choice(_MODEL_YEAR_CODES.tobytes().decode())
+        + rng.choice(VIN_ALPHABET)
+        + f"{rng.randrange(10**6):06d}"
+    )
+    check = chr(vin_check_codes(ascii_codes(np.array([draft]), 17))[0])
+    return draft[:8] + check + draft[9:]

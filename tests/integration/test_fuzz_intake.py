@@ -24,11 +24,11 @@ from tests.conftest import write_config
 from tests.factories import Vehicle, columns, send
 
 from vehiclehub.config import Settings, load_settings
-from vehiclehub.identifiers import make_resident_id
 from vehiclehub.pipeline import intake_agency
 from vehiclehub.store import connect
 from vehiclehub.store.schema import intake_files, metadata
 from vehiclehub_samples.files import write_manifest
+from vehiclehub_samples.identifiers import make_resident_id
 
 DAY = date(2025, 11, 3)
 NAME = "police_events_20251103_001.csv"

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from tests.factories import Vehicle, read_drop, send
 
 from vehiclehub.config import Settings
-from vehiclehub.identifiers import make_resident_id
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.store import connect
 from vehiclehub.store.schema import feed_table, metadata
+from vehiclehub_samples.identifiers import make_resident_id
 
 DAY = date(2025, 11, 3)
 RNG = random.Random(11)

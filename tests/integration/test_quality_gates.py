@@ -24,7 +24,7 @@ from vehiclehub.store.schema import (
     quality_validations,
 )
 from vehiclehub.summary import format_summary
-from vehiclehub.vin import make_vin
+from vehiclehub_samples.identifiers import make_vin
 
 D1 = date(2025, 11, 3)
 

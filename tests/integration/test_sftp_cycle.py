@@ -28,10 +28,10 @@ from vehiclehub import crypto
 from vehiclehub.cli import main
 from vehiclehub.config import AGENCIES, AgencyEndpoint, Settings, load_settings
 from vehiclehub.exchange import sftp
-from vehiclehub.identifiers import make_uscc
 from vehiclehub.pipeline import intake_agency, run_cycle
 from vehiclehub.store import connect
 from vehiclehub.store.schema import agency_intakes, deliveries, feed_table, intake_files
+from vehiclehub_samples.identifiers import make_uscc
 
 pytestmark = pytest.mark.sshd
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.factories import read_whole
 
 from vehiclehub.contract import feed, feeds
 from vehiclehub.identifiers import is_resident_id, is_uscc
 from vehiclehub.intake.manifest import ENCODINGS, parse_manifest
-from vehiclehub.intake.read import read_csv
 from vehiclehub.intake.validate import check_header, validate_rows
 from vehiclehub.rules import RULES
 from vehiclehub.vin import check_digit, normalise_vins
@@ -53,7 +53,7 @@ def _files(world: World, root: Path) -> dict[str, bytes]:
 def _read(root: Path, agency: str, name: str) -> tuple[pd.DataFrame, str]:
     outbox = root / agency / "outbox"
     manifest = parse_manifest((outbox / name.replace(".csv", ".manifest.json")).read_bytes(), name)
-    frame, malformed = read_csv((outbox / name).read_bytes(), manifest.codec)
+    frame, malformed = read_whole((outbox / name).read_bytes(), manifest.codec)
     assert malformed.empty
     return frame, manifest.feed
 

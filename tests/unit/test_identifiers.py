@@ -14,13 +14,11 @@ from vehiclehub.identifiers import (
     is_resident_id,
     is_uscc,
     looks_like_sci_notation,
-    make_decl_no,
-    make_resident_id,
-    make_uscc,
     mask_id_shaped,
     mask_resident_id,
     pseudonymise,
 )
+from vehiclehub_samples.identifiers import make_decl_no, make_resident_id, make_uscc
 
 
 def test_uscc() -> None:

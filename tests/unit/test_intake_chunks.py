@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.factories import Vehicle, columns
+from tests.factories import Vehicle, columns, read_whole
 
 from vehiclehub.crypto import ArchiveWriter
 from vehiclehub.intake import read
 from vehiclehub.intake.chunks import FileJob, Finished, Prepared, Preparer, prepare_file
 from vehiclehub.intake.manifest import FileRejected, Manifest
-from vehiclehub.intake.read import read_chunks, read_csv, scan
+from vehiclehub.intake.read import read_chunks, scan
 from vehiclehub.quality.history import VolumeBaseline
 
 KEY = b"k" * 32
@@ -56,7 +56,7 @@ def test_lines_keep_their_numbers_across_chunks() -> None:
     assert sum(c.rows for c in chunks) == 40
     assert 4 not in frame.index and 29 not in frame.index
     assert frame.loc[39, "refund_no"] == "R000039" and frame.loc[5, "refund_no"] == "R000005"
-    whole, whole_malformed = read_csv(data, "utf-8-sig")
+    whole, whole_malformed = read_whole(data, "utf-8-sig")
     assert whole.loc[frame.index].equals(frame)
     assert whole_malformed["line"].tolist() == [6, 31]
 

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 from pandas.api.types import is_string_dtype
 
-from vehiclehub.vin import VIN_PATTERN, check_digit, make_vin, near_vin_pairs, normalise_vins
+from vehiclehub.vin import VIN_PATTERN, check_digit, normalise_vins
+from vehiclehub_samples.identifiers import make_vin
 
 VALID = ["LSVAM4187C2184847", "1M8GDM9AXKP042788", "1HGCM82633A004352", "11111111111111111"]
 
@@ -67,28 +68,3 @@ def test_make_vin_is_valid() -> None:
     assert out["legal"].all() and out["check_ok"].all() and not out["substituted"].any()
     assert vins.str.fullmatch(VIN_PATTERN).all()
     assert vins.iloc[-1].startswith("1HG")
-
-
-def test_near_vin_pairs_substitution_and_transposition() -> None:
-    left = pd.Series(["LSVAM4187C2184847", "1M8GDM9AXKP042788", "LSVAM4187C2184847", None, "short"])
-    right = pd.Series(
-        [
-            "LSVAM4187C2184848",  # one substitution
-            "1M8GDM9AXKP047288",  # adjacent swap 2<->7
-            "LSVAM4187C2184847",  # identical: not a pair
-            "LSVAM4187C2184858",  # two substitutions away
-            "1M8GDM9AXKP042877",  # two edits away
-        ]
-    )
-    pairs = near_vin_pairs(left, right)
-    assert list(pairs.columns) == ["vin", "candidate", "kind"]
-    assert sorted(map(tuple, pairs.to_numpy().tolist())) == [
-        ("1M8GDM9AXKP042788", "1M8GDM9AXKP047288", "transposition"),
-        ("LSVAM4187C2184847", "LSVAM4187C2184848", "substitution"),
-    ]
-
-
-def test_near_vin_pairs_empty() -> None:
-    pairs = near_vin_pairs(pd.Series([], dtype="str"), pd.Series(["LSVAM4187C2184847"]))
-    assert pairs.empty
-    assert list(pairs.columns) == ["vin", "candidate", "kind"]

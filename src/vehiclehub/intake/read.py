@@ -394,20 +394,3 @@ def _chunk(
         }
     )
     return Chunk(frame, bad)
-
-
-def read_csv(data: bytes, codec: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse a whole data file held in memory; return (rows as text, malformed lines).
-
-    Rows keep their position: frame index ``i`` is line ``i + 2``. Malformed lines
-    come back separately (line, fields, expected) and are left null in the frame.
-    Undecodable bytes, or lines ICD §1 does not allow, reject the file.
-    """
-    found = scan([data], codec)
-    if found.problem:
-        raise FileRejected(found.problem)
-    chunks = list(read_chunks([data], codec))
-    malformed = pd.concat([c.malformed for c in chunks], ignore_index=True)
-    frame = pd.concat([c.frame for c in chunks])
-    rows = sum(c.rows for c in chunks)
-    return frame.reindex(pd.RangeIndex(rows)), malformed

@@ -12,11 +12,11 @@ from tests.factories import RNG, Vehicle
 
 from vehiclehub import pipeline
 from vehiclehub.config import RuleParameters, load_settings
-from vehiclehub.identifiers import make_resident_id
 from vehiclehub.rules import RULES
 from vehiclehub.rules.subsidy import export_subsidy
 from vehiclehub.store import connect
 from vehiclehub.store.schema import findings as findings_table
+from vehiclehub_samples.identifiers import make_resident_id
 
 from .test_quality import substituted, swapped, valid
 from .world import D, World, evaluation

@@ -10,7 +10,8 @@ from tests.factories import Vehicle
 from vehiclehub.config import Settings
 from vehiclehub.rules.engine import finding_identity
 from vehiclehub.rules.quality import near_vin_pairs
-from vehiclehub.vin import check_digit, make_vin
+from vehiclehub.vin import check_digit
+from vehiclehub_samples.identifiers import make_vin
 
 from .world import World, evaluation, findings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.factories import RNG, Vehicle
 
 from vehiclehub.config import Settings
-from vehiclehub.identifiers import make_resident_id
+from vehiclehub_samples.identifiers import make_resident_id
 
 from .world import World, evaluation, findings
 

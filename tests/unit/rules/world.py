@@ -21,10 +21,10 @@ from tests.factories import RNG, Vehicle, columns
 
 from vehiclehub import pipeline
 from vehiclehub.config import RuleParameters, Settings
-from vehiclehub.identifiers import make_resident_id
 from vehiclehub.rules.engine import Evaluation, evaluate
 from vehiclehub.store import connect
 from vehiclehub_samples import write_feed
+from vehiclehub_samples.identifiers import make_resident_id
 
 D = date(2025, 11, 3)  # the business date of the tests' runs, a Monday
 
