@@ -2,8 +2,9 @@
 
 The graph is read from the source (every ``import``, at module level or inside a
 function, since a deferred import is still a dependency). ``from package import name``
-depends on the submodule ``package.name`` when there is one, else on the package; a
-module's own package ``__init__`` is not counted as a dependency of its submodules.
+depends on the submodule ``package.name`` when there is one, else on the package.
+Importing ``a.b.c`` also runs the ``__init__`` of ``a.b`` and ``a``: those count too, but
+for the packages the importing module is itself in (they are being imported already).
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ def import_graph(root: Path, top: str) -> dict[str, set[str]]:
             # ``from a import b``: the submodule a.b if it is one, else the module a.
             while name and name not in modules:
                 name = name.rpartition(".")[0]
-            if name and name != module and not module.startswith(name + "."):
+            # ... and the packages it is in, which importing it runs first.
+            while name and name != module and not module.startswith(name + "."):
                 wanted.add(name)
+                name = name.rpartition(".")[0]
         graph[module] = wanted
     return graph
 
@@ -153,6 +156,19 @@ def test_a_package_re_exporting_its_submodules_is_no_cycle(tmp_path: Path) -> No
         },
     )
     assert cycles(import_graph(root, "hub")) == []
+
+
+def test_a_cycle_through_a_package_init_is_found(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "hub/__init__.py": "",
+            "hub/report/__init__.py": "from hub.book import write\n",
+            "hub/report/model.py": "class Row: ...\n",
+            "hub/book.py": "from hub.report.model import Row\n",
+        },
+    )
+    assert cycles(import_graph(root, "hub")) == [["hub.book", "hub.report"]]
 
 
 def test_a_cycle_between_packages_through_different_modules_is_found(tmp_path: Path) -> None:

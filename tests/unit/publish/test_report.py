@@ -9,7 +9,7 @@ from sqlalchemy import insert
 from tests.factories import loaded_file
 
 from vehiclehub.config import Settings
-from vehiclehub.publish import report
+from vehiclehub.publish.report import tree as report
 from vehiclehub.publish.report import write_report
 from vehiclehub.store import connect
 from vehiclehub.store.schema import findings, rejections
@@ -68,14 +68,14 @@ def test_long_lists_show_their_first_rows_and_say_how_many_there_are(
         )
     html = write_report(engine, settings, D, {}).read_text(encoding="utf-8")
     with engine.connect() as conn:
-        context = report.gather(conn, settings, D)
-    (exp1,) = [r for r in context["rules"] if r["id"] == "EXP-001"]
-    assert (exp1["count"], exp1["vehicles"], exp1["new"], exp1["still_open"]) == (5, 5, 3, 2)
-    assert exp1["resolved"] == 1
-    assert [f["record_key"] for f in exp1["rows"]] == ["E00", "E01"]
-    (exp2,) = [r for r in context["rules"] if r["id"] == "EXP-002"]
-    assert (exp2["count"], exp2["more"]) == (1, 0)
-    assert context["totals"]["findings"] == 6
+        gathered = report.gather(conn, settings, D)
+    (exp1,) = [r for r in gathered.rules if r.id == "EXP-001"]
+    assert (exp1.count, exp1.vehicles, exp1.new, exp1.still_open) == (5, 5, 3, 2)
+    assert exp1.resolved == 1
+    assert [f.record_key for f in exp1.rows] == ["E00", "E01"]
+    (exp2,) = [r for r in gathered.rules if r.id == "EXP-002"]
+    assert (exp2.count, exp2.more) == (1, 0)
+    assert gathered.totals.findings == 6
     assert "First 2 of 5 shown; the full list is in the findings drops and the workbook." in html
     assert html.count("First 2 of") == 1  # EXP-002 lists its one finding in full
     assert "Rejected rows (first 3 of 7 shown" in html

@@ -18,15 +18,16 @@ from tests.factories import loaded_file
 from vehiclehub import xlsx
 from vehiclehub.config import Settings
 from vehiclehub.icd.drops import EXPORT_VERIFICATION_COLUMNS
-from vehiclehub.publish import workbook
-from vehiclehub.publish.report import (
+from vehiclehub.publish.report import workbook
+from vehiclehub.publish.report.charts import (
     _nice_top,
-    feed_volumes,
     svg_feed_volumes,
     svg_new_resolved,
     svg_sparkline,
 )
-from vehiclehub.publish.workbook import write_workbook
+from vehiclehub.publish.report.history import feed_volumes
+from vehiclehub.publish.report.model import FeedRow
+from vehiclehub.publish.report.workbook import write_workbook
 from vehiclehub.store import connect
 from vehiclehub.store.schema import findings, rejections
 from vehiclehub.store.verdicts import store_verdicts
@@ -145,16 +146,21 @@ def test_the_workbook_has_a_summary_then_a_filtered_table_per_section(
     target = tmp_path / "book.xlsx"
     feeds = {
         "customs": [
-            {
-                "feed": "declarations",
-                "state": "received",
-                "file_count": 1,
-                "rows": 10,
-                "loaded": 9,
-                "rejected_rows": 1,
-                "critical_failed": 0,
-                "warnings_failed": 1,
-            }
+            FeedRow(
+                feed="declarations",
+                state="received",
+                state_detail=None,
+                file_count=1,
+                files_loaded=1,
+                files_rejected=0,
+                files_duplicate=0,
+                rows=10,
+                loaded=9,
+                ignored=0,
+                rejected_rows=1,
+                critical_failed=0,
+                warnings_failed=1,
+            )
         ]
     }
     with engine.connect() as conn:

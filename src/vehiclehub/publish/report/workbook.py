@@ -37,6 +37,7 @@ from vehiclehub.publish.drops import (
     rejections_query,
     verdict_rows,
 )
+from vehiclehub.publish.report.model import FeedRow
 from vehiclehub.store.schema import findings, verdict_history
 from vehiclehub.store.verdicts import verdict_holds_on
 from vehiclehub.workfiles import written_whole
@@ -158,12 +159,14 @@ def to_act_on(conn: Connection, report: str, day: date) -> pd.DataFrame:
     return verdict_rows(conn, query, report)
 
 
-def feeds_section(feeds: Mapping[str, list[dict[str, Any]]]) -> Section:
-    keys = [
-        "feed", "state", "file_count", "rows", "loaded", "rejected_rows", "critical_failed",
-        "warnings_failed",
+def feeds_section(feeds: Mapping[str, Sequence[FeedRow]]) -> Section:
+    """Each agency's feeds as the report's tree has them."""
+    rows = [
+        [agency, f.feed, f.state, f.file_count, f.rows, f.loaded, f.rejected_rows,
+         f.critical_failed, f.warnings_failed]
+        for agency in AGENCIES
+        for f in feeds.get(agency, [])
     ]  # fmt: skip
-    rows = [[agency] + [f[k] for k in keys] for agency in AGENCIES for f in feeds.get(agency, [])]
     frame = pd.DataFrame(rows, columns=["agency", *FEED_COLUMNS], dtype=object)
     return Section(
         "feeds",
@@ -243,10 +246,11 @@ def write_workbook(
     conn: Connection,
     day: date,
     target: Path,
-    feeds: dict[str, list[dict[str, Any]]],
+    feeds: Mapping[str, Sequence[FeedRow]],
     counted: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[str]:
-    """Write the run's workbook; ``feeds`` are the report's per-agency feed rows.
+    """Write the run's workbook; ``feeds`` are the report's per-agency feed rows
+    (:attr:`~vehiclehub.publish.report.model.ReportData.feeds_by_agency`).
 
     ``counted`` are the day's records per verification report and verdict when the
     caller has them already (:func:`verdict_counts`). Returns the sheets that list
