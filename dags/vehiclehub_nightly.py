@@ -47,9 +47,9 @@ DAG_DOC = """
 Takes every agency's new files, cross-checks everything the hub holds, and returns
 drops and the run report (ICD §1, §4).
 
-`preflight` → `wait_<agency>` → `intake_<agency>` ×4 (in parallel) → `reconcile` →
-`publish` → `prune`, and beside them `files_accepted`: *skipped* on a night when files
-were rejected whole.
+`preflight` → `upgrade_store` → `wait_<agency>` → `intake_<agency>` ×4 (in parallel) →
+`reconcile` → `publish` → `prune`, and beside them `files_accepted`: *skipped* on a
+night when files were rejected whole.
 
 **Preflight.** Before anything is taken, `preflight` makes the checks `vhub run`
 makes (`vehiclehub.preflight.CHECKS`: business date, work directory, exchange roots,
@@ -148,6 +148,13 @@ is *not received*) and the assets updated. An unreachable exchange is *not
 received*, not a failure.
 """
 
+UPGRADE_DOC = """
+Bring the store to this release's schema once the preflight checks pass, before
+anything else, once per run (`vehiclehub.pipeline.upgrade_store`): a new store is
+created, one of an earlier release upgraded (each revision applied is in the log), a
+current one left alone. The sensors' pokes only read the store.
+"""
+
 ACCEPTED_DOC = """
 Done (*success*) when every file the night's intakes took was accepted; *skipped*
 when files were rejected whole, each logged with its reason
@@ -235,6 +242,14 @@ def _agency(agency: str, checked: Any) -> Any:
     return checked >> wait() >> intake()
 
 
+@task(doc_md=UPGRADE_DOC)
+def upgrade_store() -> dict[str, Any]:
+    from vehiclehub.pipeline import upgrade_store as upgrade
+
+    with hub_settings(agencies=[]) as settings:
+        return upgrade(settings)
+
+
 @task(doc_md=ACCEPTED_DOC)
 def files_accepted() -> dict[str, Any]:
     ti = get_current_context()["ti"]
@@ -312,7 +327,7 @@ with DAG(
     },
     tags=["vehiclehub"],
 ) as dag:
-    checked = preflight()
+    checked = preflight() >> upgrade_store()  # the store upgraded once the checks pass
     intakes = [_agency(agency, checked) for agency in AGENCIES]
     intakes >> reconcile() >> publish() >> prune()
     intakes >> files_accepted()

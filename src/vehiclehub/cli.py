@@ -201,6 +201,31 @@ def _audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_upgrade(args: argparse.Namespace) -> int:
+    if args.sql:
+        from vehiclehub.config import load_settings
+
+        url = args.url or load_settings(args.config).database_url
+        from vehiclehub.store.migrate import upgrade_sql
+
+        sys.stdout.write(upgrade_sql(url, start=args.start))
+        return 0
+    if args.start is not None:
+        print(
+            "vhub db upgrade: --from goes with --sql (a store knows its revision)", file=sys.stderr
+        )
+        return 2
+    from vehiclehub.config import load_settings
+
+    settings = load_settings(args.config)
+    url = args.url or settings.database_url
+    from vehiclehub.store.db import upgrade
+
+    for line in upgrade(url).lines():
+        print(line)
+    return 0
+
+
 def _verbosity(parser: argparse.ArgumentParser, dest: str) -> None:
     parser.add_argument(
         "-v",
@@ -294,6 +319,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     public.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
     public.set_defaults(handler=_keys_public)
+
+    db = sub.add_parser("db", help="the store's schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_sub.add_parser(
+        "upgrade",
+        parents=[common],
+        help="bring the store to this release's schema (vhub run does it first)",
+        description="Applies the store's migrations not yet applied, in order, and says "
+        "which. A new store is created; a store of the release before migrations is "
+        "upgraded from it. With --sql nothing is connected to: the SQL is printed for a "
+        "DBA, in the dialect of the store's URL.",
+    )
+    db_upgrade.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
+    db_upgrade.add_argument("--url", help="the store's URL instead of the configuration's")
+    db_upgrade.add_argument(
+        "--sql", action="store_true", help="print the SQL of the upgrade instead of running it"
+    )
+    db_upgrade.add_argument(
+        "--from",
+        dest="start",
+        metavar="REVISION",
+        help="with --sql: the store's revision (default: an empty database)",
+    )
+    db_upgrade.set_defaults(handler=_db_upgrade)
 
     audit = sub.add_parser("audit", help="the exchange log (ICD §6)")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

@@ -69,7 +69,10 @@ def check_store(settings: Settings) -> Check:
     if lag:
         shown = "; ".join(lag[:5]) + (f"; and {len(lag) - 5} more" if len(lag) > 5 else "")
         return Check(
-            "store", "hub", False, f"not at the latest schema ({shown}); a run upgrades it"
+            "store",
+            "hub",
+            False,
+            f"not at the latest schema ({shown}); `vhub db upgrade` (or a run) upgrades it",
         )
     return Check("store", "hub", True, "reachable, at the latest schema")
 

@@ -67,6 +67,7 @@ from vehiclehub.rules.engine import reconcile as run_rules
 from vehiclehub.signing import hub_signing_key, hub_verification_keys
 from vehiclehub.store import connect
 from vehiclehub.store.db import one_writer_at_a_time
+from vehiclehub.store.db import upgrade as upgrade_schema
 from vehiclehub.store.exchange_log import log_head
 from vehiclehub.store.lease import holding
 from vehiclehub.store.schema import agency_intakes, runs
@@ -78,11 +79,11 @@ _T = TypeVar("_T")
 
 
 @contextmanager
-def _store(settings: Settings) -> Iterator[Engine]:
+def _store(settings: Settings, *, create: bool = True) -> Iterator[Engine]:
     """The store for one stage; its pooled connections (and their page caches) are
-    closed when the stage ends."""
+    closed when the stage ends. Without ``create`` it is only read, never set up."""
     private_dir(settings.work_dir)
-    engine = connect(settings.database_url)
+    engine = connect(settings.database_url, create=create)
     try:
         yield engine
     finally:
@@ -200,8 +201,9 @@ def log_intake(result: AgencyIntake) -> None:
 
 def _arrivals(settings: Settings, agency: str, day: date) -> tuple[list[str], str | None]:
     """Expected feeds of ``agency`` not arrived for ``day`` (neither taken nor complete in
-    its outbox), and why its outbox could not be listed (None when it could)."""
-    with _store(settings) as engine, engine.connect() as conn:
+    its outbox), and why its outbox could not be listed (None when it could). A sensor
+    pokes here: the store is only read (the run set it up before)."""
+    with _store(settings, create=False) as engine, engine.connect() as conn:
         taken = taken_feeds(conn, agency, day)
     unreachable: str | None = None
     try:
@@ -350,6 +352,19 @@ def prune(settings: Settings, day: date) -> dict[str, Any]:
     return {**asdict(pruned), "summary": pruned.lines()}
 
 
+def upgrade_store(settings: Settings) -> dict[str, Any]:
+    """Bring the store to this release's schema: once per run, before anything else.
+
+    A new store is created; one that is current is left alone. Each revision applied
+    is logged.
+    """
+    private_dir(settings.work_dir)
+    upgraded = upgrade_schema(settings.database_url)
+    for line in upgraded.lines():
+        log.info("%s", line)
+    return upgraded.to_dict()
+
+
 @contextmanager
 def hold_store(settings: Settings, holder: str, *, release: bool = True) -> Iterator[None]:
     """Hold the store's lease (one run at a time per store) while the block runs.
@@ -411,11 +426,13 @@ def run_cycle(settings: Settings, day: date, holder: str | None = None) -> dict[
     """One whole nightly cycle for a business date, with each stage's wall time.
 
     Nothing is taken before every preflight check passes (PreflightFailed otherwise);
-    then the run holds the store's lease throughout (StoreBusy if another run holds it) and
+    then the store is brought to this release's schema (:func:`upgrade_store`); then
+    the run holds the store's lease throughout (StoreBusy if another run holds it) and
     is recorded in ``runs``: completed, or failed with the stage it failed at
     (RunFailed; whatever it took stays taken, and the next run picks up from there).
     """
     preflight(settings, day)
+    upgrade_store(settings)
     holder = holder or this_process()
     with hold_store(settings, holder):
         run_id = _begin_run(settings, day, holder)

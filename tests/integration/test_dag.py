@@ -28,6 +28,7 @@ SENSOR_TASKS = [f"wait_{agency}" for agency in AGENCIES]
 AGENCY_TASKS = [f"intake_{agency}" for agency in AGENCIES]
 ALL_TASKS = [
     "preflight",
+    "upgrade_store",
     *SENSOR_TASKS,
     *AGENCY_TASKS,
     "reconcile",
@@ -101,9 +102,12 @@ def test_dag_parses_without_side_effects(
 
     dag = bag.dags[DAG_ID]
     assert sorted(t.task_id for t in dag.tasks) == sorted(ALL_TASKS)
+    # The store is upgraded once per run, once the checks pass, before anything else.
+    assert dag.get_task("upgrade_store").upstream_task_ids == {"preflight"}
+    assert dag.get_task("upgrade_store").downstream_task_ids == set(SENSOR_TASKS)
     for agency in AGENCIES:
         sensor, intake = dag.get_task(f"wait_{agency}"), dag.get_task(f"intake_{agency}")
-        assert sensor.upstream_task_ids == {"preflight"}
+        assert sensor.upstream_task_ids == {"upgrade_store"}
         assert sensor.downstream_task_ids == {f"intake_{agency}"}
         assert intake.upstream_task_ids == {f"wait_{agency}"}
         assert intake.downstream_task_ids == {"reconcile", "files_accepted"}
@@ -367,7 +371,7 @@ def test_configuration_error_fails_at_once_without_retries(
     assert run.returncode != 0, run.tail()
     states = airflow_env.task_states(airflow_env.latest_run_id())
     assert states["preflight"] == ("failed", 1)
-    after = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "prune"]
+    after = ["upgrade_store", *SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "prune"]
     assert {t: states[t][0] for t in after} == {t: "upstream_failed" for t in after}
     assert f"configuration file {missing} does not exist" in run.output
     assert "ConfigError is not transient" in run.output
@@ -392,7 +396,15 @@ def test_preflight_stops_the_run_before_any_file_is_taken(
     assert run.returncode != 0, run.tail()
     states = airflow_env.task_states(airflow_env.latest_run_id())
     assert states["preflight"] == ("failed", 1)
-    after = [*SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "prune", "files_accepted"]
+    after = [
+        "upgrade_store",
+        *SENSOR_TASKS,
+        *AGENCY_TASKS,
+        "reconcile",
+        "publish",
+        "prune",
+        "files_accepted",
+    ]
     assert {t: states[t][0] for t in after} == {t: "upstream_failed" for t in after}
     no_root = f"police: the exchange root {root / 'no-such-root'} does not exist; fix "
     no_inbox = f"tax: the exchange root {root / 'exchange' / 'tax'} has no inbox/; create "

@@ -13,12 +13,14 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import func, select
 from tests.conftest import write_config
+from tests.unit.store.test_migrations import schema_differences
 
 from vehiclehub.config import AGENCIES, load_settings
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.publish.drops import changed_verdicts, drop_name
 from vehiclehub.store import connect
-from vehiclehub.store.db import schema_lag
+from vehiclehub.store.db import schema_lag, upgrade
+from vehiclehub.store.migrate import head_revision
 from vehiclehub.store.schema import findings, verdict_history
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "release_store"
@@ -61,7 +63,9 @@ def test_a_release_store_upgrades_without_changing_history_or_the_next_drops(
     with release.connect() as conn:
         assert "verdicts still copied per night (an earlier release's)" in schema_lag(conn)
     release.dispose()
-    engine = connect(settings.database_url)  # the upgrade runs here
+    upgraded = upgrade(settings.database_url)
+    assert upgraded.unversioned and upgraded.after == head_revision()
+    engine = connect(settings.database_url)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT * FROM findings ORDER BY id").all() == findings_before
         history_rows = conn.execute(select(func.count()).select_from(verdict_history)).scalar()
@@ -70,6 +74,7 @@ def test_a_release_store_upgrades_without_changing_history_or_the_next_drops(
                 got = changed_verdicts(conn, report, day).fillna("")
                 pd.testing.assert_frame_equal(got, _release_drop(day, agency), obj=str(day))
         assert schema_lag(conn) == []
+        assert schema_differences(conn) == []  # as a new store of this release
     engine.dispose()
     assert history_rows is not None and history_rows < snapshot_rows / 2
 

@@ -1,9 +1,8 @@
-"""Connecting to the store and creating its tables."""
+"""Connecting to the store, and what its faults mean."""
 
 from __future__ import annotations
 
 import fcntl
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,10 +11,17 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
-# The review desk's tables are the store's too: created with the others.
-import vehiclehub.store.review  # noqa: F401
-from vehiclehub.store.schema import SUPERSEDED_INDEXES, metadata
-from vehiclehub.store.upgrade import needs_verdict_upgrade, upgrade_verdict_snapshots
+from vehiclehub.store.migrate import (
+    StoreNotCurrent,
+    Upgrade,
+    ensure_store,
+    head_revision,
+    store_metadata,
+    store_revision,
+    upgrade_store,
+)
+from vehiclehub.store.schema import SUPERSEDED_INDEXES
+from vehiclehub.store.upgrade import needs_verdict_upgrade
 
 #: SQLSTATEs of faults that pass by themselves: the connection failed or was lost
 #: (class 08), a serialisation failure or deadlock (the transaction, run again, goes
@@ -84,47 +90,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _create_tables(engine: Engine, attempts: int = 20) -> None:
-    """Create missing tables; parallel intake tasks may race to create them first.
-
-    Each attempt creates what the previous ones left missing, so the race ends once
-    every table exists, whoever created it.
-    """
-    for attempt in range(attempts):
-        try:
-            metadata.create_all(engine)
-            _upgrade_indexes(engine)
-            _protect_exchange_log(engine)
-            upgrade_verdict_snapshots(engine)
-            _widen_text_columns(engine)
-            return
-        except SQLAlchemyError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-
-
-def _protect_exchange_log(engine: Engine) -> None:
-    """On PostgreSQL, take UPDATE, DELETE and TRUNCATE on the exchange log away from the
-    hub's own role: its entries are never changed or deleted (ICD §6).
-
-    The table's owner may revoke its own privileges; for a role that does not own the
-    table (an administrator created it) and was never granted them, there is nothing to
-    take and nothing is done. A superuser is never bound by privileges.
-    """
-    if engine.dialect.name != "postgresql":
-        return
-    with engine.begin() as conn:
-        owner = conn.execute(
-            text(
-                "SELECT pg_get_userbyid(relowner) = current_user FROM pg_class "
-                "WHERE oid = to_regclass('exchange_log')"
-            )
-        ).scalar()
-        if owner:
-            conn.execute(text("REVOKE UPDATE, DELETE, TRUNCATE ON exchange_log FROM CURRENT_USER"))
-
-
 def _index_names(conn: Connection) -> set[str]:
     present = inspect(conn)
     return {
@@ -135,8 +100,10 @@ def _index_names(conn: Connection) -> set[str]:
 
 
 def schema_lag(conn: Connection) -> list[str]:
-    """What the store lacks to be at this version's schema: missing tables, columns and
-    indexes, and superseded indexes still there; empty when it is up to date."""
+    """What the store lacks to be at this release's schema: missing tables, columns and
+    indexes, superseded indexes still there, its schema revision behind; empty when it
+    is up to date."""
+    metadata = store_metadata()
     present = inspect(conn)
     tables = set(present.get_table_names())
     indexes = _index_names(conn)
@@ -157,22 +124,10 @@ def schema_lag(conn: Connection) -> list[str]:
     lag += [f"superseded index {n} still there" for n in SUPERSEDED_INDEXES if n in indexes]
     if needs_verdict_upgrade(conn):
         lag.append("verdicts still copied per night (an earlier release's)")
+    revision, head = store_revision(conn), head_revision()
+    if tables and revision != head:
+        lag.append(f"at schema revision {revision or 'none'}, this release's is {head}")
     return lag
-
-
-def _upgrade_indexes(engine: Engine) -> None:
-    """Bring a store created by an earlier version to today's indexes: create the missing
-    ones (``create_all`` leaves the indexes of existing tables alone) and drop those they
-    supersede. A no-op once done."""
-    with engine.begin() as conn:
-        names = _index_names(conn)
-        for table in metadata.sorted_tables:
-            for index in table.indexes:
-                if index.name not in names:
-                    index.create(conn)
-        for name in SUPERSEDED_INDEXES:
-            if name in names:
-                conn.execute(text(f'DROP INDEX "{name}"'))
 
 
 @contextmanager
@@ -199,46 +154,13 @@ def one_writer_at_a_time(database_url: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _widen_text_columns(engine: Engine) -> None:
-    """Give a store created by an earlier version the text sizes the contract sets now
-    (ICD §1: free text up to 200 characters), so that whatever validation accepts loads.
-
-    Only PostgreSQL enforces them; a column is only ever widened (a value stored by an
-    earlier version may be longer than the contract now allows). A no-op once done.
-    """
-    if engine.dialect.name != "postgresql":
-        return
-    with engine.begin() as conn:
-        present = inspect(conn)
-        tables = set(present.get_table_names())
-        for table in metadata.sorted_tables:
-            if table.name not in tables:
-                continue
-            stored = {c["name"]: c["type"] for c in present.get_columns(table.name)}
-            for column in table.columns:
-                want = getattr(column.type, "length", None)
-                have = getattr(stored.get(column.name), "length", None)
-                if want is not None and have is not None and have < want:
-                    conn.execute(
-                        text(
-                            f'ALTER TABLE "{table.name}" ALTER COLUMN "{column.name}" '
-                            f"TYPE varchar({int(want)})"
-                        )
-                    )
-
-
-def connect(database_url: str, *, create: bool = True) -> Engine:
-    """An engine for the store, its tables created; StoreUnavailable if it cannot be reached."""
+@contextmanager
+def _usable(database_url: str) -> Iterator[None]:
+    """What goes wrong opening or setting up the store, as StoreUnavailable."""
     try:
-        if database_url.startswith("sqlite"):
-            engine = create_engine(database_url, connect_args={"timeout": 600})
-            event.listen(engine, "connect", _sqlite_pragmas)
-        else:
-            engine = create_engine(database_url, pool_pre_ping=True)
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        if create:
-            _create_tables(engine)
+        yield
+    except StoreNotCurrent as exc:
+        raise StoreUnavailable(str(exc)) from exc
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         shown = database_url.split("@")[-1] if "@" in database_url else database_url
         raise StoreUnavailable(
@@ -247,4 +169,40 @@ def connect(database_url: str, *, create: bool = True) -> Engine:
             "configuration and that the database server is running.",
             transient=is_transient_store_fault(exc),
         ) from exc
+
+
+def connect(database_url: str, *, create: bool = True) -> Engine:
+    """An engine for the store; StoreUnavailable if it cannot be reached or used.
+
+    With ``create``, a new (empty) store is created at this release's schema, and a
+    store that is not at it (behind: ``vhub db upgrade``; a newer release's) refused;
+    of a current store only the version is read. Without, nothing is looked at but
+    that the store answers. A store is never upgraded here: see :func:`upgrade`.
+    """
+    with _usable(database_url):
+        if database_url.startswith("sqlite"):
+            engine = create_engine(database_url, connect_args={"timeout": 600})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(database_url, pool_pre_ping=True)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            if create:
+                ensure_store(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     return engine
+
+
+def upgrade(database_url: str) -> Upgrade:
+    """Bring the store to this release's schema (see
+    :func:`~vehiclehub.store.migrate.upgrade_store`): once per run, before anything
+    else; StoreUnavailable if it cannot be reached or upgraded."""
+    engine = connect(database_url, create=False)
+    try:
+        with _usable(database_url):
+            return upgrade_store(engine)
+    finally:
+        engine.dispose()

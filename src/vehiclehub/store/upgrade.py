@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from vehiclehub.store.load import bulk_insert
 from vehiclehub.store.schema import VERDICT_SNAPSHOTS, reconcile_runs, verdict_history
@@ -62,36 +62,32 @@ def needs_verdict_upgrade(conn: Connection) -> bool:
     return "run_date" in {c["name"] for c in present.get_columns(VERDICT_SNAPSHOTS)}
 
 
-def upgrade_verdict_snapshots(engine: Engine) -> int:
-    """Turn verdict snapshots into verdict history in one transaction; drop the snapshots.
+def upgrade_verdict_snapshots(conn: Connection) -> int:
+    """Turn verdict snapshots into verdict history, in the caller's transaction (the
+    store's migration to revision 0003); drop the snapshots.
 
     The run dates are those of the snapshots and of the drops written. Returns the
     history rows written (0 when there was nothing to upgrade).
     """
-    with engine.begin() as conn:
-        if not needs_verdict_upgrade(conn):
-            return 0
-        if conn.dialect.name == "postgresql":
-            # Parallel tasks connecting at once: one upgrades, the others wait and find
-            # nothing left to do.
-            conn.exec_driver_sql(f"LOCK TABLE {VERDICT_SNAPSHOTS} IN ACCESS EXCLUSIVE MODE")
-        dates = conn.exec_driver_sql(
-            f"SELECT run_date FROM {VERDICT_SNAPSHOTS} UNION SELECT run_date FROM deliveries"
-        ).scalars()
-        now = datetime.now(UTC)
-        # SQLite hands dates back as text through a raw statement.
-        runs = [{"run_date": date.fromisoformat(str(d)), "finished_at": now} for d in dates]
-        if runs:
-            conn.execute(reconcile_runs.insert(), runs)
-        written = 0
-        result = conn.execute(text(_STRETCHES).execution_options(stream_results=True))
-        try:
-            while rows := result.fetchmany(VERDICT_BATCH):
-                frame = pd.DataFrame(rows, columns=_HISTORY_COLUMNS)
-                frame["row_hash"] = row_hashes(frame["row_json"].tolist())
-                bulk_insert(conn, verdict_history, frame)
-                written += len(frame)
-        finally:
-            result.close()
-        conn.exec_driver_sql(f"DROP TABLE {VERDICT_SNAPSHOTS}")
+    if not needs_verdict_upgrade(conn):
+        return 0
+    dates = conn.exec_driver_sql(
+        f"SELECT run_date FROM {VERDICT_SNAPSHOTS} UNION SELECT run_date FROM deliveries"
+    ).scalars()
+    now = datetime.now(UTC)
+    # SQLite hands dates back as text through a raw statement.
+    runs = [{"run_date": date.fromisoformat(str(d)), "finished_at": now} for d in dates]
+    if runs:
+        conn.execute(reconcile_runs.insert(), runs)
+    written = 0
+    result = conn.execute(text(_STRETCHES).execution_options(stream_results=True))
+    try:
+        while rows := result.fetchmany(VERDICT_BATCH):
+            frame = pd.DataFrame(rows, columns=_HISTORY_COLUMNS)
+            frame["row_hash"] = row_hashes(frame["row_json"].tolist())
+            bulk_insert(conn, verdict_history, frame)
+            written += len(frame)
+    finally:
+        result.close()
+    conn.exec_driver_sql(f"DROP TABLE {VERDICT_SNAPSHOTS}")
     return written

@@ -11,9 +11,16 @@ from sqlalchemy import insert
 from vehiclehub.config import ConfigError, QualitySettings, Settings
 from vehiclehub.quality.completeness import expected_feeds, feed_completeness
 from vehiclehub.store import connect
+from vehiclehub.store.db import upgrade
 from vehiclehub.store.schema import agency_intakes, intake_files
 
 D = date(2025, 11, 3)
+
+
+@pytest.fixture(autouse=True)
+def _store_set_up(settings: Settings) -> None:
+    """The store as a run's first step leaves it: a sensor's poke only reads it."""
+    upgrade(settings.database_url)
 
 
 def _taken(

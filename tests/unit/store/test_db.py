@@ -1,4 +1,5 @@
-"""The store's indexes: a store made by an earlier version is brought up to date."""
+"""The store's indexes and text sizes: a store made by an earlier release is brought up to
+date by the upgrade."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from sqlalchemy import inspect
 
 from vehiclehub.store import connect
+from vehiclehub.store.db import upgrade
 from vehiclehub.store.schema import VIN_LOOKUP_COLUMNS
 
 
@@ -22,14 +24,15 @@ def _indexes(url: str, table: str) -> dict[str, list[str | None]]:
 def _upgrade_an_old_store(url: str) -> None:
     engine = connect(url)
     with engine.begin() as conn:
-        # As an earlier version left it: the VIN alone in the VIN index.
+        # As a release before migrations left it: no version, the VIN alone in the index.
+        conn.exec_driver_sql("DROP TABLE alembic_version")
         conn.exec_driver_sql("DROP INDEX ix_police_events_vin_lookup")
         conn.exec_driver_sql("CREATE INDEX ix_police_events_vin ON police_events (vin)")
     engine.dispose()
     assert "ix_police_events_vin_lookup" not in _indexes(url, "police_events")
 
-    for _ in range(2):  # the second connect finds nothing to do
-        connect(url).dispose()
+    for _ in range(2):  # the second upgrade finds nothing to do
+        upgrade(url)
         indexes = _indexes(url, "police_events")
         assert "ix_police_events_vin" not in indexes
         covered = list(VIN_LOOKUP_COLUMNS["police_events"])
@@ -49,14 +52,16 @@ def test_an_earlier_postgresql_store_gets_the_covering_vin_index(pg_url: str) ->
 def test_an_earlier_postgresql_store_gets_the_contracts_text_sizes(pg_url: str) -> None:
     engine = connect(pg_url)
     with engine.begin() as conn:
-        # As an earlier version left it: every text column 128 characters.
+        # As a release before migrations left it: no version, every text 128 characters.
+        conn.exec_driver_sql("DROP TABLE alembic_version")
         conn.exec_driver_sql("ALTER TABLE police_events ALTER COLUMN brand TYPE varchar(128)")
         conn.exec_driver_sql("ALTER TABLE police_events ALTER COLUMN event_id TYPE varchar(128)")
     engine.dispose()
 
-    for _ in range(2):  # the second connect finds nothing to do
+    for _ in range(2):  # the second upgrade finds nothing to do
+        upgrade(pg_url)
         engine = connect(pg_url)
         sizes = {c["name"]: c["type"] for c in inspect(engine).get_columns("police_events")}
         engine.dispose()
         assert sizes["brand"].length == 200  # type: ignore[attr-defined]
-        assert sizes["event_id"].length == 128  # type: ignore[attr-defined]  # never narrowed
+        assert sizes["event_id"].length == 64  # type: ignore[attr-defined]

@@ -62,17 +62,20 @@ def test_every_run_date_reads_its_snapshot_after_the_upgrade(engine: Engine) -> 
                     text("INSERT INTO verdicts VALUES (:d, 'export_verification', :k, :v, :j)"),
                     {"d": day, "k": key, "v": verdict, "j": _json(key, verdict, rule_ids)},
                 )
-    assert upgrade_verdict_snapshots(engine) == 1 + 3 + 2 + 2 + 1
+    with engine.begin() as conn:
+        assert upgrade_verdict_snapshots(conn) == 1 + 3 + 2 + 2 + 1
     for day, records in SNAPSHOTS.items():
         assert _held(engine, day) == {k: _json(k, *row) for k, row in records.items()}
     with engine.connect() as conn:
         assert not inspect(conn).has_table("verdicts")
         runs = conn.execute(select(reconcile_runs.c.run_date)).scalars().all()
     assert sorted(runs) == [D1, D2, D3, D4]
-    assert upgrade_verdict_snapshots(engine) == 0  # once done, nothing to do
+    with engine.begin() as conn:
+        assert upgrade_verdict_snapshots(conn) == 0  # once done, nothing to do
 
 
 def test_a_store_without_snapshots_is_left_alone(engine: Engine) -> None:
-    assert upgrade_verdict_snapshots(engine) == 0
+    with engine.begin() as conn:
+        assert upgrade_verdict_snapshots(conn) == 0
     with engine.connect() as conn:
         assert conn.execute(select(verdict_history)).all() == []

@@ -1,0 +1,1 @@
+"""The store's revisions, one module each, in the order of their ``down_revision``."""
