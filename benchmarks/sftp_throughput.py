@@ -1,9 +1,9 @@
 """SFTP download throughput and memory: SftpExchange.copy_outbox against a real sshd.
 
 Generates a CSV of ``--rows`` rows (~150 bytes each) straight into the outbox of a
-temporary OpenSSH sshd on 127.0.0.1 (the test fixture, as a context manager), times
-``copy_outbox`` into a file and prints MB/s and the process's peak RSS. Needs root (the
-fixture creates the agency accounts and runs sshd).
+temporary OpenSSH sshd on 127.0.0.1 (``vehiclehub_samples.sshd``), times
+``copy_outbox`` into a file and prints MB/s and the process's peak RSS. Needs root (it
+creates the agency accounts and runs sshd).
 
     .venv/bin/python benchmarks/sftp_throughput.py [--rows 1000000] [--window BYTES]
 
@@ -14,21 +14,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-if importlib.util.find_spec("vehiclehub") is None:
-    sys.path.insert(0, str(REPO / "src"))
-
-from tests.integration.sshd import running_sshd  # noqa: E402
-
-from vehiclehub.exchange import sftp  # noqa: E402
+from vehiclehub.exchange import sftp
+from vehiclehub_samples.sshd import running_sshd
 
 AGENCY = "customs"
 NAME = "customs_declarations_20251103_001.csv"

@@ -16,14 +16,13 @@ VINs typed over in one feed's copy, and the usual trouble at intake (bad rows, b
 files, a late manifest, ...), so the closing summary lists the findings of every rule
 and says how they compare with what was planted, VIN-003's candidates included.
 
-With ``sftp=True`` the agencies sit behind a real OpenSSH server on 127.0.0.1 (the test
-suite's fixture, ``tests/integration/sshd.py``; needs root) and the hub reaches them over
+With ``sftp=True`` the agencies sit behind a real OpenSSH server on 127.0.0.1 (the sample
+world's, ``vehiclehub_samples.sshd``; needs root) and the hub reaches them over
 ``sftp://``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -32,12 +31,10 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import vehiclehub
 from vehiclehub.config import AGENCIES, Settings, load_settings
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.publish.drops import open_findings
@@ -58,7 +55,6 @@ DEMO_START = date(2025, 11, 3)
 DEMO_VEHICLES = 300
 DEMO_SEED = 20251103
 SSHD = Path("/usr/sbin/sshd")
-SSHD_FIXTURE = Path(vehiclehub.__file__).resolve().parents[2] / "tests" / "integration" / "sshd.py"
 #: The sample world and what it needs, which the dev and demo extras install.
 SAMPLE_PACKAGES = ("vehiclehub_samples", "stdnum")
 SAMPLES_MISSING = (
@@ -334,40 +330,20 @@ def run_demo(directory: Path, days: int = 3, sftp: bool = False) -> int:
     return 0
 
 
-def _load_sshd_fixture() -> ModuleType | None:
-    """The test suite's sshd helper, when running from a checkout with the dev extras."""
-    if not SSHD_FIXTURE.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("vehiclehub_demo_sshd", SSHD_FIXTURE)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except ImportError:  # the helper is test code: it needs pytest
-        return None
-    return module
-
-
 def _run_sftp_demo(directory: Path, world: World) -> int:
     """The demo with every agency behind a local OpenSSH server, reached over SFTP."""
+    from vehiclehub_samples.sshd import running_sshd
+
     if not SSHD.exists():
         print(
             "vhub demo --sftp runs a local OpenSSH server, and /usr/sbin/sshd is missing.\n"
             "Install it with: sudo apt-get install openssh-server"
         )
         return 1
-    fixture = _load_sshd_fixture()
-    if fixture is None:
-        print(
-            f"vhub demo --sftp starts sshd with the test suite's helper ({SSHD_FIXTURE}), "
-            "which needs a source checkout with the dev extras (pip install -e '.[dev]')."
-        )
-        return 2
     _start_afresh(directory)
     hub_key, agency_keys = demo_keys(directory)
     try:
-        with fixture.running_sshd() as server:
+        with running_sshd() as server:
             config = write_hub_config(
                 directory,
                 f"sqlite:///{directory / 'hub.db'}",

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from airflow.models import Connection
 from tests.factories import Vehicle, columns
-from tests.integration.sshd import HOST, SshdServer, unix_user
 
 from vehiclehub.airflow_support import hub_settings
 from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.pipeline import intake_agency, publish, reconcile
 from vehiclehub_samples import write_feed
+from vehiclehub_samples.sshd import HOST, SshdServer, unix_user
 
 pytestmark = pytest.mark.sshd
 

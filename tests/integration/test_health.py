@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.integration.sshd import SshdServer
 from tests.integration.test_sftp_cycle import endpoint, sftp_config
 
 from vehiclehub.config import load_settings
 from vehiclehub.health import AGENCY_UNREACHABLE, HEALTHY, check_health
 from vehiclehub.store import connect
+from vehiclehub_samples.sshd import SshdServer
 
 pytestmark = [pytest.mark.sshd, pytest.mark.postgres]
 

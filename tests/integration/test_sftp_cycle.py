@@ -1,4 +1,4 @@
-"""The whole nightly cycle over SFTP against a real OpenSSH sshd (fixture in sshd.py).
+"""The whole nightly cycle over SFTP against a real OpenSSH sshd (vehiclehub_samples.sshd).
 
 Same findings and drops as over local folders, and the faults a real exchange has: a
 wrong host key, files still uploading, a manifest a day late, the server killed in the
@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import func, select
 from tests.conftest import write_config
 from tests.factories import Vehicle, send
-from tests.integration.sshd import HOST, SshdServer, unix_user
 
 from vehiclehub import crypto
 from vehiclehub.cli import main
@@ -32,6 +31,7 @@ from vehiclehub.pipeline import intake_agency, run_cycle
 from vehiclehub.store import connect
 from vehiclehub.store.schema import agency_intakes, deliveries, feed_table, intake_files
 from vehiclehub_samples.identifiers import make_uscc
+from vehiclehub_samples.sshd import HOST, SshdServer, unix_user
 
 pytestmark = pytest.mark.sshd
 

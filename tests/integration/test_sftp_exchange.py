@@ -1,4 +1,4 @@
-"""SftpExchange against a real OpenSSH sshd on 127.0.0.1 (fixture in sshd.py)."""
+"""SftpExchange against a real OpenSSH sshd on 127.0.0.1 (vehiclehub_samples.sshd)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.sshd import KEY_TYPES, SshdServer, unix_user
 
 from vehiclehub.exchange import ExchangeUnavailable, complete_files, open_exchange
 from vehiclehub.exchange.sftp import HostKeyRejected, SftpExchange
+from vehiclehub_samples.sshd import KEY_TYPES, SshdServer, unix_user
 
 pytestmark = pytest.mark.sshd
 
