@@ -1,6 +1,7 @@
 """commerce / enterprises — export enterprise filings 二手车出口企业备案 (ICD §3)."""
 
 from vehiclehub.contract import column, feed_schema
+from vehiclehub.icd.codes import EnterpriseStatus, values
 
 schema = feed_schema(
     agency="commerce",
@@ -14,6 +15,6 @@ schema = feed_schema(
         "region_code": column("digits", n=6),
         "valid_from": column("date"),
         "valid_to": column("date"),
-        "status": column("enum", values=["active", "suspended", "revoked"]),
+        "status": column("enum", values=values(EnterpriseStatus)),
     },
 )

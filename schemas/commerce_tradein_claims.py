@@ -1,6 +1,7 @@
 """commerce / tradein_claims — trade-in subsidy claims 以旧换新 (ICD §3)."""
 
 from vehiclehub.contract import column, feed_schema
+from vehiclehub.icd.codes import ClaimType, values
 
 schema = feed_schema(
     agency="commerce",
@@ -10,7 +11,7 @@ schema = feed_schema(
     description="Trade-in subsidy claims: 报废更新 (scrap) and 置换更新 (replace).",
     columns={
         "claim_no": column("id"),
-        "claim_type": column("enum", values=["scrap", "replace"]),
+        "claim_type": column("enum", values=values(ClaimType)),
         "applicant_id": column("resident_id"),
         "old_vin": column("vin"),
         "new_vin": column("vin"),

@@ -1,6 +1,7 @@
 """customs / declarations — export declarations 出口报关单, one row per vehicle item (ICD §3)."""
 
 from vehiclehub.contract import column, feed_schema
+from vehiclehub.icd.codes import DeclarationStatus, values
 
 schema = feed_schema(
     agency="customs",
@@ -18,7 +19,7 @@ schema = feed_schema(
         "goods_name": column("text"),
         "declared_at": column("date"),
         "exported_at": column("date", nullable=True),
-        "status": column("enum", values=["declared", "cleared"]),
+        "status": column("enum", values=values(DeclarationStatus)),
         "port_code": column("digits", n=4),
         "destination_country": column("country"),
         "fob_usd": column("decimal"),

@@ -2,6 +2,7 @@
 
 from vehiclehub.checks import required_when
 from vehiclehub.contract import column, feed_schema
+from vehiclehub.icd.codes import DeregReason, EventType, values
 
 schema = feed_schema(
     agency="police",
@@ -13,16 +14,14 @@ schema = feed_schema(
         "event_id": column("id"),
         "vin": column("vin"),
         "plate_no": column("text", nullable=True),
-        "event_type": column(
-            "enum", values=["register", "transfer", "transfer_pending_export", "deregister"]
-        ),
+        "event_type": column("enum", values=values(EventType)),
         "event_date": column("date"),
         "owner_id": column("owner_id"),
-        "dereg_reason": column("enum", values=["export", "scrap", "other"], nullable=True),
+        "dereg_reason": column("enum", values=values(DeregReason), nullable=True),
         "decl_no": column("decl_no", nullable=True),
         "registration_date": column("date"),
         "brand": column("text"),
         "model": column("text"),
     },
-    row_checks=[required_when("dereg_reason", "event_type", "deregister")],
+    row_checks=[required_when("dereg_reason", "event_type", EventType.DEREGISTER)],
 )

@@ -16,6 +16,8 @@ from typing import Any
 import pandera.pandas as pa
 
 from vehiclehub import checks
+from vehiclehub.icd.codes import RecordStatus
+from vehiclehub.icd.codes import values as code_values
 
 #: The longest free text and raw VIN (ICD §1, what a field may hold).
 TEXT_MAX_CHARS = 200
@@ -104,7 +106,10 @@ def feed_schema(
     all_columns["record_version"] = column("integer", low=1, optional=True, default="1")
     if record_status:
         all_columns["record_status"] = column(
-            "enum", values=["active", "cancelled"], optional=True, default="active"
+            "enum",
+            values=code_values(RecordStatus),
+            optional=True,
+            default=RecordStatus.ACTIVE.value,
         )
     return pa.DataFrameSchema(
         all_columns,

@@ -66,3 +66,69 @@ TAX_VERDICT_RULES: dict[str, TaxVerdict] = {
     "TAX-003": TaxVerdict.DUPLICATE,
     "TAX-004": TaxVerdict.PARTY_MISMATCH,
 }
+
+
+# --- the feeds' code lists (ICD §3) --------------------------------------------------
+
+
+class RecordStatus(StrEnum):
+    """A record as its latest version leaves it (ICD §1, corrections and cancellations)."""
+
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+class EnterpriseStatus(StrEnum):
+    """commerce / enterprises ``status``: an export enterprise's filing."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+
+
+class ClaimType(StrEnum):
+    """commerce / tradein_claims ``claim_type``: 报废更新 or 置换更新."""
+
+    SCRAP = "scrap"
+    REPLACE = "replace"
+
+
+class EventType(StrEnum):
+    """police / events ``event_type``."""
+
+    REGISTER = "register"
+    TRANSFER = "transfer"
+    TRANSFER_PENDING_EXPORT = "transfer_pending_export"
+    DEREGISTER = "deregister"
+
+
+class DeregReason(StrEnum):
+    """police / events ``dereg_reason``, given for a deregistration."""
+
+    EXPORT = "export"
+    SCRAP = "scrap"
+    OTHER = "other"
+
+
+class DeclarationStatus(StrEnum):
+    """customs / declarations ``status``."""
+
+    DECLARED = "declared"
+    CLEARED = "cleared"
+
+
+class EnterpriseClass(StrEnum):
+    """tax / refunds ``enterprise_class``: 出口退税企业分类管理类别."""
+
+    ONE = "1"
+    TWO = "2"
+    THREE = "3"
+    FOUR = "4"
+
+
+class RefundStatus(StrEnum):
+    """tax / refunds ``status``."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from vehiclehub.contract import FeedSpec
+from vehiclehub.icd.codes import RecordStatus
 from vehiclehub.identifiers import is_resident_id, pseudonymise
 from vehiclehub.vin import normalise_vins
 
@@ -34,7 +35,7 @@ def prepare_records(spec: FeedSpec, rows: pd.DataFrame, key: bytes) -> pd.DataFr
             values = values.str.upper()
         records[col.name] = values
     if not spec.record_status:
-        records["record_status"] = "active"
+        records["record_status"] = RecordStatus.ACTIVE.value
     content = [c.name for c in spec.columns if c.name != "record_version"]
     records["content_hash"] = pd.util.hash_pandas_object(records[content], index=False).astype(
         "int64"

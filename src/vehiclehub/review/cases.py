@@ -20,6 +20,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from vehiclehub.icd.codes import FindingStatus, ShownReview
+from vehiclehub.icd.codes import values as code_values
 from vehiclehub.review.evidence import evidence_of
 from vehiclehub.store.review import case_events, case_states, review_runs, review_users
 from vehiclehub.store.schema import findings
@@ -28,7 +30,7 @@ REVIEWS = ("unreviewed", "confirmed", "dismissed", "escalated")
 DECISIONS = ("confirmed", "dismissed", "escalated")
 REASONS = ("false_positive", "corrected_at_source", "duplicate_case", "known_exception", "other")
 #: Reviews the drops show (ICD §4): a dismissed finding is left out instead.
-SHOWN_REVIEWS = ("confirmed", "escalated")
+SHOWN_REVIEWS = tuple(code_values(ShownReview))
 NOTE_MAX = 500
 #: Events that set a case's review; the latest one before a run began is what it counts.
 REVIEW_EVENTS = ("decision", "reopen", "lapse")
@@ -318,6 +320,11 @@ def counted_decisions(conn: Connection, day: date) -> pd.DataFrame:
     )
 
 
+def _status(first_seen: date, day: date) -> str:
+    """A finding's ``status`` in the drop of ``day`` (ICD §4)."""
+    return (FindingStatus.NEW if first_seen == day else FindingStatus.OPEN).value
+
+
 def review_columns(conn: Connection, day: date, found: pd.DataFrame) -> pd.DataFrame:
     """The findings of a drop with their review columns (ICD §4), dismissed ones left out.
 
@@ -333,7 +340,7 @@ def review_columns(conn: Connection, day: date, found: pd.DataFrame) -> pd.DataF
     note = found["id"].map(counted["note"]).where(review.eq("confirmed").fillna(False))
     first_seen = pd.to_datetime(found["first_seen"]).dt.date
     out = found.assign(
-        status=first_seen.map(lambda d: "new" if d == day else "open").astype(object),
+        status=first_seen.map(lambda d: _status(d, day)).astype(object),
         review=shown.astype(object).where(shown.notna(), ""),
         note=note.astype(object).where(note.notna(), ""),
     )

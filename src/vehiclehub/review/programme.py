@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy import Connection, and_, distinct, exists, func, or_, select
 
 from vehiclehub.config import RuleParameters
+from vehiclehub.icd.codes import ClaimType, EventType, RecordStatus
 from vehiclehub.review.auth import User
 from vehiclehub.review.queue import CaseFilter, case_conditions, latest_run, visible_to
 from vehiclehub.review.records import shown
@@ -75,7 +76,7 @@ def programme(conn: Connection, start: date, end: date) -> Programme:
     """The programme's figures for the days ``start`` .. ``end``."""
     claims = feed_table("commerce", "tradein_claims")
     in_period = and_(claims.c.applied_at >= start, claims.c.applied_at <= end)
-    active = claims.c.record_status == "active"
+    active = claims.c.record_status == RecordStatus.ACTIVE
     by_day = _frame(
         conn,
         select(
@@ -113,7 +114,7 @@ def programme(conn: Connection, start: date, end: date) -> Programme:
     )
     days = pd.DataFrame({"day": pd.date_range(start, end, freq="D").date})
     daily = days.copy()
-    for kind in ("scrap", "replace"):
+    for kind in ClaimType:
         part = by_day[by_day["claim_type"] == kind]
         daily[f"{kind}_claims"] = days["day"].map(
             dict(zip(part["day"].map(_day), part["claims"], strict=True))
@@ -162,7 +163,8 @@ def _places(conn: Connection, in_period: Any, active: Any) -> pd.DataFrame:
             .label("n"),
         )
         .where(
-            events.c.event_type.in_(("register", "transfer")), events.c.record_status == "active"
+            events.c.event_type.in_((EventType.REGISTER, EventType.TRANSFER)),
+            events.c.record_status == RecordStatus.ACTIVE,
         )
         .subquery("registrations")
     )

@@ -25,6 +25,7 @@ from sqlalchemy import (
     union,
 )
 
+from vehiclehub.icd.codes import FindingStatus
 from vehiclehub.review.auth import User
 from vehiclehub.review.cases import as_utc
 from vehiclehub.store.review import case_events, case_states, review_runs
@@ -108,10 +109,12 @@ def case_conditions(f: CaseFilter, day: date | None, today: date) -> list[Column
         out.append(findings.c.severity == f.severity)
     if f.status == "resolved":
         out.append(findings.c.resolved_on.is_not(None))
-    elif f.status in ("new", "open"):
+    elif f.status in (FindingStatus.NEW, FindingStatus.OPEN):
         out.append(findings.c.resolved_on.is_(None))
         out.append(
-            findings.c.first_seen == day if f.status == "new" else findings.c.first_seen != day
+            findings.c.first_seen == day
+            if f.status == FindingStatus.NEW
+            else findings.c.first_seen != day
         )
     elif f.status:
         out.append(false())

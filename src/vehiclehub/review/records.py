@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, and_, cast, exists, func, or_, select
 
 from vehiclehub.contract import agency_feeds, feeds
+from vehiclehub.icd.codes import EventType
 from vehiclehub.review.cases import mask_personal
 from vehiclehub.review.evidence import candidate_feeds, typed_key
 from vehiclehub.store.schema import feed_table, intake_files
@@ -136,10 +137,10 @@ TIMELINE: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("tax", "refunds"): [("applied_at", "refund applied"), ("approved_at", "refund approved")],
 }
 EVENT_WORDS = {
-    "register": "registration",
-    "transfer": "transfer",
-    "transfer_pending_export": "transfer pending export",
-    "deregister": "deregistration",
+    EventType.REGISTER: "registration",
+    EventType.TRANSFER: "transfer",
+    EventType.TRANSFER_PENDING_EXPORT: "transfer pending export",
+    EventType.DEREGISTER: "deregistration",
 }
 
 

@@ -40,7 +40,14 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from vehiclehub.config import RuleParameters
-from vehiclehub.icd.codes import Severity
+from vehiclehub.icd.codes import (
+    DeclarationStatus,
+    DeregReason,
+    EventType,
+    RecordStatus,
+    RefundStatus,
+    Severity,
+)
 from vehiclehub.icd.codes import values as code_values
 from vehiclehub.store.schema import feed_table
 from vehiclehub.workdays import WorkingDays, package_calendar
@@ -131,7 +138,7 @@ class RuleContext:
     def evidence(self, agency: str, feed: str, name: str | None = None) -> Subquery:
         """The latest version of each key, active only (RULES.md, Definitions)."""
         table = feed_table(agency, feed)
-        return select(table).where(table.c.record_status == "active").subquery(name)
+        return select(table).where(table.c.record_status == RecordStatus.ACTIVE).subquery(name)
 
     def latest(self, agency: str, feed: str, name: str | None = None) -> Subquery:
         """The latest version of each key, cancelled ones included."""
@@ -142,7 +149,7 @@ class RuleContext:
         items = self.evidence("customs", "declarations")
         return (
             select(items)
-            .where(items.c.status == "cleared", items.c.exported_at.is_not(None))
+            .where(items.c.status == DeclarationStatus.CLEARED, items.c.exported_at.is_not(None))
             .subquery(name)
         )
 
@@ -150,7 +157,10 @@ class RuleContext:
         events = self.evidence("police", "events")
         return (
             select(events)
-            .where(events.c.event_type == "deregister", events.c.dereg_reason == "export")
+            .where(
+                events.c.event_type == EventType.DEREGISTER,
+                events.c.dereg_reason == DeregReason.EXPORT,
+            )
             .subquery(name)
         )
 
@@ -163,7 +173,7 @@ class RuleContext:
                 func.substr(refunds.c.decl_ref, 1, 18).label("item_decl_no"),
                 cast(func.substr(refunds.c.decl_ref, 19, 3), Integer).label("item_no"),
             )
-            .where(refunds.c.status != "rejected")
+            .where(refunds.c.status != RefundStatus.REJECTED)
             .subquery(name)
         )
 

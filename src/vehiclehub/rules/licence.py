@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import ColumnElement, Subquery, and_, exists, func, literal, or_, select
 
+from vehiclehub.icd.codes import EnterpriseStatus, EventType
 from vehiclehub.rules.base import RuleContext, days_between, item_key, joined, ref, rule
 from vehiclehub.rules.police import police_events
 
@@ -102,7 +103,7 @@ def find_licences_without_active_filing(ctx: RuleContext) -> pd.DataFrame:
             licences.c.issued_at.is_not(None),
             ~exists().where(
                 filings.c.uscc == licences.c.uscc,
-                filings.c.status == "active",
+                filings.c.status == EnterpriseStatus.ACTIVE,
                 filings.c.valid_from <= licences.c.issued_at,
                 filings.c.valid_to >= licences.c.issued_at,
             ),
@@ -145,8 +146,8 @@ def find_vins_declared_more_than_once(ctx: RuleContext) -> pd.DataFrame:
 def find_licences_differing_from_pending_export(ctx: RuleContext) -> pd.DataFrame:
     """A licence row whose vehicle differs from the VIN's latest 转让待出口 registration."""
     licences = ctx.evidence("commerce", "licences", "licence")
-    pending = police_events(ctx, "transfer_pending_export", "pending")
-    later = police_events(ctx, "transfer_pending_export", "later")
+    pending = police_events(ctx, EventType.TRANSFER_PENDING_EXPORT, "pending")
+    later = police_events(ctx, EventType.TRANSFER_PENDING_EXPORT, "later")
     # Several pending-export events on the latest date are all the latest: each is compared.
     found = ctx.frame(
         select(

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pandas as pd
 from sqlalchemy import Subquery, and_, exists, literal, select
 
+from vehiclehub.icd.codes import EventType
 from vehiclehub.rules.base import RuleContext, joined, ref, rule
 
 
@@ -19,7 +20,7 @@ def police_events(ctx: RuleContext, event_type: str, name: str) -> Subquery:
 @rule("POL-001", "warning", on="police")
 def find_pending_exports_never_declared(ctx: RuleContext) -> pd.DataFrame:
     """A vehicle transferred pending export (转让待出口) but on no customs item after the window."""
-    pending = police_events(ctx, "transfer_pending_export", "pending")
+    pending = police_events(ctx, EventType.TRANSFER_PENDING_EXPORT, "pending")
     items = ctx.evidence("customs", "declarations", "item")
     window = ctx.params.pending_export_days
     found = ctx.frame(
@@ -44,8 +45,8 @@ def find_pending_exports_never_declared(ctx: RuleContext) -> pd.DataFrame:
 @rule("POL-002", "error", on="police")
 def find_transfers_after_pending_export(ctx: RuleContext) -> pd.DataFrame:
     """A domestic transfer registered after the vehicle was transferred pending export."""
-    transfer = police_events(ctx, "transfer", "transfer")
-    pending = police_events(ctx, "transfer_pending_export", "pending")
+    transfer = police_events(ctx, EventType.TRANSFER, "transfer")
+    pending = police_events(ctx, EventType.TRANSFER_PENDING_EXPORT, "pending")
     found = ctx.frame(
         select(
             transfer.c.vin,
@@ -72,7 +73,7 @@ def find_transfers_after_pending_export(ctx: RuleContext) -> pd.DataFrame:
 @rule("POL-003", "error", on="police")
 def find_pending_exports_to_unlicensed_owner(ctx: RuleContext) -> pd.DataFrame:
     """A vehicle transferred pending export to an owner that holds none of its export licences."""
-    pending = police_events(ctx, "transfer_pending_export", "pending")
+    pending = police_events(ctx, EventType.TRANSFER_PENDING_EXPORT, "pending")
     licences = ctx.evidence("commerce", "licences", "licence")
     owners_licence = ctx.evidence("commerce", "licences", "owners_licence")
     found = ctx.frame(

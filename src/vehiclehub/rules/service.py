@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import case, func, literal, select
 
+from vehiclehub.icd.codes import EnterpriseClass, RefundStatus
 from vehiclehub.rules.base import (
     NOT_EVALUATED,
     RuleContext,
@@ -73,8 +74,11 @@ def find_refunds_approved_late(ctx: RuleContext) -> pd.DataFrame:
     refund = ctx.refund_lines()
     items = ctx.latest("customs", "declarations", "item")
     class12, other = ctx.params.refund_wd_class12, ctx.params.refund_wd_other
-    limit = case((refund.c.enterprise_class.in_(("1", "2")), class12), else_=other)
-    until = case((refund.c.status == "pending", literal(ctx.day)), else_=refund.c.approved_at)
+    class_1_or_2 = refund.c.enterprise_class.in_((EnterpriseClass.ONE, EnterpriseClass.TWO))
+    limit = case((class_1_or_2, class12), else_=other)
+    until = case(
+        (refund.c.status == RefundStatus.PENDING, literal(ctx.day)), else_=refund.c.approved_at
+    )
     found = ctx.frame(
         select(
             items.c.vin,
@@ -106,7 +110,7 @@ def find_refunds_approved_late(ctx: RuleContext) -> pd.DataFrame:
         + " after "
         + waited
     ).where(
-        found["status"] == "approved",
+        found["status"] == RefundStatus.APPROVED,
         "applied for on " + found["applied_at"] + " and still pending after " + waited,
     )
     return found

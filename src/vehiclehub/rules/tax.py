@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import ColumnElement, Subquery, and_, func, literal, or_, select
 
+from vehiclehub.icd.codes import DeclarationStatus, RecordStatus
 from vehiclehub.rules.base import RuleContext, item_key, joined, ref, rule, same_item
 
 
@@ -30,8 +31,8 @@ def find_refunds_without_export(ctx: RuleContext) -> pd.DataFrame:
             or_(
                 items.c.decl_no.is_(None),
                 and_(
-                    items.c.record_status == "active",
-                    or_(items.c.status != "cleared", items.c.exported_at.is_(None)),
+                    items.c.record_status == RecordStatus.ACTIVE,
+                    or_(items.c.status != DeclarationStatus.CLEARED, items.c.exported_at.is_(None)),
                 ),
             )
         )
@@ -56,7 +57,7 @@ def find_refunds_on_cancelled_items(ctx: RuleContext) -> pd.DataFrame:
             ref("customs", item_key(items)).label("related"),
         )
         .join(items, same_item(refund, items))
-        .where(items.c.record_status == "cancelled")
+        .where(items.c.record_status == RecordStatus.CANCELLED)
     )
     found["detail"] = "the declaration item " + found["decl_ref"] + " was cancelled by customs"
     return found

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import ColumnElement, Subquery, and_, exists, extract, literal, select, union_all
 
+from vehiclehub.icd.codes import ClaimType, DeregReason, EventType
 from vehiclehub.rules.base import RuleContext, days_between, item_key, ref, rule
 from vehiclehub.rules.police import police_events
 
@@ -24,7 +25,10 @@ def _scrap_deregistrations(ctx: RuleContext, name: str) -> Subquery:
     events = ctx.evidence("police", "events")
     return (
         select(events)
-        .where(events.c.event_type == "deregister", events.c.dereg_reason == "scrap")
+        .where(
+            events.c.event_type == EventType.DEREGISTER,
+            events.c.dereg_reason == DeregReason.SCRAP,
+        )
         .subquery(name)
     )
 
@@ -50,7 +54,10 @@ def _claims_lacking(
 @rule("TRD-001", "error", on="commerce")
 def find_scrap_claims_without_scrapping(ctx: RuleContext) -> pd.DataFrame:
     """A 报废更新 claim whose old vehicle was never deregistered as scrapped."""
-    claims, scrapped = _claims(ctx, "scrap", "claim"), _scrap_deregistrations(ctx, "scrapped")
+    claims, scrapped = (
+        _claims(ctx, ClaimType.SCRAP, "claim"),
+        _scrap_deregistrations(ctx, "scrapped"),
+    )
     return _claims_lacking(
         ctx,
         claims,
@@ -64,7 +71,7 @@ def find_exports_of_scrapped_vehicles(ctx: RuleContext) -> pd.DataFrame:
     """A cleared export of a vehicle that was scrapped, or whose scrapping was subsidised."""
     cleared = ctx.cleared_items()
     scrapped = _scrap_deregistrations(ctx, "scrapped")
-    claims = _claims(ctx, "scrap", "claim")
+    claims = _claims(ctx, ClaimType.SCRAP, "claim")
     by_police = select(
         cleared.c.vin,
         item_key(cleared).label("record_key"),
@@ -87,10 +94,14 @@ def find_exports_of_scrapped_vehicles(ctx: RuleContext) -> pd.DataFrame:
 @rule("TRD-003", "error", on="commerce")
 def find_replace_claims_without_sale(ctx: RuleContext) -> pd.DataFrame:
     """A 置换更新 claim whose old vehicle was never transferred out of the applicant's hands."""
-    claims = _claims(ctx, "replace", "claim")
-    sale = police_events(ctx, "transfer", "sale")
+    claims = _claims(ctx, ClaimType.REPLACE, "claim")
+    sale = police_events(ctx, EventType.TRANSFER, "sale")
     events = ctx.evidence("police", "events")
-    ownership = select(events).where(events.c.event_type.in_(("register", "transfer"))).subquery
+    ownership = (
+        select(events)
+        .where(events.c.event_type.in_((EventType.REGISTER, EventType.TRANSFER)))
+        .subquery
+    )
     before, between = ownership("before"), ownership("between")
     # The transfer's preceding ownership event is the register or transfer of the VIN on the
     # latest earlier date; the applicant must be its owner (both sides are keyed hashes).
@@ -125,7 +136,10 @@ def find_duplicate_tradein_claims(ctx: RuleContext) -> pd.DataFrame:
         ref("commerce", others.c.claim_no).label("related"),
         literal("vehicle").label("why"),
     ).join(others, and_(others.c.old_vin == claims.c.old_vin, other_claim))
-    replaces, other_replaces = _claims(ctx, "replace", "replace"), _claims(ctx, "replace", "also")
+    replaces, other_replaces = (
+        _claims(ctx, ClaimType.REPLACE, "replace"),
+        _claims(ctx, ClaimType.REPLACE, "also"),
+    )
     same_year = select(
         replaces.c.old_vin.label("vin"),
         replaces.c.claim_no.label("record_key"),
@@ -155,7 +169,7 @@ def find_duplicate_tradein_claims(ctx: RuleContext) -> pd.DataFrame:
 def find_new_cars_bought_for_export(ctx: RuleContext) -> pd.DataFrame:
     """A subsidised new car that is on its way out of the country soon after the claim."""
     claims = _claims(ctx, None, "claim")
-    pending = police_events(ctx, "transfer_pending_export", "pending")
+    pending = police_events(ctx, EventType.TRANSFER_PENDING_EXPORT, "pending")
     items = ctx.evidence("customs", "declarations", "item")
     limit = ctx.params.new_car_days
 
