@@ -356,11 +356,11 @@ def upgrade_store(settings: Settings) -> dict[str, Any]:
     """Bring the store to this release's schema: once per run, before anything else.
 
     A new store is created; one that is current is left alone. Each revision applied
-    is logged.
+    is logged, and each stored value cleaned as a warning.
     """
     private_dir(settings.work_dir)
     upgraded = upgrade_schema(settings.database_url)
-    for line in upgraded.lines():
+    for line in upgraded.lines(cleaned=False):
         log.info("%s", line)
     return upgraded.to_dict()
 

@@ -1,6 +1,6 @@
 """The store's schema versions: Alembic migrations, applied once per run.
 
-The revisions (``vehiclehub/store/migrations/versions``) begin with the schema of the
+The revisions (package ``vehiclehub.migrations``, ``versions/``) begin with the schema of the
 release before them (the baseline) and add each change since, in order. Which one a
 store is at is in its ``alembic_version`` table. A store of a release before migrations
 has the tables but not that table: it is taken to be at the baseline, and each revision
@@ -29,8 +29,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, inspect, make_url, text
 
-#: Where the revisions are; shipped inside the package.
-MIGRATIONS = Path(__file__).with_name("migrations")
+#: Where the revisions are; shipped inside the package. Not imported from here: revisions
+#: may use any layer of the hub (cleaning stored values uses intake's checks).
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 #: The revision of the release before migrations: a store without a version is there.
 BASELINE = "0001"
 #: A table every release's store has: a store holding it is not a new one.
@@ -66,19 +67,38 @@ class Step:
     what: str
 
 
+@dataclass(frozen=True)
+class Cleaned:
+    """One stored value a revision changed: where (table, column, the row's key as a
+    rejection shows values), what was done and why. Never the value."""
+
+    table: str
+    column: str
+    row: str
+    action: str
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.table}.{self.column} [{self.row}]: {self.action}: {self.reason}"
+
+
 @dataclass
 class Upgrade:
     """What an upgrade did: the revision before (None: a new store, or one of a release
-    before migrations when ``unversioned``), the revision after, the steps applied."""
+    before migrations when ``unversioned``), the revision after, the steps applied, and
+    each stored value a step cleaned (where, and what was done)."""
 
     before: str | None
     after: str
     created: bool = False
     unversioned: bool = False
     steps: list[Step] = field(default_factory=list)
+    cleaned: list[Cleaned] = field(default_factory=list)
 
-    def lines(self) -> list[str]:
-        """The upgrade told in a few lines, for the command's output and the log."""
+    def lines(self, *, cleaned: bool = True) -> list[str]:
+        """The upgrade told in a few lines, for the command's output and the log; each
+        stored value cleaned too unless ``cleaned`` is False (it was logged as a warning
+        when it was cleaned)."""
         if self.created:
             return [f"new store created at revision {self.after}"]
         if not self.steps:
@@ -86,6 +106,9 @@ class Upgrade:
         start = "release before migrations" if self.unversioned else self.before
         lines = [f"store upgraded from {start} to revision {self.after}:"]
         lines += [f"  {step.revision} {step.what}" for step in self.steps]
+        if cleaned and self.cleaned:
+            lines.append(f"stored values cleaned (ICD §1, §5): {len(self.cleaned)}")
+            lines += [f"  {change.line()}" for change in self.cleaned]
         return lines
 
     def to_dict(self) -> dict[str, object]:
@@ -94,6 +117,7 @@ class Upgrade:
             "after": self.after,
             "created": self.created,
             "steps": [f"{s.revision} {s.what}" for s in self.steps],
+            "cleaned": [change.line() for change in self.cleaned],
         }
 
 
@@ -247,7 +271,9 @@ def upgrade_store(engine: Engine) -> Upgrade:
             Step(r.revision, _what(r.doc))
             for r in reversed(list(scripts.iterate_revisions(head, start)))
         ]
-        command.upgrade(_config(connection=conn), "head")
+        config = _config(connection=conn)
+        command.upgrade(config, "head")
+        upgrade.cleaned = list(config.attributes.get("cleaned", []))
     return upgrade
 
 

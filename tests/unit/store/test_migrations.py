@@ -166,6 +166,9 @@ def test_the_sql_from_a_store_stops_before_a_step_that_moves_data() -> None:
     assert "Stopped before revision 0003" in script
     assert "vhub db upgrade" in script
     assert "ALTER TABLE" not in script  # nothing after the step is written
-    later = upgrade_sql("postgresql+psycopg://hub@db/hub", start="0003")
-    assert "CREATE TABLE IF NOT EXISTS not_evaluated" in later
+    between = upgrade_sql("postgresql+psycopg://hub@db/hub", start="0003")
+    assert "CREATE TABLE IF NOT EXISTS not_evaluated" in between
+    assert "Stopped before revision 0007" in between
+    later = upgrade_sql("postgresql+psycopg://hub@db/hub", start="0007")
+    assert "ALTER TABLE police_events ALTER COLUMN event_id TYPE VARCHAR(64)" in later
     assert "Stopped before" not in later
