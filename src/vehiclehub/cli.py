@@ -202,23 +202,21 @@ def _audit_export(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    if args.sql:
-        from vehiclehub.config import load_settings
-
-        url = args.url or load_settings(args.config).database_url
-        from vehiclehub.store.migrate import upgrade_sql
-
-        sys.stdout.write(upgrade_sql(url, start=args.start))
-        return 0
-    if args.start is not None:
+    if args.start is not None and not args.sql:
         print(
             "vhub db upgrade: --from goes with --sql (a store knows its revision)", file=sys.stderr
         )
         return 2
-    from vehiclehub.config import load_settings
+    url = args.url
+    if url is None:
+        from vehiclehub.config import load_settings
 
-    settings = load_settings(args.config)
-    url = args.url or settings.database_url
+        url = load_settings(args.config).database_url
+    if args.sql:
+        from vehiclehub.store.migrate import upgrade_sql
+
+        sys.stdout.write(upgrade_sql(url, start=args.start))
+        return 0
     from vehiclehub.store.db import upgrade
 
     for line in upgrade(url).lines():

@@ -5,12 +5,15 @@ never a value."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from sqlalchemy import create_engine, insert, select
 from tests.unit.store.test_migrations import schema_differences
 
+from vehiclehub.cli import main
 from vehiclehub.store import connect
 from vehiclehub.store.db import upgrade
 from vehiclehub.store.migrate import _config
@@ -134,3 +137,18 @@ def test_a_clean_store_is_left_as_it_is(store_url: str) -> None:
     upgraded = upgrade(store_url)
     assert upgraded.cleaned == []
     assert not any("stored values cleaned" in line for line in upgraded.lines())
+
+
+def test_vhub_db_upgrade_says_what_it_cleaned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    _earlier_release_store(url)
+    assert main(["db", "upgrade", "--url", url]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("store upgraded from 0006 to revision ")
+    assert "police_events.event_id [E 1;X]: record removed: not a key or reference" in out
+    assert RID not in out
+    assert main(["db", "upgrade", "--url", url]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--url", url, "--from", "0006"]) == 2
