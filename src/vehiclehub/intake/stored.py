@@ -5,7 +5,9 @@ A stored record that intake would now reject — a resident ID as the whole valu
 ``uscc`` column or standing in free text (§5), a key or reference with white space or a
 drop's separator, a control character, a value longer than its field may hold (§1) —
 is removed, nothing of it kept, as a rejected row is never stored. A rejection whose
-value was stored unmasked is masked and cut as a rejection shows it now (§1, §5).
+value was stored unmasked is masked and cut as a rejection shows it now (§1, §5); a
+finding whose detail or related records hold a resident ID is masked as §5 masks what
+is shown.
 Every change is told by table, column, row and what was done; a value is never told,
 only the row's key masked as a rejection shows values.
 """
@@ -26,7 +28,7 @@ from vehiclehub.identifiers import holds_personal_id, is_personal_id, mask_id_sh
 from vehiclehub.intake.shown import cut_values
 from vehiclehub.intake.validate import MISPLACED_PERSONAL_DATA, shown_value
 from vehiclehub.store.migrate import Cleaned
-from vehiclehub.store.schema import feed_table, intake_files, rejections
+from vehiclehub.store.schema import feed_table, findings, intake_files, rejections
 
 log = logging.getLogger(__name__)
 
@@ -192,14 +194,45 @@ def clean_rejections(conn: Connection) -> list[Cleaned]:
     return cleaned
 
 
+def clean_findings(conn: Connection) -> list[Cleaned]:
+    """Mask, as ICD §5 masks a shown value, a finding's detail or related records where a
+    resident ID stands in clear: rules of earlier releases copied free text holding one
+    into them (a birth date after the finding was first seen is no resident ID's)."""
+    found = pd.DataFrame(
+        conn.execute(
+            select(findings.c.id, findings.c.first_seen, findings.c.detail, findings.c.related)
+        ).all(),
+        columns=["id", "first_seen", "detail", "related"],
+        dtype=object,
+    )
+    cleaned: list[Cleaned] = []
+    for column in ("detail", "related"):
+        values = found[column].astype("str")
+        holding = pd.Series(False, index=found.index)
+        for day, group in values.groupby(found["first_seen"]):
+            holding |= holds_personal_id(group, day).reindex(found.index, fill_value=False)
+        masked = mask_id_shaped(values[holding])
+        for finding_id, value in zip(found["id"][holding], masked, strict=True):
+            conn.execute(
+                update(findings).where(findings.c.id == int(finding_id)).values({column: value})
+            )
+            cleaned.append(
+                Cleaned(
+                    "findings", column, f"id {finding_id}", "value masked", MISPLACED_PERSONAL_DATA
+                )
+            )
+    return cleaned
+
+
 def clean_stored_values(conn: Connection) -> list[Cleaned]:
-    """Clean every feed table and the rejections; returns what was changed, and where,
-    each change logged as a warning."""
+    """Clean every feed table, the rejections and the findings; returns what was changed,
+    and where, each change logged as a warning."""
     business_dates = _business_dates(conn)
     cleaned: list[Cleaned] = []
     for _, spec in sorted(feeds().items()):
         cleaned += clean_feed(conn, spec, business_dates)
     cleaned += clean_rejections(conn)
+    cleaned += clean_findings(conn)
     for change in cleaned:
         log.warning("stored value cleaned (ICD §1, §5): %s", change.line())
     return cleaned

@@ -17,7 +17,7 @@ from vehiclehub.cli import main
 from vehiclehub.store import connect
 from vehiclehub.store.db import upgrade
 from vehiclehub.store.migrate import _config
-from vehiclehub.store.schema import feed_table, intake_files, rejections
+from vehiclehub.store.schema import feed_table, findings, intake_files, rejections
 
 #: Two resident IDs (GB 11643 check characters), born 1980 and 1990.
 RID = "110101198001010010"
@@ -78,6 +78,17 @@ def _earlier_release_store(url: str) -> None:
             insert(feed_table("commerce", "enterprises")),
             [_enterprise("91110000100000000X", "北京汽车"), _enterprise(RID, "个体户")],
         )
+        finding = {"rule_id": "LIC-006", "severity": "high", "agency": "commerce",
+                   "record_key": "L1", "first_seen": D, "last_seen": D}  # fmt: skip
+        conn.execute(
+            insert(findings),
+            [
+                {**finding, "identity": "a", "detail": f"licence holder 个体户 {RID}",
+                 "related": "customs:222220251000000001/001"},
+                {**finding, "identity": "b", "detail": "declared 222220251000000001",
+                 "related": "customs:222220251000000001/001"},
+            ],
+        )  # fmt: skip
         conn.execute(
             insert(rejections),
             [
@@ -105,12 +116,23 @@ def test_stored_values_that_break_icd_1_or_5_are_cleaned_and_told(store_url: str
         usccs = set(conn.execute(select(enterprises.c.uscc)).scalars())
         shown = conn.execute(select(rejections.c.value).order_by(rejections.c.line)).scalars()
         assert list(shown) == ["110101************", "110101**************", "丰田"]
+        details = conn.execute(
+            select(findings.c.detail, findings.c.related).order_by(findings.c.identity)
+        ).all()
+        assert [tuple(d) for d in details] == [
+            ("licence holder 个体户 110101************", "customs:222220251000000001/001"),
+            ("declared 222220251000000001", "customs:222220251000000001/001"),
+        ]
         assert schema_differences(conn) == []  # the keys too long for 64 went first
     engine.dispose()
     assert kept == {"E-GOOD", "E-OWNER", f"E{RID2}"}
     assert usccs == {"91110000100000000X"}
 
-    assert len(upgraded.cleaned) == 5 + 2
+    assert len(upgraded.cleaned) == 5 + 2 + 1
+    assert [c.line() for c in upgraded.cleaned if c.table == "findings"] == [
+        "findings.detail [id 1]: value masked: a resident ID number stands here; personal "
+        "data may stand in owner_id and applicant_id only (ICD §5)"
+    ]
     assert f"stored values cleaned (ICD §1, §5): {len(upgraded.cleaned)}" in told
     by_row = {c.row: c for c in upgraded.cleaned if c.table != "rejections"}
     assert by_row["E-BRAND"].column == "brand"
