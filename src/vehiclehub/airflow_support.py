@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 from airflow.sdk import Asset, AssetAlias, RetryDecision, RetryPolicy
 
 from vehiclehub.config import AGENCIES, AgencyEndpoint, ConfigError, Settings, load_settings
+from vehiclehub.errors import ExitCode, exit_code_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, PokeReturnValue
@@ -528,20 +529,20 @@ def is_transient(exc: BaseException) -> bool:
     """
     from sqlalchemy import exc as sa_exc
 
-    from vehiclehub.preflight import PreflightFailed
     from vehiclehub.store.db import StoreUnavailable, is_transient_store_fault
-    from vehiclehub.store.lease import StoreBusy
 
-    if isinstance(exc, ConfigError | PreflightFailed):
-        return False
     if isinstance(exc, StoreUnavailable):
         return exc.transient
+    code = exit_code_of(exc)  # the hub's own errors, by the exit code table
+    if code is not None:
+        # Another run (a manual one) holding the store will end; a configuration, a
+        # preflight check or a failed run will not mend by waiting.
+        return code is ExitCode.STORE_BUSY
     if isinstance(exc, sa_exc.DBAPIError | sa_exc.DisconnectionError):
         return isinstance(exc, sa_exc.DisconnectionError) or is_transient_store_fault(exc)
     return isinstance(
         exc,
         (
-            StoreBusy,  # another run (a manual one) holds the store: it will end
             ConnectionError,  # refused, reset, broken pipe
             TimeoutError,
             sa_exc.TimeoutError,  # connection pool exhausted

@@ -16,25 +16,10 @@ import sys
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from vehiclehub.errors import ExitCode, exit_code_of
+
 #: Loggers of the libraries the hub drives; kept at WARNING unless ``-vv``.
 LIBRARY_LOGGERS = ("great_expectations", "airflow", "paramiko", "sqlalchemy", "pandera")
-
-#: Exceptions that mean "the operator has something to fix" (message, exit 2), as
-#: (module, class). Looked up among the modules already imported: an exception of a
-#: module that was never imported cannot have been raised, and importing the store
-#: only to print a configuration error would cost seconds.
-OPERATOR_ERRORS = (
-    ("vehiclehub.config", "ConfigError"),
-    ("vehiclehub.store.db", "StoreUnavailable"),
-    ("vehiclehub.review.auth", "UserError"),
-    ("vehiclehub.preflight", "PreflightFailed"),
-)
-
-
-#: ``vhub run`` exits with these (README, exit codes) when the run failed part-way, or
-#: another run holds the store (EX_TEMPFAIL: try again later); 2 when it cannot start.
-EXIT_FAILED = 1
-EXIT_STORE_BUSY = 75
 
 
 def _date(value: str) -> date:
@@ -48,21 +33,15 @@ def _run(args: argparse.Namespace) -> int:
     from vehiclehub.config import load_settings
 
     settings = load_settings(args.config)  # a configuration error answers at once
-    from vehiclehub.pipeline import RunFailed, run_cycle
-    from vehiclehub.store import StoreBusy
+    from vehiclehub.pipeline import run_cycle
 
-    try:
-        summary = run_cycle(settings, args.date)
-    except StoreBusy as exc:
-        print(f"vhub: {exc}", file=sys.stderr)
-        return EXIT_STORE_BUSY
-    except RunFailed as exc:
-        print(f"vhub: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    # Another run holding the store (StoreBusy) and a run failed part-way (RunFailed)
+    # end the command with their exit codes (vehiclehub.errors).
+    summary = run_cycle(settings, args.date)
     from vehiclehub.summary import format_summary
 
     print(format_summary(summary))
-    return 0
+    return ExitCode.COMPLETED
 
 
 def _health(args: argparse.Namespace) -> int:
@@ -85,7 +64,7 @@ def _prune(args: argparse.Namespace) -> int:
     print(f"prune, counted back from {day}:")
     for line in prune(settings, day)["summary"]:
         print(f"  {line}")
-    return 0
+    return ExitCode.COMPLETED
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -115,7 +94,7 @@ def _users_add(args: argparse.Namespace) -> int:
     engine.dispose()
     scope = ", ".join(user.agencies) or "all agencies"
     print(f"user {user.name}: {user.role}, {scope}")
-    return 0
+    return ExitCode.COMPLETED
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -128,7 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     print(f"review desk on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
-    return 0
+    return ExitCode.COMPLETED
 
 
 def _keys_generate(args: argparse.Namespace) -> int:
@@ -140,13 +119,13 @@ def _keys_generate(args: argparse.Namespace) -> int:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         print(f"vhub keys generate: {args.out} exists; not overwriting it", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
     with os.fdopen(fd, "wb") as target:
         target.write(pem)
     print(f"wrote {args.out} (PKCS#8 PEM, mode 0600); set signing_key_file to it")
     print(f"key_id {key.key_id}")
     print(key.public_text)
-    return 0
+    return ExitCode.COMPLETED
 
 
 def _keys_public(args: argparse.Namespace) -> int:
@@ -156,7 +135,7 @@ def _keys_public(args: argparse.Namespace) -> int:
     key = hub_signing_key(load_settings(args.config))
     print(f"key_id {key.key_id} ({key.origin})")
     print(key.public_text)
-    return 0
+    return ExitCode.COMPLETED
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
@@ -168,20 +147,20 @@ def _audit_verify(args: argparse.Namespace) -> int:
         head = parse_head(args.head) if args.head else None
     except ValueError as exc:
         print(f"vhub audit verify: --head {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.CANNOT_START
     settings = load_settings(args.config)
     with connect(settings.database_url).connect() as conn:
         check = verify_chain(log_entries(conn))
     if not check.intact:
         print(f"exchange log BROKEN after {check.entries} intact entries: {check.problem}")
-        return 1
+        return ExitCode.FAILED
     print(f"exchange log intact: {check.entries} entries, head {check.head}")
     if head is not None:
         if not check.holds(head):
             print(f"log_head {head} is NOT on the chain: the log was rewritten")
-            return 1
+            return ExitCode.FAILED
         print(f"log_head {head} is on the chain")
-    return 0
+    return ExitCode.COMPLETED
 
 
 def _audit_export(args: argparse.Namespace) -> int:
@@ -189,7 +168,7 @@ def _audit_export(args: argparse.Namespace) -> int:
 
     if args.agency is not None and args.agency not in AGENCIES:
         print(f"vhub audit export: --agency must be one of {', '.join(AGENCIES)}", file=sys.stderr)
-        return 2
+        return ExitCode.CANNOT_START
     settings = load_settings(args.config)
     from vehiclehub.signing import canonical_json
     from vehiclehub.store import connect
@@ -198,7 +177,7 @@ def _audit_export(args: argparse.Namespace) -> int:
     with connect(settings.database_url).connect() as conn:
         for entry in log_entries(conn, agency=args.agency, since=args.since):
             sys.stdout.write(canonical_json(entry).decode("utf-8") + "\n")
-    return 0
+    return ExitCode.COMPLETED
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
@@ -206,7 +185,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
         print(
             "vhub db upgrade: --from goes with --sql (a store knows its revision)", file=sys.stderr
         )
-        return 2
+        return ExitCode.CANNOT_START
     url = args.url
     if url is None:
         from vehiclehub.config import load_settings
@@ -216,12 +195,12 @@ def _db_upgrade(args: argparse.Namespace) -> int:
         from vehiclehub.store.migrate import upgrade_sql
 
         sys.stdout.write(upgrade_sql(url, start=args.start))
-        return 0
+        return ExitCode.COMPLETED
     from vehiclehub.store.db import upgrade
 
     for line in upgrade(url).lines():
         print(line)
-    return 0
+    return ExitCode.COMPLETED
 
 
 def _verbosity(parser: argparse.ArgumentParser, dest: str) -> None:
@@ -379,15 +358,6 @@ def configure_logging(verbosity: int) -> None:
         logging.getLogger(name).setLevel(libraries)
 
 
-def _for_the_operator(exc: Exception) -> bool:
-    """Whether ``exc`` says what the operator must fix rather than reveal a defect."""
-    for module, name in OPERATOR_ERRORS:
-        kind = getattr(sys.modules.get(module), name, None)
-        if isinstance(kind, type) and isinstance(exc, kind):
-            return True
-    return False
-
-
 def main(argv: list[str] | None = None) -> int:
     from vehiclehub.progress import shown_on
 
@@ -399,10 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return int(args.handler(args))
         except Exception as exc:
-            if not _for_the_operator(exc):
+            code = exit_code_of(exc)
+            if code is None:  # a defect: its traceback is what to report
                 raise
             print(f"vhub: {exc}", file=sys.stderr)
-            return 2
+            return code
 
 
 if __name__ == "__main__":

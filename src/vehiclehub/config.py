@@ -21,13 +21,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from vehiclehub.errors import CannotStart
+
 log = logging.getLogger(__name__)
 
 AGENCIES: tuple[str, ...] = ("commerce", "police", "customs", "tax")
 Agency = Literal["commerce", "police", "customs", "tax"]
 
 
-class ConfigError(Exception):
+class ConfigError(CannotStart):
     """The configuration cannot be used; the message says what to fix."""
 
 

@@ -19,12 +19,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vehiclehub.config import Settings
+from vehiclehub.errors import HubError
 
 MAGIC = b"VHA1"
 CHUNK = 1 << 20
 
 
-class ArchiveCorrupt(Exception):
+class ArchiveCorrupt(HubError):
     """An archived file does not decrypt: wrong key, tampering or truncation."""
 
 

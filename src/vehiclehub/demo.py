@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vehiclehub.config import AGENCIES, Settings, load_settings
+from vehiclehub.errors import ExitCode
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.publish.drops import open_findings
 from vehiclehub.rules import RULES
@@ -302,14 +303,14 @@ def run_demo(directory: Path, days: int = 3, sftp: bool = False) -> int:
     """Run the demo in ``directory``; return the process exit status."""
     if days < 1:
         print("vhub demo: --days must be at least 1")
-        return 2
+        return ExitCode.CANNOT_START
     try:
         world = _demo_world(days)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in SAMPLE_PACKAGES:
             raise
         print(SAMPLES_MISSING, file=sys.stderr)
-        return 2
+        return ExitCode.CANNOT_START
     if sftp:
         return _run_sftp_demo(directory, world)
     _start_afresh(directory)
@@ -327,7 +328,7 @@ def run_demo(directory: Path, days: int = 3, sftp: bool = False) -> int:
     summaries = _run_days(world, settings, agencies_send(world, exchange, agency_keys))
     print(closing_summary(world, settings, summaries))
     print(desk_invitation(settings))
-    return 0
+    return ExitCode.COMPLETED
 
 
 def _run_sftp_demo(directory: Path, world: World) -> int:
@@ -339,7 +340,7 @@ def _run_sftp_demo(directory: Path, world: World) -> int:
             "vhub demo --sftp runs a local OpenSSH server, and /usr/sbin/sshd is missing.\n"
             "Install it with: sudo apt-get install openssh-server"
         )
-        return 1
+        return ExitCode.FAILED
     _start_afresh(directory)
     hub_key, agency_keys = demo_keys(directory)
     try:
@@ -367,7 +368,7 @@ def _run_sftp_demo(directory: Path, world: World) -> int:
             shutil.copytree(server.agencies_dir, directory / "exchange")
     except RuntimeError as exc:  # no root, or sshd would not start
         print(f"vhub demo --sftp: cannot run a local sshd: {exc}")
-        return 1
+        return ExitCode.FAILED
     print(closing_summary(world, settings, summaries))
     print(desk_invitation(settings))
-    return 0
+    return ExitCode.COMPLETED

@@ -5,10 +5,10 @@ schema, the work directory is writable, and every agency's exchange answers (its
 can be listed). Nothing is changed: the store is not created or upgraded (a
 run does that), and the probe file written into the work directory is removed.
 
-Exit codes (``HealthReport.exit_code``): 0 all healthy; 1 the hub itself is not (store
-or work directory); 3 the hub is healthy but an agency's exchange cannot be reached
-(an agency's outage, not a reason to restart the hub). An unusable configuration exits
-2, like every ``vhub`` command.
+Exit codes (``HealthReport.exit_code``, from the table of :mod:`vehiclehub.errors`): 0 all
+healthy; 1 the hub itself is not (store or work directory); 3 the hub is healthy but an
+agency's exchange cannot be reached (an agency's outage, not a reason to restart the
+hub). An unusable configuration exits 2, like every ``vhub`` command.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from vehiclehub.config import Settings
+from vehiclehub.errors import ExitCode
 from vehiclehub.exchange import ExchangeUnavailable, open_exchange
 from vehiclehub.store import StoreUnavailable, connect
 from vehiclehub.store.db import schema_lag
 
-HEALTHY = 0
-HUB_UNHEALTHY = 1
-AGENCY_UNREACHABLE = 3
+HEALTHY = ExitCode.COMPLETED
+HUB_UNHEALTHY = ExitCode.FAILED
+AGENCY_UNREACHABLE = ExitCode.AGENCY_UNREACHABLE
 
 Scope = Literal["hub", "agency"]
 

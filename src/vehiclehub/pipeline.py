@@ -27,6 +27,7 @@ import pyarrow
 from sqlalchemy import Engine, delete, insert, update
 
 from vehiclehub.config import AGENCIES, Settings
+from vehiclehub.errors import HubError
 from vehiclehub.exchange import (
     ExchangeMisconfigured,
     ExchangeUnavailable,
@@ -391,7 +392,7 @@ def this_process() -> str:
     return f"vhub run, pid {os.getpid()} on {socket.gethostname()}"
 
 
-class RunFailed(Exception):
+class RunFailed(HubError):
     """A run failed part-way; the message says at which stage and why, and what was kept."""
 
     def __init__(self, day: date, stage: str, cause: BaseException) -> None:

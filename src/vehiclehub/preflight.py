@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from vehiclehub.config import Settings
+from vehiclehub.errors import CannotStart
 
 #: The dates a business date may be (ICD §1: dates lie in 1900-01-01 … 2099-12-31).
 FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2099, 12, 31)
@@ -25,7 +26,7 @@ FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2099, 12, 31)
 Check = Callable[[Settings, date], list[str]]
 
 
-class PreflightFailed(Exception):
+class PreflightFailed(CannotStart):
     """The run cannot start; nothing was taken, loaded or written."""
 
     def __init__(self, day: date, problems: list[str]) -> None:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from vehiclehub.config import ConfigError, Settings
 from vehiclehub.crypto import derive_key
+from vehiclehub.errors import HubError
 
 ALGORITHM = "Ed25519"
 #: HKDF purpose of the signing key derived from the pseudonym key (see crypto.derive_key).
@@ -247,7 +248,7 @@ def sign_manifest(document: Mapping[str, Any], key: Ed25519PrivateKey) -> dict[s
 SignatureFault = Literal["missing", "unknown key", "invalid"]
 
 
-class SignatureRejected(Exception):
+class SignatureRejected(HubError):
     """A manifest that must be signed is not signed by one of its sender's keys.
 
     ``fault`` says which of ICD §6's three cases: no signature, a ``key_id`` not

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+from vehiclehub.errors import HubError
+
 MANIFEST_SUFFIX = ".manifest.json"
 PART_SUFFIX = ".part"
 #: A data file's name (ICD §1), in ASCII only: a full-width digit or a trailing line
@@ -23,7 +25,7 @@ FILE_NAME = re.compile(
 )
 
 
-class ExchangeUnavailable(Exception):
+class ExchangeUnavailable(HubError):
     """The agency's exchange could not be reached (after retries); the run goes on without it."""
 
 
@@ -40,7 +42,7 @@ class ExchangeMisconfigured(ExchangeUnavailable):
     """
 
 
-class NotRegularFile(Exception):
+class NotRegularFile(HubError):
     """An outbox entry that is not a regular file of the outbox (a link, a device, a pipe).
 
     The hub takes regular files only and never reads outside the agency's root: such

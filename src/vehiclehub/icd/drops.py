@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
+from vehiclehub.errors import HubError
 from vehiclehub.icd.codes import FindingStatus, PoliceVerdict, Severity, ShownReview, TaxVerdict
 from vehiclehub.icd.codes import values as code_values
 
@@ -44,7 +45,7 @@ REPORT_COLUMNS: dict[str, list[str]] = {
 }
 
 
-class DropInvalid(ValueError):
+class DropInvalid(HubError, ValueError):
     """A drop about to be written breaks its ICD §4 schema."""
 
 

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from vehiclehub.contract import FeedSpec, feed
 from vehiclehub.crypto import read_archive
+from vehiclehub.errors import HubError
 from vehiclehub.intake.manifest import FileRejected, Manifest
 from vehiclehub.intake.prepare import key_text, prepare_records
 from vehiclehub.intake.read import Chunk, read_chunks
@@ -255,7 +256,7 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-class PreparerFailed(Exception):
+class PreparerFailed(HubError):
     """The worker process failed on a file for a reason other than the file's content."""
 
 

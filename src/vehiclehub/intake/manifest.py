@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from vehiclehub.errors import HubError
 from vehiclehub.exchange.base import FILE_NAME
 
 ENCODINGS = {"utf-8": "utf-8-sig", "gb18030": "gb18030"}
 
 
-class FileRejected(Exception):
+class FileRejected(HubError):
     """The whole file is rejected; the message says why, in words."""
 
 

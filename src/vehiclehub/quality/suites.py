@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 from vehiclehub.contract import contract_dir, feeds
+from vehiclehub.errors import HubError
 from vehiclehub.quality.frame import available_columns
 
 SEVERITIES = ("critical", "warning")
@@ -34,7 +35,7 @@ PARAMETERS = {
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 
 
-class SuiteError(ValueError):
+class SuiteError(HubError, ValueError):
     """An expectation suite file that the gate cannot use; the message says what to fix."""
 
 

@@ -20,6 +20,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Connection, insert, select, update
 
 from vehiclehub.config import AGENCIES, ReviewSettings
+from vehiclehub.errors import CannotStart
 from vehiclehub.review.cases import as_utc, mask_personal, now
 from vehiclehub.store.review import audit_log, review_users
 
@@ -28,7 +29,7 @@ ROLES = ("viewer", "operator", "supervisor")
 SCRYPT = (2**14, 8, 1)
 
 
-class UserError(Exception):
+class UserError(CannotStart):
     """A user cannot be added as asked; the message says why."""
 
 

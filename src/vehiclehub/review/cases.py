@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from vehiclehub.errors import HubError
 from vehiclehub.icd.codes import FindingStatus, ShownReview
 from vehiclehub.icd.codes import values as code_values
 from vehiclehub.review.evidence import evidence_of
@@ -36,7 +37,7 @@ NOTE_MAX = 500
 REVIEW_EVENTS = ("decision", "reopen", "lapse")
 
 
-class CaseError(Exception):
+class CaseError(HubError):
     """A request on a case that cannot be done; ``status`` is the HTTP status to answer."""
 
     def __init__(self, message: str, status: int = 422) -> None:

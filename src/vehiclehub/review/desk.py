@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.crypto import session_key
+from vehiclehub.errors import HubError
 from vehiclehub.review.auth import Sessions, User, audit, user_named
 from vehiclehub.review.cases import (
     REASONS,
@@ -44,7 +45,7 @@ CSRF_COOKIE = "csrftoken"
 CSRF_HEADER = "X-CSRF-Token"
 
 
-class Unauthenticated(Exception):
+class Unauthenticated(HubError):
     """No valid session: pages redirect to the login page, the API answers 401."""
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from vehiclehub.errors import CannotStart
 from vehiclehub.store.migrate import (
     StoreNotCurrent,
     Upgrade,
@@ -68,7 +69,7 @@ def is_transient_store_fault(exc: BaseException) -> bool:
     return False
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(CannotStart):
     """The store cannot be reached or set up; the message says what to fix.
 
     ``transient`` tells whether it may pass by itself (the server refused or dropped

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from vehiclehub.errors import ExitCode, HubError
 from vehiclehub.store.schema import run_leases
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 LEASE_NAME = "run"
 
 
-class StoreBusy(Exception):
+class StoreBusy(HubError):
     """Another run holds the store's lease; the message names it and when it expires."""
+
+    exit_code = ExitCode.STORE_BUSY
 
 
 def _now() -> datetime:

@@ -29,6 +29,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, inspect, make_url, text
 
+from vehiclehub.errors import CannotStart
+
 #: Where the revisions are; shipped inside the package. Not imported from here: revisions
 #: may use any layer of the hub (cleaning stored values uses intake's checks).
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
@@ -55,7 +57,7 @@ $$
 """
 
 
-class StoreNotCurrent(Exception):
+class StoreNotCurrent(CannotStart):
     """The store is not at this release's revision; the message says what to run."""
 
 
