@@ -90,7 +90,8 @@ def _batches(conn: Connection, table: Table, columns: list[str]) -> Iterator[pd.
     )
     try:
         while rows := result.fetchmany(BATCH):
-            yield pd.DataFrame(rows, columns=columns, dtype=object)
+            # Plain tuples: pandas looks a SQLAlchemy row up by key, one slow miss a field.
+            yield pd.DataFrame([tuple(row) for row in rows], columns=columns, dtype=object)
     finally:
         result.close()
 
@@ -171,7 +172,9 @@ def clean_rejections(conn: Connection) -> list[Cleaned]:
         .where(rejections.c.value.is_not(None))
     )
     found = pd.DataFrame(
-        conn.execute(query).all(), columns=["id", "agency", "feed", "column", "value"], dtype=object
+        [tuple(row) for row in conn.execute(query)],
+        columns=["id", "agency", "feed", "column", "value"],
+        dtype=object,
     )
     cleaned: list[Cleaned] = []
     for (agency, feed, column), group in found.groupby(
@@ -198,10 +201,9 @@ def clean_findings(conn: Connection) -> list[Cleaned]:
     """Mask, as ICD §5 masks a shown value, a finding's detail or related records where a
     resident ID stands in clear: rules of earlier releases copied free text holding one
     into them (a birth date after the finding was first seen is no resident ID's)."""
+    query = select(findings.c.id, findings.c.first_seen, findings.c.detail, findings.c.related)
     found = pd.DataFrame(
-        conn.execute(
-            select(findings.c.id, findings.c.first_seen, findings.c.detail, findings.c.related)
-        ).all(),
+        [tuple(row) for row in conn.execute(query)],
         columns=["id", "first_seen", "detail", "related"],
         dtype=object,
     )
