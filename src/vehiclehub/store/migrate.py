@@ -27,6 +27,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, MetaData, inspect, make_url, text
 
 from vehiclehub.errors import CannotStart
@@ -293,7 +294,12 @@ def upgrade_sql(database_url: str, start: str | None = None) -> str:
     end = head
     stopped = None
     if start is not None:
-        scripts.get_revision(start)  # an unknown revision fails here, naming it
+        try:
+            scripts.get_revision(start)
+        except CommandError as exc:
+            raise StoreNotCurrent(
+                f"--from {start}: not a revision of the store's migrations ({exc})"
+            ) from exc
         for script in reversed(list(scripts.iterate_revisions(head, start))):
             if getattr(script.module, "MOVES_DATA", False):
                 stopped = script

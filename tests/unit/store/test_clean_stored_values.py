@@ -174,3 +174,5 @@ def test_vhub_db_upgrade_says_what_it_cleaned(
     assert main(["db", "upgrade", "--url", url]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert main(["db", "upgrade", "--url", url, "--from", "0006"]) == 2
+    assert main(["db", "upgrade", "--sql", "--url", url, "--from", "0042"]) == 2
+    assert "not a revision of the store's migrations" in capsys.readouterr().err
