@@ -437,7 +437,7 @@ def feed_asset_events(intake: Mapping[str, Any], day: date) -> list[tuple[Asset,
     extra names the file, its own business date (a late file may be of an earlier
     day), the run's business date (``run_date``) and the file's row counts.
     """
-    from vehiclehub.exchange.base import FILE_NAME
+    from vehiclehub.icd.names import FileName
 
     agency = str(intake["agency"])
     events: list[tuple[Asset, dict[str, Any]]] = []
@@ -445,11 +445,10 @@ def feed_asset_events(intake: Mapping[str, Any], day: date) -> list[tuple[Asset,
         if file.get("status") != "loaded" or not file.get("feed"):
             continue
         name = str(file["name"])
-        match = FILE_NAME.match(name)
-        stamp = match["date"] if match else None
+        read = FileName.read(name)
         extra = {
             "file": name,
-            "business_date": f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:]}" if stamp else None,
+            "business_date": read.business_date.isoformat() if read else None,
             "run_date": day.isoformat(),
             "rows": int(file.get("rows") or 0),
             "loaded": int(file.get("loaded") or 0),

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vehiclehub.config import AGENCIES, Settings, load_settings
 from vehiclehub.errors import ExitCode
+from vehiclehub.icd.names import FileName, manifest_name
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.publish.drops import open_findings
 from vehiclehub.rules import RULES
@@ -161,20 +162,20 @@ def plant_badly_signed_file(exchange: Path, keys: dict[str, Ed25519PrivateKey], 
     """
     agency, feed = BADLY_SIGNED_FEED
     outbox = exchange / agency / "outbox"
-    stamp = f"{agency}_{feed}_{day:%Y%m%d}_"
+    stamp = FileName.prefix(agency, feed, day)
     sent = sorted(outbox.glob(f"{stamp}*.manifest.json"))
     if not sent:
         raise RuntimeError(f"the demo world sends no {agency}/{feed} file for {day}")
     source = json.loads(sent[-1].read_bytes())
     # The next number after every file of the date there, complete or not.
     seq = max(int(p.name[len(stamp) : len(stamp) + 3]) for p in outbox.glob(f"{stamp}*")) + 1
-    name = f"{stamp}{seq:03d}.csv"
+    name = str(FileName(agency, feed, day, seq))
     _write_atomically(outbox / name, (outbox / str(source["file"])).read_bytes())
     document = {k: v for k, v in source.items() if k != "signature"}
     document |= {"file": name, "seq": seq}
     signed = sign_manifest(document, keys[agency])
     signed["generated_at"] = "2000-01-01T00:00:00+08:00"  # changed after signing
-    manifest = outbox / (name[: -len(".csv")] + ".manifest.json")
+    manifest = outbox / manifest_name(name)
     _write_atomically(manifest, json.dumps(signed, ensure_ascii=False).encode("utf-8"))
     return name
 

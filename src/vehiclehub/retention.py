@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Connection, func, select
 
 from vehiclehub.config import Settings
-from vehiclehub.exchange.base import MANIFEST_SUFFIX
+from vehiclehub.icd.names import manifest_name
 from vehiclehub.store.schema import deliveries, intake_files
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def undelivered_files(conn: Connection) -> set[str]:
     kept = set()
     for run_date, name in rows:
         folder = f"drops/{date.fromisoformat(str(run_date)).isoformat()}"
-        kept |= {f"{folder}/{name}", f"{folder}/{name[: -len('.csv')]}{MANIFEST_SUFFIX}"}
+        kept |= {f"{folder}/{name}", f"{folder}/{manifest_name(name)}"}
     return kept
 
 

@@ -12,11 +12,13 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from vehiclehub.icd.names import FileName, manifest_name
+
 SHANGHAI = timezone(timedelta(hours=8))
 
 
 def feed_file_name(agency: str, feed: str, day: date, seq: int) -> str:
-    return f"{agency}_{feed}_{day:%Y%m%d}_{seq:03d}.csv"
+    return str(FileName(agency, feed, day, seq))
 
 
 def render_rows(
@@ -118,6 +120,6 @@ def write_manifest(
         .isoformat(),
     }
     document.update(overrides or {})
-    path = outbox / (name[: -len(".csv")] + ".manifest.json")
+    path = outbox / manifest_name(name)
     _atomic_write(path, json.dumps(document, ensure_ascii=False).encode())
     return path

@@ -8,21 +8,14 @@ its manifest does not exist yet.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from vehiclehub.errors import HubError
+from vehiclehub.icd.names import DATA_SUFFIX, manifest_name
 
-MANIFEST_SUFFIX = ".manifest.json"
 PART_SUFFIX = ".part"
-#: A data file's name (ICD §1), in ASCII only: a full-width digit or a trailing line
-#: break makes a name that is not a data file of the exchange.
-FILE_NAME = re.compile(
-    r"(?P<agency>[a-z]+)_(?P<feed>[a-z_]+?)_(?P<date>[0-9]{8})_(?P<seq>[0-9]{3})\.csv\Z",
-    re.ASCII,
-)
 
 
 class ExchangeUnavailable(HubError):
@@ -92,14 +85,12 @@ def complete_files(names: Iterable[str]) -> list[OutboxEntry]:
     present = {n for n in names if not n.endswith(PART_SUFFIX)}
     entries = []
     for name in sorted(present):
-        if name.endswith(".csv") and name[: -len(".csv")] + MANIFEST_SUFFIX in present:
-            entries.append(OutboxEntry(name, name[: -len(".csv")] + MANIFEST_SUFFIX))
+        if name.endswith(DATA_SUFFIX) and manifest_name(name) in present:
+            entries.append(OutboxEntry(name, manifest_name(name)))
     return entries
 
 
 def waiting_files(names: Iterable[str]) -> list[str]:
     """Data files that are present but whose manifest has not arrived yet."""
     present = {n for n in names if not n.endswith(PART_SUFFIX)}
-    return sorted(
-        n for n in present if n.endswith(".csv") and n[:-4] + MANIFEST_SUFFIX not in present
-    )
+    return sorted(n for n in present if n.endswith(DATA_SUFFIX) and manifest_name(n) not in present)

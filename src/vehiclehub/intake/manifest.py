@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from vehiclehub.errors import HubError
-from vehiclehub.exchange.base import FILE_NAME
+from vehiclehub.icd.names import BadFileName, FileName
 
 ENCODINGS = {"utf-8": "utf-8-sig", "gb18030": "gb18030"}
 
@@ -33,26 +33,12 @@ class Manifest:
         return ENCODINGS[self.encoding]
 
 
-@dataclass(frozen=True)
-class FileName:
-    agency: str
-    feed: str
-    business_date: date
-    seq: int
-
-
 def parse_file_name(name: str) -> FileName:
-    match = FILE_NAME.match(name)
-    if not match:
-        raise FileRejected(
-            f"file name {name!r} does not follow <agency>_<feed>_<YYYYMMDD>_<seq>.csv"
-        )
-    raw_date = match["date"]
+    """Read a data file's name; raise FileRejected when it is none."""
     try:
-        day = date(int(raw_date[:4]), int(raw_date[4:6]), int(raw_date[6:]))
-    except ValueError as exc:
-        raise FileRejected(f"file name {name!r} has no valid date {raw_date}") from exc
-    return FileName(match["agency"], match["feed"], day, int(match["seq"]))
+        return FileName.parse(name)
+    except BadFileName as exc:
+        raise FileRejected(str(exc)) from exc
 
 
 #: The largest manifest read (ICD §1); a longer one rejects its file.

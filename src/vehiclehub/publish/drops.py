@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 
 from vehiclehub.config import AGENCIES, RuleParameters
-from vehiclehub.exchange.base import MANIFEST_SUFFIX, Exchange
+from vehiclehub.exchange.base import Exchange
 from vehiclehub.icd.drops import (
     AGENCY_REPORTS,
     FINDINGS_COLUMNS,
@@ -46,6 +46,7 @@ from vehiclehub.icd.drops import (
     REPORT_COLUMNS,
     check_drop,
 )
+from vehiclehub.icd.names import FileName, manifest_name
 from vehiclehub.review.cases import review_columns
 from vehiclehub.rules.engine import FINDING_FIELDS
 from vehiclehub.rules.subsidy import export_subsidy
@@ -61,7 +62,7 @@ CHUNK_ROWS = 100_000
 
 def drop_name(agency: str, report: str, day: date) -> str:
     """The file name of a drop (ICD §4): ``hub_<agency>_<report>_<YYYYMMDD>_001.csv``."""
-    return f"hub_{agency}_{report}_{day:%Y%m%d}_001.csv"
+    return str(FileName.of_drop(agency, report, day))
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Drop:
 
     @property
     def manifest_name(self) -> str:
-        return self.name[: -len(".csv")] + ".manifest.json"
+        return manifest_name(self.name)
 
 
 def columns_of(conn: Connection, query: Select[Any], names: list[str]) -> pd.DataFrame:
@@ -402,7 +403,7 @@ def pending_deliveries(conn: Connection, agency: str) -> list[PendingDrop]:
 
 
 def _manifest_path(drops_root: Path, drop: PendingDrop) -> Path:
-    return drops_root / drop.run_date.isoformat() / (drop.name[: -len(".csv")] + MANIFEST_SUFFIX)
+    return drops_root / drop.run_date.isoformat() / manifest_name(drop.name)
 
 
 def log_delivery(

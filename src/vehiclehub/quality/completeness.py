@@ -20,7 +20,6 @@ for ``D`` and the ``gap_lookback_days`` before it, until the file arrives.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -31,10 +30,10 @@ from sqlalchemy import Connection, select
 
 from vehiclehub.config import AGENCIES, ConfigError, Settings
 from vehiclehub.contract import agency_feeds, feeds
+from vehiclehub.icd.names import FileName
 from vehiclehub.store.schema import agency_intakes, intake_files
 
 STATES = ("received", "rejected", "waiting", "not received")
-_NAME = re.compile(r"^(?P<agency>[a-z]+)_(?P<feed>[a-z_]+)_(?P<day>\d{8})_(?P<seq>\d{3})\.csv$")
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,8 @@ class SeqGap:
 
     @property
     def names(self) -> list[str]:
-        day = self.business_date.replace("-", "")
-        return [f"{self.agency}_{self.feed}_{day}_{n:03d}.csv" for n in self.missing]
+        day = date.fromisoformat(self.business_date)
+        return [str(FileName(self.agency, self.feed, day, n)) for n in self.missing]
 
 
 @dataclass
@@ -122,14 +121,14 @@ def _waiting(conn: Connection, day: date) -> tuple[dict[str, str], list[dict[str
         if status != "received":
             unreachable[agency] = detail or status
         for name in json.loads(names) if names else []:
-            match = _NAME.match(name)
-            if match and match["agency"] == agency:
+            read = FileName.read(name)
+            if read and read.agency == agency:
                 waiting.append(
                     {
                         "agency": agency,
-                        "feed": match["feed"],
-                        "business_date": pd.Timestamp(match["day"]).date().isoformat(),
-                        "seq": int(match["seq"]),
+                        "feed": read.feed,
+                        "business_date": read.business_date.isoformat(),
+                        "seq": read.seq,
                         "name": name,
                     }
                 )
@@ -253,12 +252,11 @@ def not_arrived(
 ) -> list[str]:
     """Expected feeds of ``agency`` for ``day`` neither ``taken`` (:func:`taken_feeds`)
     nor among the complete data files in its ``outbox``, as ``agency/feed``."""
-    stamp = f"{day:%Y%m%d}"
     arrived = set(taken)
     for name in outbox:
-        match = _NAME.match(name)
-        if match and match["agency"] == agency and match["day"] == stamp:
-            arrived.add(match["feed"])
+        read = FileName.read(name)
+        if read and read.agency == agency and read.business_date == day:
+            arrived.add(read.feed)
     return [f"{agency}/{feed}" for feed in expected_feeds(settings)[agency] if feed not in arrived]
 
 
