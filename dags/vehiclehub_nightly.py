@@ -276,7 +276,8 @@ def reconcile() -> dict[str, Any]:
         hub_settings(agencies=[]) as settings,
         hold_store(settings, lease_holder(context), release=False),
     ):
-        return {"business_date": day.isoformat(), **reconcile_stage(settings, day, began)}
+        reconciled = reconcile_stage(settings, day, began)
+    return {"business_date": day.isoformat(), **reconciled.to_dict()}
 
 
 @task(doc_md=PUBLISH_DOC)
@@ -290,7 +291,8 @@ def publish() -> dict[str, Any]:
         hub_settings() as settings,
         hold_store(settings, lease_holder(context), release=False),
     ):
-        return {"business_date": day.isoformat(), **publish_stage(settings, day)}
+        published = publish_stage(settings, day)
+    return {"business_date": day.isoformat(), **published.to_dict()}
 
 
 @task(doc_md=PRUNE_DOC)
@@ -304,7 +306,7 @@ def prune() -> dict[str, Any]:
     with hub_settings(agencies=[]) as settings, hold_store(settings, lease_holder(context)):
         pruned = prune_stage(settings, day)
     log_pruned(pruned)
-    return {"business_date": day.isoformat(), **pruned}
+    return {"business_date": day.isoformat(), **pruned.to_dict()}
 
 
 with DAG(

@@ -50,6 +50,8 @@ from vehiclehub.errors import ExitCode, exit_code_of
 if TYPE_CHECKING:
     from airflow.sdk import Context, PokeReturnValue
 
+    from vehiclehub.results import IntakeResult, PruneResult
+
 log = logging.getLogger(__name__)
 
 #: Business dates are Asia/Shanghai days (ICD §1); the DAG is scheduled in this zone too.
@@ -361,10 +363,10 @@ def check_before_taking(settings: Settings, day: date) -> dict[str, Any]:
     return {"business_date": day.isoformat(), "passed": passed}
 
 
-def log_pruned(pruned: Mapping[str, Any]) -> None:
+def log_pruned(pruned: PruneResult) -> None:
     """Say in the task's log what ``prune`` removed and kept, as ``vhub prune`` prints it
     (each path removed has its own line before these)."""
-    for line in pruned["summary"]:
+    for line in pruned.summary:
         log.info("prune: %s", line)
 
 
@@ -430,7 +432,7 @@ def feed_alias(agency: str) -> AssetAlias:
     return AssetAlias(name=f"vehiclehub.{agency}.feeds")
 
 
-def feed_asset_events(intake: Mapping[str, Any], day: date) -> list[tuple[Asset, dict[str, Any]]]:
+def feed_asset_events(intake: IntakeResult, day: date) -> list[tuple[Asset, dict[str, Any]]]:
     """One asset event per file an intake loaded: the feed's asset and the event's extra.
 
     Rejected and duplicate files change nothing in the store and emit nothing. The
@@ -438,29 +440,29 @@ def feed_asset_events(intake: Mapping[str, Any], day: date) -> list[tuple[Asset,
     day), the run's business date (``run_date``) and the file's row counts.
     """
     from vehiclehub.icd.names import FileName
+    from vehiclehub.intake.take import FileStatus
 
-    agency = str(intake["agency"])
     events: list[tuple[Asset, dict[str, Any]]] = []
-    for file in intake.get("files") or []:
-        if file.get("status") != "loaded" or not file.get("feed"):
+    for file in intake.files_with(FileStatus.LOADED):
+        if not file.feed:
             continue
-        name = str(file["name"])
+        name = file.name
         read = FileName.read(name)
         extra = {
             "file": name,
             "business_date": read.business_date.isoformat() if read else None,
             "run_date": day.isoformat(),
-            "rows": int(file.get("rows") or 0),
-            "loaded": int(file.get("loaded") or 0),
-            "rejected": int(file.get("rejected") or 0),
-            "ignored": int(file.get("ignored") or 0),
+            "rows": file.rows,
+            "loaded": file.loaded,
+            "rejected": file.rejected,
+            "ignored": file.ignored,
         }
-        events.append((feed_asset(agency, str(file["feed"])), extra))
+        events.append((feed_asset(intake.agency, file.feed), extra))
     return events
 
 
 def intake_summary(
-    outlet_events: Any, intake: Mapping[str, Any], states: Mapping[str, str], day: date
+    outlet_events: Any, intake: IntakeResult, states: Mapping[str, str], day: date
 ) -> dict[str, Any]:
     """Emit the loaded feeds' asset events, and return what ``intake_<agency>`` returns.
 
@@ -468,7 +470,7 @@ def intake_summary(
     agency's alias. ``states`` (each expected feed's state for the business date) is
     returned as ``feeds``, and every feed not received is logged as a warning.
     """
-    agency = str(intake["agency"])
+    agency = intake.agency
     alias = feed_alias(agency)
     assets = []
     for asset, extra in feed_asset_events(intake, day):
@@ -478,20 +480,28 @@ def intake_summary(
     for feed, state in sorted(states.items()):
         if state != "received":
             log.warning("%s/%s for %s: %s", agency, feed, day.isoformat(), state)
-    return {"business_date": day.isoformat(), **intake, "feeds": dict(states), "assets": assets}
+    return {
+        "business_date": day.isoformat(),
+        **intake.to_dict(),
+        "feeds": dict(states),
+        "assets": assets,
+    }
 
 
 # --- the grid ---------------------------------------------------------------------------
 
 
 def files_rejected_whole(intakes: Iterable[Mapping[str, Any] | None]) -> list[str]:
-    """``<agency>/<file>: <reason>`` for every file the night's intakes rejected whole."""
+    """``<agency>/<file>: <reason>`` for every file the night's intakes (their XCom
+    values, :func:`intake_summary`) rejected whole."""
+    from vehiclehub.intake.take import FileStatus
+    from vehiclehub.results import IntakeResult
+
+    taken = [IntakeResult.from_dict(i) for i in intakes if i]
     return [
-        f"{intake['agency']}/{file['name']}: {file.get('error')}"
-        for intake in intakes
-        if intake
-        for file in intake.get("files") or []
-        if file.get("status") == "rejected"
+        f"{intake.agency}/{file.name}: {file.error}"
+        for intake in taken
+        for file in intake.files_with(FileStatus.REJECTED)
     ]
 
 

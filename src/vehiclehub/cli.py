@@ -62,7 +62,7 @@ def _prune(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     day = args.date or datetime.now(ZoneInfo(settings.timezone)).date()
     print(f"prune, counted back from {day}:")
-    for line in prune(settings, day)["summary"]:
+    for line in prune(settings, day).summary:
         print(f"  {line}")
     return ExitCode.COMPLETED
 

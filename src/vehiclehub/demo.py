@@ -31,15 +31,17 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vehiclehub.config import AGENCIES, Settings, load_settings
 from vehiclehub.errors import ExitCode
 from vehiclehub.icd.names import FileName, manifest_name
+from vehiclehub.intake.take import FileStatus
 from vehiclehub.pipeline import run_cycle
 from vehiclehub.publish.drops import open_findings
+from vehiclehub.results import RunResult
 from vehiclehub.rules import RULES
 from vehiclehub.signing import (
     new_private_key_pem,
@@ -197,7 +199,7 @@ def agencies_send(
 
 def _run_days(
     world: World, settings: Settings, deliver: Callable[[date], object]
-) -> list[dict[str, Any]]:
+) -> list[RunResult]:
     """For each business date: the agencies' files arrive, then the nightly cycle runs."""
     summaries = []
     for day in world.dates:
@@ -208,26 +210,26 @@ def _run_days(
     return summaries
 
 
-def closing_summary(world: World, settings: Settings, summaries: list[dict[str, Any]]) -> str:
+def closing_summary(world: World, settings: Settings, summaries: list[RunResult]) -> str:
     """Totals over the run, the last date's findings against the planted ones, and where
     to look next."""
-    files = [f for s in summaries for i in s["intake"] for f in i["files"]]
-    whole = sum(f["status"] == "rejected" for f in files)
-    duplicates = sum(f["status"] == "duplicate" for f in files)
+    files = [f for s in summaries for i in s.intake for f in i.files]
+    whole = sum(f.status == FileStatus.REJECTED for f in files)
+    duplicates = sum(f.status == FileStatus.DUPLICATE for f in files)
     last = summaries[-1]
-    waiting = sum(len(i.get("waiting", [])) for i in last["intake"])
+    waiting = sum(len(i.waiting) for i in last.intake)
     lines = [
         f"demo finished: {len(world.dates)} business date{'s' * (len(world.dates) > 1)}, "
         f"{world.dates[0]} .. {world.dates[-1]}",
         f"  files:    {len(files)} taken ({whole} rejected whole, {duplicates} already "
         f"loaded); {waiting} still waiting for a manifest, "
         f"{len(world.truth.unfinished)} unfinished upload(s) left alone",
-        f"  rows:     {sum(f['loaded'] for f in files)} loaded, "
-        f"{sum(f['ignored'] for f in files)} ignored, "
-        f"{sum(f['rejected'] for f in files)} rejected",
-        f"  findings on {world.dates[-1]}: {last['reconcile']['findings']}",
+        f"  rows:     {sum(f.loaded for f in files)} loaded, "
+        f"{sum(f.ignored for f in files)} ignored, "
+        f"{sum(f.rejected for f in files)} rejected",
+        f"  findings on {world.dates[-1]}: {last.reconcile.rules.findings}",
     ]
-    per_rule = last["reconcile"]["per_rule"]
+    per_rule = last.reconcile.rules.per_rule
     for rule_id in sorted(RULES):
         lines.append(f"    {rule_id:<8} {per_rule.get(rule_id, 0):>4}  {RULES[rule_id].summary}")
     with connect(settings.database_url).connect() as conn:
@@ -252,8 +254,8 @@ def closing_summary(world: World, settings: Settings, summaries: list[dict[str, 
         f"  typos:    {len(world.truth.typos)} VINs typed over; VIN-003 proposed "
         f"{len(pairs)} candidates, {len(pairs & right)} of the {len(right)} expected"
     )
-    lines.append(f"  drops:    {last['publish']['drops_dir']} (and each agency's inbox)")
-    lines.append(f"  report:   {last['publish']['report']}")
+    lines.append(f"  drops:    {last.publish.drops_dir} (and each agency's inbox)")
+    lines.append(f"  report:   {last.publish.report}")
     return "\n".join(lines)
 
 

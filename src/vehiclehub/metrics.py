@@ -30,9 +30,10 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
-from typing import Any, Protocol
+from typing import Protocol
 
 from vehiclehub.config import MetricsSettings, Settings
+from vehiclehub.intake.take import FileOutcome
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +70,20 @@ def _client(config: MetricsSettings) -> _Client:
         return _Silent()
 
 
-def record_intake(settings: Settings, agency: str, files: Iterable[Mapping[str, Any]]) -> None:
+def record_intake(settings: Settings, agency: str, files: Iterable[FileOutcome]) -> None:
     """Rows in, loaded, ignored and rejected per feed, and files per outcome."""
     client = _client(settings.metrics)
     for taken in files:
-        feed = taken.get("feed") or "unknown"
-        for measure in ("rows", "loaded", "ignored", "rejected"):
-            count = int(taken.get(measure) or 0)
+        feed = taken.feed or "unknown"
+        for measure, count in (
+            ("rows", taken.rows),
+            ("loaded", taken.loaded),
+            ("ignored", taken.ignored),
+            ("rejected", taken.rejected),
+        ):
             if count:
                 client.incr(f"intake.{agency}.{feed}.{measure}", count)
-        client.incr(f"intake.{agency}.files.{taken['status']}")
+        client.incr(f"intake.{agency}.files.{taken.status}")
 
 
 def record_not_received(settings: Settings, agency: str) -> None:

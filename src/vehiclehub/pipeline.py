@@ -4,8 +4,9 @@
 
 and ``prune`` (``[retention]``, ``vhub prune``) for the hub's own files.
 
-Each stage takes the settings and the business date and returns a small JSON-able
-summary; nothing large passes between stages but the store.
+Each stage takes the settings and the business date and returns a small typed result
+(:mod:`vehiclehub.results`, JSON-able by its ``to_dict()``); nothing large passes
+between stages but the store.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -34,7 +34,6 @@ from vehiclehub.exchange import (
     complete_files,
     open_exchange,
 )
-from vehiclehub.exchange.base import MISCONFIGURED
 from vehiclehub.intake.chunks import Preparer
 from vehiclehub.intake.take import AgencyIntake, take_agency
 from vehiclehub.metrics import (
@@ -56,11 +55,22 @@ from vehiclehub.publish.drops import (
 )
 from vehiclehub.publish.report import write_report
 from vehiclehub.quality.completeness import (
+    Completeness,
     arrival_check,
     feed_completeness,
     missing_evidence,
     not_arrived,
     taken_feeds,
+)
+from vehiclehub.results import (
+    IntakeResult,
+    IntakeStatus,
+    PruneResult,
+    PublishResult,
+    ReconcileStage,
+    RunResult,
+    RunStatus,
+    SigningKey,
 )
 from vehiclehub.retention import prune as prune_files
 from vehiclehub.review.cases import lapse_changed, mark_run
@@ -108,7 +118,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _record_agency(engine: Engine, day: date, agency: str, status: str, **extra: Any) -> None:
+def _record_agency(
+    engine: Engine, day: date, agency: str, status: IntakeStatus, **extra: Any
+) -> None:
     with engine.begin() as conn:
         conn.execute(
             delete(agency_intakes).where(
@@ -124,7 +136,7 @@ def _record_agency(engine: Engine, day: date, agency: str, status: str, **extra:
 
 def intake_agency(
     settings: Settings, agency: str, day: date, preparer: Preparer | None = None
-) -> dict[str, Any]:
+) -> IntakeResult:
     """Fetch, validate and load every new file of one agency.
 
     Its files are prepared by ``preparer``, whose worker process serves the intakes of a
@@ -140,33 +152,37 @@ def intake_agency(
         timed_stage(settings, f"intake.{agency}"),
         nullcontext(preparer) if preparer is not None else Preparer() as worker,
     ):
-        summary = _take_agency(settings, agency, day, worker)
-    if summary["status"] == "received":
-        record_intake(settings, agency, summary["files"])
+        result = _take_agency(settings, agency, day, worker)
+    if result.received:
+        record_intake(settings, agency, result.files)
     else:
         record_not_received(settings, agency)
-    return summary
+    return result
 
 
-def _take_agency(settings: Settings, agency: str, day: date, preparer: Preparer) -> dict[str, Any]:
+def _take_agency(settings: Settings, agency: str, day: date, preparer: Preparer) -> IntakeResult:
     with one_writer_at_a_time(settings.database_url), _store(settings) as engine:
         try:
             with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
                 result = take_agency(settings, engine, exchange, day, preparer)
         except ExchangeMisconfigured as exc:
             log.error("%s: configuration error, nothing taken: %s", agency, exc)
-            _record_agency(engine, day, agency, MISCONFIGURED, detail=str(exc))
-            return {"agency": agency, "status": MISCONFIGURED, "detail": str(exc), "files": []}
+            _record_agency(engine, day, agency, IntakeStatus.MISCONFIGURED, detail=str(exc))
+            return IntakeResult(agency, IntakeStatus.MISCONFIGURED, detail=str(exc))
         except ExchangeUnavailable as exc:
             log.warning("%s not received: %s", agency, exc)
-            _record_agency(engine, day, agency, "not received", detail=str(exc))
-            return {"agency": agency, "status": "not received", "detail": str(exc), "files": []}
+            _record_agency(engine, day, agency, IntakeStatus.NOT_RECEIVED, detail=str(exc))
+            return IntakeResult(agency, IntakeStatus.NOT_RECEIVED, detail=str(exc))
         _record_agency(
-            engine, day, agency, "received", waiting=json.dumps(result.waiting), detail=None
+            engine,
+            day,
+            agency,
+            IntakeStatus.RECEIVED,
+            waiting=json.dumps(result.waiting),
+            detail=None,
         )
     log_intake(result)
-    files = [asdict(f) for f in result.files]
-    return {"agency": agency, "status": "received", "files": files, "waiting": result.waiting}
+    return IntakeResult(agency, IntakeStatus.RECEIVED, result.files, result.waiting)
 
 
 def log_intake(result: AgencyIntake) -> None:
@@ -245,13 +261,13 @@ def agency_feed_states(settings: Settings, agency: str, day: date) -> dict[str, 
     return {f.feed: f.state for f in found.feeds if f.agency == agency}
 
 
-def completeness(settings: Settings, day: date) -> dict[str, Any]:
+def completeness(settings: Settings, day: date) -> Completeness:
     """Which expected feeds arrived for the day, and which file numbers are missing."""
     with _store(settings) as engine, engine.connect() as conn:
-        return feed_completeness(conn, settings, day).summary()
+        return feed_completeness(conn, settings, day)
 
 
-def reconcile(settings: Settings, day: date, began: datetime | None = None) -> dict[str, Any]:
+def reconcile(settings: Settings, day: date, began: datetime | None = None) -> ReconcileStage:
     """Run every rule over everything stored; record findings and verdicts for the day.
 
     The run counts the review desk's decisions made before ``began`` (when the run
@@ -271,7 +287,7 @@ def reconcile(settings: Settings, day: date, began: datetime | None = None) -> d
     for warning in result.calendar_warnings:
         log.warning("%s", warning)
     record_findings(settings, result.per_rule)
-    return {**asdict(result), "decisions_lapsed": lapsed}
+    return ReconcileStage(result, lapsed)
 
 
 def _deliver_agency(settings: Settings, engine: Engine, agency: str, day: date) -> str:
@@ -302,7 +318,7 @@ def _deliver_agency(settings: Settings, engine: Engine, agency: str, day: date) 
     return "delivered"
 
 
-def publish(settings: Settings, day: date) -> dict[str, Any]:
+def publish(settings: Settings, day: date) -> PublishResult:
     """Write the day's drops, deliver them to the agency inboxes, and write the report.
 
     Each drop's manifest commits to the exchange log's head before it and is signed with
@@ -334,23 +350,23 @@ def publish(settings: Settings, day: date) -> dict[str, Any]:
     # Last, each on a line of its own: where an operator looks next.
     log.info("drops: %s", directory)
     log.info("report: %s", report)
-    return {
-        "drops": counts,
-        "delivered": delivered,
-        "drops_dir": str(directory),
-        "report": str(report),
-        "missing_evidence": seal.missing_evidence,
-        "signing_key": {"key_id": key.key_id, "origin": key.origin},
-        "log_head": head.as_json(),
-    }
+    return PublishResult(
+        drops=counts,
+        delivered=delivered,
+        drops_dir=str(directory),
+        report=str(report),
+        missing_evidence=seal.missing_evidence,
+        signing_key=SigningKey(key.key_id, key.origin),
+        log_head=head.as_json(),
+    )
 
 
-def prune(settings: Settings, day: date) -> dict[str, Any]:
+def prune(settings: Settings, day: date) -> PruneResult:
     """Remove the archived files, drops and reports ``[retention]`` no longer keeps,
     counted back from ``day``; say what went and what was kept for delivery."""
     with _store(settings) as engine, engine.connect() as conn:
         pruned = prune_files(settings, conn, day)
-    return {**asdict(pruned), "summary": pruned.lines()}
+    return PruneResult(pruned)
 
 
 def upgrade_store(settings: Settings) -> dict[str, Any]:
@@ -408,13 +424,15 @@ class RunFailed(HubError):
 def _begin_run(settings: Settings, day: date, holder: str) -> int:
     with _store(settings) as engine, engine.begin() as conn:
         inserted = conn.execute(
-            insert(runs).values(run_date=day, holder=holder, started_at=_now(), status="running")
+            insert(runs).values(
+                run_date=day, holder=holder, started_at=_now(), status=RunStatus.RUNNING
+            )
         ).inserted_primary_key
     assert inserted is not None
     return int(inserted[0])
 
 
-def _end_run(settings: Settings, run_id: int, status: str, **failure: str) -> None:
+def _end_run(settings: Settings, run_id: int, status: RunStatus, **failure: str) -> None:
     with _store(settings) as engine, engine.begin() as conn:
         conn.execute(
             update(runs)
@@ -423,7 +441,7 @@ def _end_run(settings: Settings, run_id: int, status: str, **failure: str) -> No
         )
 
 
-def run_cycle(settings: Settings, day: date, holder: str | None = None) -> dict[str, Any]:
+def run_cycle(settings: Settings, day: date, holder: str | None = None) -> RunResult:
     """One whole nightly cycle for a business date, with each stage's wall time.
 
     Nothing is taken before every preflight check passes (PreflightFailed otherwise);
@@ -445,13 +463,13 @@ def run_cycle(settings: Settings, day: date, holder: str | None = None) -> dict[
             log.debug("the run for %s failed at %s", day, reached[-1], exc_info=True)
             failed = RunFailed(day, reached[-1], exc)
             with suppress(Exception):  # the store may be what failed
-                _end_run(settings, run_id, "failed", stage=reached[-1], error=str(failed))
+                _end_run(settings, run_id, RunStatus.FAILED, stage=reached[-1], error=str(failed))
             raise failed from exc
-        _end_run(settings, run_id, "completed")
+        _end_run(settings, run_id, RunStatus.COMPLETED)
         return summary
 
 
-def _cycle(settings: Settings, day: date, reached: list[str]) -> dict[str, Any]:
+def _cycle(settings: Settings, day: date, reached: list[str]) -> RunResult:
     seconds: dict[str, float] = {}
 
     def timed(stage: str, call: Callable[[], _T]) -> _T:
@@ -462,7 +480,7 @@ def _cycle(settings: Settings, day: date, reached: list[str]) -> dict[str, Any]:
         _give_back_memory()
         return result
 
-    def intake_all() -> list[dict[str, Any]]:
+    def intake_all() -> list[IntakeResult]:
         # One worker serves every agency's intake; it is stopped when they are done, since
         # its process holds memory the later stages need.
         with Preparer() as preparer:
@@ -472,11 +490,6 @@ def _cycle(settings: Settings, day: date, reached: list[str]) -> dict[str, Any]:
     intakes = timed("intake", intake_all)
     reached.append("completeness")
     checked = completeness(settings, day)
-    return {
-        "date": day.isoformat(),
-        "intake": intakes,
-        "completeness": checked,
-        "reconcile": timed("reconcile", lambda: reconcile(settings, day, began)),
-        "publish": timed("publish", lambda: publish(settings, day)),
-        "seconds": seconds,
-    }
+    reconciled = timed("reconcile", lambda: reconcile(settings, day, began))
+    published = timed("publish", lambda: publish(settings, day))
+    return RunResult(day, intakes, checked, reconciled, published, seconds)

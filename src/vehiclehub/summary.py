@@ -2,48 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+
+from vehiclehub.intake.take import FileOutcome, FileStatus
+from vehiclehub.quality.completeness import Completeness
+from vehiclehub.results import IntakeResult, PublishResult, RunResult
+from vehiclehub.rules.engine import ReconcileResult
 
 
-def _quality_lines(files: list[dict[str, Any]]) -> list[str]:
+def _quality_lines(files: Sequence[FileOutcome]) -> list[str]:
     """Files the quality gate rejected whole, and files loaded with warnings."""
     lines = []
     for f in files:
-        if f["status"] == "rejected" and str(f.get("error") or "").startswith("data quality"):
-            lines.append(f"    {f['name']}: REJECTED WHOLE, {f['error']}")
-        elif f.get("warnings"):
-            lines.append(f"    {f['name']}: quality warnings: {', '.join(f['warnings'])}")
+        if f.status == FileStatus.REJECTED and (f.error or "").startswith("data quality"):
+            lines.append(f"    {f.name}: REJECTED WHOLE, {f.error}")
+        elif f.warnings:
+            lines.append(f"    {f.name}: quality warnings: {', '.join(f.warnings)}")
     return lines
 
 
-def _completeness_lines(completeness: dict[str, Any] | None) -> list[str]:
+def _completeness_lines(completeness: Completeness | None) -> list[str]:
     """Expected feeds not (yet) received for the date, and missing file numbers."""
-    if not completeness:
+    if completeness is None:
         return []
-    lines = [
-        f"  completeness: {completeness['received']} of {completeness['expected']} expected "
-        "feeds received"
-    ]
+    received = sum(f.state == "received" for f in completeness.feeds)
+    lines = [f"  completeness: {received} of {len(completeness.feeds)} expected feeds received"]
     for state, label in (
         ("not received", "not received"),
         ("rejected", "every file rejected"),
         ("waiting", "waiting for a manifest"),
     ):
-        shown = [f"{f['agency']}/{f['feed']}" for f in completeness["feeds"] if f["state"] == state]
+        shown = [f"{f.agency}/{f.feed}" for f in completeness.feeds if f.state == state]
         if shown:
             lines.append(f"    {label}: {', '.join(shown)}")
-    for gap in completeness["gaps"]:
-        lines.append(f"    missing file number(s): {', '.join(gap['files'])}")
+    for gap in completeness.gaps:
+        lines.append(f"    missing file number(s): {', '.join(gap.names)}")
     return lines
 
 
-def _calendar_lines(reconcile: dict[str, Any]) -> list[str]:
+def _calendar_lines(rules: ReconcileResult) -> list[str]:
     """Records a rule could not evaluate and why, and the calendar years to configure."""
-    skipped = reconcile.get("not_evaluated") or {}
+    skipped = rules.not_evaluated
     total = sum(n for reasons in skipped.values() for n in reasons.values())
-    lines = [f"  WARNING: {w}" for w in reconcile.get("calendar_warnings") or []]
+    lines = [f"  WARNING: {w}" for w in rules.calendar_warnings]
     if total:
-        kept = sum((reconcile.get("kept_open") or {}).values())
+        kept = sum(rules.kept_open.values())
         lines.append(
             f"  not evaluated: {total} record(s); {kept} earlier finding(s) on them kept open"
         )
@@ -53,9 +56,9 @@ def _calendar_lines(reconcile: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _signature_lines(files: list[dict[str, Any]]) -> list[str]:
+def _signature_lines(files: Sequence[FileOutcome]) -> list[str]:
     """How the agency's files came signed (ICD §6), and those rejected for it."""
-    states = [f.get("signature") for f in files if f.get("signature")]
+    states = [f.signature for f in files if f.signature]
     if not states:
         return []
     lines = [
@@ -63,73 +66,68 @@ def _signature_lines(files: list[dict[str, Any]]) -> list[str]:
         f"unsigned, {states.count('rejected')} rejected"
     ]
     for f in files:
-        if f.get("signature") == "rejected":
-            lines.append(f"    {f['name']}: REJECTED WHOLE, {f['error']}")
+        if f.signature == "rejected":
+            lines.append(f"    {f.name}: REJECTED WHOLE, {f.error}")
     return lines
 
 
-def _proof_lines(publish: dict[str, Any]) -> list[str]:
+def _proof_lines(publish: PublishResult) -> list[str]:
     """Which key signed the drops (saying so when it is derived), and the log's head."""
-    lines = []
-    key = publish.get("signing_key")
-    if key:
-        note = (
-            " — set signing_key_file or VHUB_SIGNING_KEY to give the hub a key of its own"
-            if key["origin"] == "derived from the pseudonym key"
-            else ""
-        )
-        lines.append(f"  signed: drops with key {key['key_id']} ({key['origin']}){note}")
-    if publish.get("missing_evidence"):
-        lines.append(f"  missing evidence: {', '.join(publish['missing_evidence'])}")
-    head = publish.get("log_head")
-    if head:
-        lines.append(f"  exchange log head: {head['seq']}:{head['hash']}")
+    key = publish.signing_key
+    note = (
+        " — set signing_key_file or VHUB_SIGNING_KEY to give the hub a key of its own"
+        if key.origin == "derived from the pseudonym key"
+        else ""
+    )
+    lines = [f"  signed: drops with key {key.key_id} ({key.origin}){note}"]
+    if publish.missing_evidence:
+        lines.append(f"  missing evidence: {', '.join(publish.missing_evidence)}")
+    head = publish.log_head
+    lines.append(f"  exchange log head: {head['seq']}:{head['hash']}")
     return lines
 
 
-def format_summary(summary: dict[str, Any]) -> str:
+def intake_lines(intake: IntakeResult) -> list[str]:
+    """One line for the agency's intake, then its files the operator looks at."""
+    if not intake.received:
+        # "NOT RECEIVED" or "CONFIGURATION ERROR", with why
+        return [f"  {intake.agency:<9} {intake.status.upper()}: {intake.detail or ''}"]
+    files = intake.files
+    loaded = sum(f.loaded for f in files)
+    rejected = sum(f.rejected for f in files)
+    ignored = sum(f.ignored for f in files)
+    whole = len(intake.files_with(FileStatus.REJECTED))
+    dupes = len(intake.files_with(FileStatus.DUPLICATE))
+    note = f", {len(intake.waiting)} waiting for a manifest" if intake.waiting else ""
+    return [
+        f"  {intake.agency:<9} {len(files)} files ({whole} rejected whole, {dupes} "
+        f"already loaded): {loaded} rows loaded, {ignored} ignored, {rejected} rejected{note}",
+        *_quality_lines(files),
+        *_signature_lines(files),
+    ]
+
+
+def format_summary(run: RunResult) -> str:
     """A few lines an operator reads at a glance after a run."""
-    lines = [f"business date {summary['date']}", *_calendar_lines(summary["reconcile"])]
-    for intake in summary["intake"]:
-        files = intake["files"]
-        if intake["status"] != "received":
-            # "NOT RECEIVED" or "CONFIGURATION ERROR", with why
-            lines.append(
-                f"  {intake['agency']:<9} {intake['status'].upper()}: {intake.get('detail', '')}"
-            )
-            continue
-        loaded = sum(f["loaded"] for f in files)
-        rejected = sum(f["rejected"] for f in files)
-        ignored = sum(f["ignored"] for f in files)
-        whole = sum(1 for f in files if f["status"] == "rejected")
-        dupes = sum(1 for f in files if f["status"] == "duplicate")
-        note = (
-            f", {len(intake.get('waiting', []))} waiting for a manifest"
-            if intake.get("waiting")
-            else ""
-        )
-        lines.append(
-            f"  {intake['agency']:<9} {len(files)} files ({whole} rejected whole, {dupes} "
-            f"already loaded): {loaded} rows loaded, {ignored} ignored, {rejected} rejected{note}"
-        )
-        lines += _quality_lines(files)
-        lines += _signature_lines(files)
-    lines += _completeness_lines(summary.get("completeness"))
-    rec = summary["reconcile"]
-    lines.append(f"  findings: {rec['findings']}")
-    for rule_id, count in rec["per_rule"].items():
+    rules = run.reconcile.rules
+    lines = [f"business date {run.day.isoformat()}", *_calendar_lines(rules)]
+    for intake in run.intake:
+        lines += intake_lines(intake)
+    lines += _completeness_lines(run.completeness)
+    lines.append(f"  findings: {rules.findings}")
+    for rule_id, count in rules.per_rule.items():
         lines.append(f"    {rule_id:<8} {count}")
-    for report, counts in rec["verdicts"].items():
+    for report, counts in rules.verdicts.items():
         shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
         lines.append(f"  {report}: {shown}")
-    pub = summary["publish"]
-    undelivered = {a: s for a, s in pub["delivered"].items() if s != "delivered"}
-    for agency, status in undelivered.items():
-        lines.append(f"  drops to {agency}: {status}")
+    pub = run.publish
+    for agency, status in pub.delivered.items():
+        if status != "delivered":
+            lines.append(f"  drops to {agency}: {status}")
     lines += _proof_lines(pub)
-    lines.append(f"  drops:  {pub['drops_dir']}")
-    lines.append(f"  report: {pub['report']}")
-    if summary.get("seconds"):
-        took = ", ".join(f"{stage} {s:.1f} s" for stage, s in summary["seconds"].items())
+    lines.append(f"  drops:  {pub.drops_dir}")
+    lines.append(f"  report: {pub.report}")
+    if run.seconds:
+        took = ", ".join(f"{stage} {s:.1f} s" for stage, s in run.seconds.items())
         lines.append(f"  took:   {took}")
     return "\n".join(lines)

@@ -61,7 +61,7 @@ def _run(root: Path, world: World) -> Run:
     summaries = []
     for day in world.dates:
         world.write_day(day, root / "exchange")
-        summaries.append(run_cycle(settings, day))
+        summaries.append(run_cycle(settings, day).to_dict())
     return Run(world, settings, root, summaries)
 
 

@@ -62,7 +62,7 @@ def test_intake_and_publish_use_the_agency_connection(
 
     with _settings(hub_config, connections, "police") as settings:
         assert settings.agencies["police"].url.startswith(f"sftp://vhub_police@{HOST}:")
-        taken = intake_agency(settings, "police", DAY)
+        taken = intake_agency(settings, "police", DAY).to_dict()
     assert taken["status"] == "received", taken
     assert [(f["name"], f["status"], f["loaded"]) for f in taken["files"]] == [
         (sent.name, "loaded", 1)
@@ -70,7 +70,7 @@ def test_intake_and_publish_use_the_agency_connection(
 
     with _settings(hub_config, connections) as settings:
         reconcile(settings, DAY)
-        published = publish(settings, DAY)
+        published = publish(settings, DAY).to_dict()
     assert published["delivered"]["police"] == "delivered"
     inbox = sshd_server.root("police") / "inbox"
     stamp = f"{DAY:%Y%m%d}"
@@ -89,7 +89,7 @@ def test_a_wrong_host_key_in_the_connection_refuses_the_server(
     extra = json.loads(connection.extra or "{}")
     connection.set_extra(json.dumps({**extra, "host_key": impostor}))
     with _settings(hub_config, {"sftp_police": connection}, "police") as settings:
-        taken = intake_agency(settings, "police", DAY)
+        taken = intake_agency(settings, "police", DAY).to_dict()
     assert taken["status"] == "not received"
     assert "has CHANGED" in taken["detail"]
     assert sshd_server.host_fingerprint("ed25519") in taken["detail"]

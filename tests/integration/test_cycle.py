@@ -166,7 +166,7 @@ def test_cli_says_what_to_fix_when_the_run_cannot_proceed(
 def _intake_in_process(config: str, agency: str) -> str:
     from vehiclehub.pipeline import intake_agency
 
-    return str(intake_agency(load_settings(config), agency, D1)["status"])
+    return str(intake_agency(load_settings(config), agency, D1).to_dict()["status"])
 
 
 def test_agencies_can_be_taken_in_parallel_on_a_fresh_store(hub_config: Path) -> None:
@@ -182,6 +182,6 @@ def test_agencies_can_be_taken_in_parallel_on_a_fresh_store(hub_config: Path) ->
     settings = load_settings(hub_config)
     from vehiclehub.pipeline import publish, reconcile
 
-    assert reconcile(settings, D1)["per_rule"]["EXP-001"] == 1
+    assert reconcile(settings, D1).to_dict()["per_rule"]["EXP-001"] == 1
     publish(settings, D1)
     assert len(read_drop(hub_config.parent, "customs", "rejections")) == 1

@@ -248,7 +248,7 @@ def test_on_postgresql_the_hubs_own_role_cannot_rewrite_the_log(pg_url: str) -> 
 
 
 def _intake_in_its_own_process(config: str, agency: str) -> int:
-    return len(intake_agency(load_settings(config), agency, date(2025, 11, 3))["files"])
+    return len(intake_agency(load_settings(config), agency, date(2025, 11, 3)).to_dict()["files"])
 
 
 @pytest.mark.postgres

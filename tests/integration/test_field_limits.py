@@ -75,7 +75,7 @@ def test_field_limits_are_enforced_alike_on_both_stores(store_settings: Settings
     rows += [v.event(eid, "transfer", "2025-10-01") for eid in KEYS]
     send(settings.work_dir.parent, "police", "events", rows)
 
-    (taken,) = intake_agency(settings, "police", DAY)["files"]
+    (taken,) = intake_agency(settings, "police", DAY).to_dict()["files"]
 
     expected = {
         line: outcome

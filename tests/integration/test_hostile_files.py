@@ -128,7 +128,7 @@ def test_a_hostile_file_is_rejected_once_and_the_next_file_loads(
     make(settings)
     good = send(settings.work_dir.parent, "customs", "declarations", [Vehicle().item()], seq=2)
 
-    first = intake_agency(settings, "customs", DAY)
+    first = intake_agency(settings, "customs", DAY).to_dict()
 
     assert [(f["name"], f["status"]) for f in first["files"]] == [
         (HOSTILE, "rejected"),
@@ -136,7 +136,7 @@ def test_a_hostile_file_is_rejected_once_and_the_next_file_loads(
     ]
     status, errors = _recorded(settings)[HOSTILE]
     assert status == "rejected" and len(errors) == 1 and reason in errors[0], errors
-    assert intake_agency(settings, "customs", DAY)["files"] == []  # never taken again
+    assert intake_agency(settings, "customs", DAY).to_dict()["files"] == []  # never taken again
 
 
 def test_a_file_name_with_a_full_width_digit_is_reported_not_taken(settings: Settings) -> None:
@@ -146,7 +146,7 @@ def test_a_file_name_with_a_full_width_digit_is_reported_not_taken(settings: Set
     lookalike.write_bytes(real.read_bytes())
     _manifest_of(lookalike).write_bytes(_manifest_of(real).read_bytes())
 
-    taken = intake_agency(settings, "police", DAY)["files"]
+    taken = intake_agency(settings, "police", DAY).to_dict()["files"]
 
     assert [(f["name"], f["status"]) for f in taken] == [
         (real.name, "loaded"),
@@ -163,7 +163,7 @@ def test_a_file_name_that_is_not_text_is_shown_escaped(settings: Settings) -> No
     with open(os.path.join(outbox, name[:-4] + b".manifest.json"), "wb") as manifest:
         manifest.write(json.dumps({"file": "x"}).encode())
 
-    (taken,) = intake_agency(settings, "customs", DAY)["files"]
+    (taken,) = intake_agency(settings, "customs", DAY).to_dict()["files"]
 
     assert taken["status"] == "rejected"
     assert taken["name"] == "customs_declarations_20251103_\\udcff\\u000a1.csv"

@@ -48,7 +48,7 @@ def _whole_file_rejection(settings: Settings, agency: str) -> dict:
 def test_valid_file_loads_and_counts_add_up(settings: Settings) -> None:
     v = Vehicle()
     send(_root(settings), "customs", "declarations", [v.item(), Vehicle().item()])
-    result = intake_agency(settings, "customs", DAY)
+    result = intake_agency(settings, "customs", DAY).to_dict()
     (outcome,) = result["files"]
     assert (outcome["status"], outcome["rows"], outcome["loaded"], outcome["rejected"]) == (
         "loaded",
@@ -138,7 +138,7 @@ def test_gb18030_and_bom_files_load_and_columns_match_by_name(settings: Settings
         header=header,
     )
     send(root, "police", "events", [v.event("E2", "transfer", "2025-09-27")], seq=2, bom=True)
-    result = intake_agency(settings, "police", DAY)
+    result = intake_agency(settings, "police", DAY).to_dict()
     assert [f["loaded"] for f in result["files"]] == [1, 1]
     with connect(settings.database_url).connect() as conn:
         brands = conn.execute(select(feed_table("police", "events").c.brand)).scalars().all()
@@ -159,7 +159,8 @@ def test_a_utf8_file_declared_gb18030_loads_as_declared_and_is_warned_of(
                       manifest={"encoding": "gb18030"})  # fmt: skip
 
     with caplog.at_level(logging.WARNING, logger="vehiclehub"):
-        summary = run_cycle(settings, DAY)
+        run = run_cycle(settings, DAY)
+        summary = run.to_dict()
 
     files = {f["name"]: f for f in summary["intake"][1]["files"]}
     assert [f["status"] for f in files.values()] == ["loaded"] * 3
@@ -171,7 +172,7 @@ def test_a_utf8_file_declared_gb18030_loads_as_declared_and_is_warned_of(
     assert brands == {"E1": "涓扮敯", "E2": "丰田", "E3": "Toyota"}  # the manifest decides
     warned = [r.getMessage() for r in caplog.records if "valid UTF-8" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith(f"{utf8.name}: declared gb18030")
-    assert f"{utf8.name}: quality warnings: {READS_AS_UTF8}" in format_summary(summary)
+    assert f"{utf8.name}: quality warnings: {READS_AS_UTF8}" in format_summary(run)
     report = Path(summary["publish"]["report"]).read_text(encoding="utf-8")
     shown = report.split(f"Expectations of <code>{utf8.name}</code>", 1)[1].split("</details>")[0]
     assert READS_AS_UTF8 in shown and "also valid UTF-8" in shown
@@ -270,12 +271,12 @@ def test_incomplete_files_wait_and_part_files_are_never_read(settings: Settings)
     root = _root(settings)
     send(root, "customs", "declarations", [Vehicle().item()], with_manifest=False)
     (root / "exchange/customs/outbox/customs_declarations_20251103_002.csv.part").write_text("x")
-    result = intake_agency(settings, "customs", DAY)
+    result = intake_agency(settings, "customs", DAY).to_dict()
     assert result["files"] == []
     assert result["waiting"] == ["customs_declarations_20251103_001.csv"]
     # The manifest arrives a day later: the file is taken then.
     send(root, "customs", "declarations", [Vehicle().item()], seq=3)
-    later = intake_agency(settings, "customs", date(2025, 11, 4))
+    later = intake_agency(settings, "customs", date(2025, 11, 4)).to_dict()
     assert [f["name"] for f in later["files"]] == ["customs_declarations_20251103_003.csv"]
 
 
@@ -283,13 +284,13 @@ def test_taking_again_changes_nothing_and_a_resent_copy_is_noted(settings: Setti
     root = _root(settings)
     path = send(root, "customs", "declarations", [Vehicle().item()])
     intake_agency(settings, "customs", DAY)
-    assert intake_agency(settings, "customs", DAY)["files"] == []
+    assert intake_agency(settings, "customs", DAY).to_dict()["files"] == []
     copy = root / "exchange/customs/outbox/customs_declarations_20251104_001.csv"
     copy.write_bytes(path.read_bytes())
     manifest = json.loads(path.with_name(path.stem + ".manifest.json").read_text())
     manifest |= {"file": copy.name, "business_date": "2025-11-04"}
     copy.with_name(copy.stem + ".manifest.json").write_text(json.dumps(manifest))
-    (resent,) = intake_agency(settings, "customs", date(2025, 11, 4))["files"]
+    (resent,) = intake_agency(settings, "customs", date(2025, 11, 4)).to_dict()["files"]
     assert resent["status"] == "duplicate"
     assert _count(settings, "customs", "declarations") == 1
 
@@ -400,7 +401,7 @@ def test_a_bulk_first_load_and_a_later_correction_count_the_same(
         [a.item(record_version="2", status="declared"), b.item(fob_usd="9.99")],
         seq=2,
     )
-    first, second = intake_agency(settings, "customs", DAY)["files"]
+    first, second = intake_agency(settings, "customs", DAY).to_dict()["files"]
     assert (first["loaded"], first["ignored"], first["rejected"]) == (2, 0, 1)
     assert (second["loaded"], second["ignored"], second["rejected"]) == (1, 0, 1)
     engine = connect(settings.database_url)

@@ -109,7 +109,7 @@ def test_a_run_sends_what_it_reports(tmp_path: Path, statsd: StatsdListener) -> 
     send(tmp_path, "tax", "refunds", [ok.refund("R1"), missing.refund("R2", uscc="12345")])
     _make_unreachable(config, "customs", tmp_path)  # not received, not delivered
 
-    summary = run_cycle(load_settings(config), D1)
+    summary = run_cycle(load_settings(config), D1).to_dict()
     _wait_for(statsd, "vehiclehub.stage.publish")
 
     counters, gauges, timers = statsd.values("c"), statsd.values("g"), statsd.values("ms")

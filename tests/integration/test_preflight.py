@@ -22,8 +22,9 @@ from vehiclehub.preflight import (
     sftp_credentials_present,
 )
 from vehiclehub.publish.report import write_report
+from vehiclehub.results import IntakeStatus
 from vehiclehub.store import connect
-from vehiclehub.summary import format_summary
+from vehiclehub.summary import intake_lines
 
 D = date(2025, 11, 3)
 
@@ -150,16 +151,11 @@ def test_an_exchange_without_its_root_is_a_configuration_error_said_loudly(
     shutil.rmtree(tmp_path / "exchange" / "commerce")
     intakes = [intake_agency(settings, agency, D) for agency in settings.agencies]
     commerce = intakes[0]
-    assert commerce["status"] == "configuration error"
-    assert commerce["detail"] == f"commerce: no outbox/ under {tmp_path / 'exchange' / 'commerce'}"
-    assert intakes[2]["status"] == "received"  # the others go on
-    summary = {
-        "date": D.isoformat(),
-        "intake": intakes,
-        "reconcile": {"findings": 0, "per_rule": {}, "verdicts": {}},
-        "publish": {"delivered": {}, "drops_dir": "-", "report": "-"},
-    }
-    assert "  commerce  CONFIGURATION ERROR: commerce: no outbox/ under" in format_summary(summary)
+    assert commerce.status == IntakeStatus.MISCONFIGURED
+    assert commerce.detail == f"commerce: no outbox/ under {tmp_path / 'exchange' / 'commerce'}"
+    assert intakes[2].received  # the others go on
+    (line,) = intake_lines(commerce)
+    assert line.startswith("  commerce  CONFIGURATION ERROR: commerce: no outbox/ under")
     page = write_report(connect(settings.database_url), settings, D, {}).read_text()
     assert "<b>Configuration error:</b> the exchange of commerce answered" in page
     assert 'class="status-configuration-error">configuration error<' in page

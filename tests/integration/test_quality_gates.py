@@ -23,7 +23,7 @@ from vehiclehub.store.schema import (
     intake_files,
     quality_validations,
 )
-from vehiclehub.summary import format_summary
+from vehiclehub.summary import format_summary, intake_lines
 from vehiclehub_samples.identifiers import make_vin
 
 D1 = date(2025, 11, 3)
@@ -57,7 +57,7 @@ def _send_normal_days(settings: Settings, days: int, rows: int) -> date:
             declaration_items(rows, day, first=n * rows),
             day=day,
         )
-        (outcome,) = intake_agency(settings, "customs", day)["files"]
+        (outcome,) = intake_agency(settings, "customs", day).to_dict()["files"]
         assert outcome["status"] == "loaded", outcome
         day += timedelta(days=1)
     return day
@@ -90,7 +90,8 @@ def test_a_truncated_customs_file_is_rejected_whole_naming_the_expectation(
         declaration_items(90, day, first=10_000),
         day=day,
     )
-    summary = run_cycle(settings, day)
+    run = run_cycle(settings, day)
+    summary = run.to_dict()
 
     (outcome,) = next(i for i in summary["intake"] if i["agency"] == "customs")["files"]
     assert outcome["status"] == "rejected"
@@ -113,7 +114,7 @@ def test_a_truncated_customs_file_is_rejected_whole_naming_the_expectation(
     results = _results(settings, row["file"])
     assert results["volume_not_truncated"]["outcome"] == "failed"
     assert results["volume_not_truncated"]["severity"] == "critical"
-    text = format_summary(summary)
+    text = format_summary(run)
     assert "REJECTED WHOLE" in text and "volume_not_truncated" in text
     report = (settings.reports_dir / day.isoformat() / "index.html").read_text()
     assert "volume_not_truncated" in report
@@ -131,7 +132,7 @@ def test_a_normal_day_after_history_passes_the_volume_check(settings: Settings) 
         declaration_items(180, day, first=9_000),
         day=day,
     )
-    (outcome,) = intake_agency(settings, "customs", day)["files"]
+    (outcome,) = intake_agency(settings, "customs", day).to_dict()["files"]
     assert outcome["status"] == "loaded"
     results = _results(settings, outcome["name"])
     assert results["volume_not_truncated"]["outcome"] == "passed"
@@ -141,11 +142,11 @@ def test_a_normal_day_after_history_passes_the_volume_check(settings: Settings) 
 def test_a_file_of_exactly_10000_rows_loads_with_a_warning(settings: Settings) -> None:
     send(_root(settings), "customs", "declarations", declaration_items(10_000, D1))
     result = intake_agency(settings, "customs", D1)
-    (outcome,) = result["files"]
-    assert (outcome["status"], outcome["loaded"]) == ("loaded", 10_000)
-    assert outcome["warnings"] == ["not_cut_at_10000_rows"]
+    (outcome,) = result.files
+    assert (outcome.status, outcome.loaded) == ("loaded", 10_000)
+    assert outcome.warnings == ["not_cut_at_10000_rows"]
     assert _count(settings, "customs", "declarations") == 10_000
-    results = _results(settings, outcome["name"])
+    results = _results(settings, outcome.name)
     assert results["not_cut_at_10000_rows"] | {"file_id": None} == {
         "file_id": None,
         "expectation": "not_cut_at_10000_rows",
@@ -160,20 +161,15 @@ def test_a_file_of_exactly_10000_rows_loads_with_a_warning(settings: Settings) -
     }
     # History is too short for the volume checks: recorded as skipped, not passed.
     assert results["volume_not_truncated"]["outcome"] == "skipped"
-    summary = {
-        "date": D1.isoformat(),
-        "intake": [result],
-        "reconcile": {"findings": 0, "per_rule": {}, "verdicts": {}},
-        "publish": {"delivered": {}, "drops_dir": "d", "report": "r"},
-    }
-    assert "quality warnings: not_cut_at_10000_rows" in format_summary(summary)
+    assert f"    {outcome.name}: quality warnings: not_cut_at_10000_rows" in intake_lines(result)
 
 
 def test_a_missing_seq_shows_as_missing(settings: Settings) -> None:
     root = _root(settings)
     send(root, "customs", "declarations", [Vehicle().item()], seq=1)
     send(root, "customs", "declarations", [Vehicle().item()], seq=3)
-    summary = run_cycle(settings, D1)
+    run = run_cycle(settings, D1)
+    summary = run.to_dict()
     (gap,) = summary["completeness"]["gaps"]
     assert gap == {
         "agency": "customs",
@@ -182,14 +178,12 @@ def test_a_missing_seq_shows_as_missing(settings: Settings) -> None:
         "missing": [2],
         "files": ["customs_declarations_20251103_002.csv"],
     }
-    assert "missing file number(s): customs_declarations_20251103_002.csv" in format_summary(
-        summary
-    )
+    assert "missing file number(s): customs_declarations_20251103_002.csv" in format_summary(run)
     report = (settings.reports_dir / D1.isoformat() / "index.html").read_text()
     assert "customs_declarations_20251103_002.csv" in report
     # The file arrives late: the gap closes.
     send(root, "customs", "declarations", [Vehicle().item()], seq=2)
-    later = run_cycle(settings, D1 + timedelta(days=1))
+    later = run_cycle(settings, D1 + timedelta(days=1)).to_dict()
     assert later["completeness"]["gaps"] == []
     assert later["completeness"]["late"][0]["file"] == "customs_declarations_20251103_002.csv"
 
@@ -199,7 +193,8 @@ def test_a_feed_not_sent_shows_as_not_received(settings: Settings) -> None:
     v = Vehicle()
     send(root, "customs", "declarations", [v.item()])
     send(root, "police", "events", [v.export_deregistration("E1")])
-    summary = run_cycle(settings, D1)
+    run = run_cycle(settings, D1)
+    summary = run.to_dict()
     completeness = summary["completeness"]
     assert completeness["expected"] == 6 and completeness["received"] == 2
     assert completeness["not_received"] == [
@@ -211,7 +206,7 @@ def test_a_feed_not_sent_shows_as_not_received(settings: Settings) -> None:
     states = {(f["agency"], f["feed"]): f for f in completeness["feeds"]}
     assert states["tax", "refunds"]["state"] == "not received"
     assert states["tax", "refunds"]["detail"] == "no file for 2025-11-03 by this run"
-    text = format_summary(summary)
+    text = format_summary(run)
     assert "completeness: 2 of 6 expected feeds received" in text
     assert (
         "not received: commerce/enterprises, commerce/licences, commerce/tradein_claims, "
@@ -234,7 +229,8 @@ def test_expected_feeds_come_from_the_configuration(tmp_path: Path) -> None:
     )
     settings = load_settings(config)
     send(tmp_path, "commerce", "licences", [Vehicle().licence()])
-    summary = run_cycle(settings, D1)
+    run = run_cycle(settings, D1)
+    summary = run.to_dict()
     expected = {(f["agency"], f["feed"]) for f in summary["completeness"]["feeds"]}
     assert expected == {
         ("commerce", "licences"),
@@ -331,7 +327,8 @@ def test_the_workbook_keeps_identifiers_as_text(settings: Settings) -> None:
 
 def test_the_summary_json_is_serialisable(settings: Settings) -> None:
     send(_root(settings), "customs", "declarations", [Vehicle().item()])
-    summary = run_cycle(settings, D1)
+    run = run_cycle(settings, D1)
+    summary = run.to_dict()
     json.dumps(summary)
 
 
@@ -342,7 +339,8 @@ def test_gates_and_report_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     settings = load_settings(write_config(tmp_path, pg_url))
     send(tmp_path, "customs", "declarations", declaration_items(10_000, D1))
     send(tmp_path, "customs", "declarations", [Vehicle().item()], seq=3)
-    summary = run_cycle(settings, D1)
+    run = run_cycle(settings, D1)
+    summary = run.to_dict()
     (first, _third) = next(i for i in summary["intake"] if i["agency"] == "customs")["files"]
     assert first["warnings"] == ["not_cut_at_10000_rows"]
     assert summary["completeness"]["gaps"][0]["missing"] == [2]

@@ -195,8 +195,8 @@ def test_cycle_over_sftp_gives_the_same_findings_and_drops_as_local_folders(
     assert len(mirror(local_root, sshd_server)) == 10  # five data files and their manifests
     outbox_before = {a: inbox(sshd_server.root(a) / "outbox") for a in AGENCIES}
 
-    over_folders = run_cycle(local, D1)
-    over_sftp = run_cycle(remote, D1)
+    over_folders = run_cycle(local, D1).to_dict()
+    over_sftp = run_cycle(remote, D1).to_dict()
 
     assert over_sftp["intake"] == over_folders["intake"]
     assert all(i["status"] == "received" for i in over_sftp["intake"])
@@ -230,7 +230,7 @@ def test_wrong_host_key_refuses_that_agency_only(tmp_path: Path, sshd_server: Ss
     story(tmp_path)
     mirror(tmp_path, sshd_server)
 
-    summary = run_cycle(settings, D1)
+    summary = run_cycle(settings, D1).to_dict()
 
     status = intake_status(settings, D1)
     assert {a: s for a, (s, _) in status.items()} == {
@@ -272,7 +272,7 @@ def test_part_files_are_ignored_and_a_late_manifest_is_taken_that_day(
         "customs", "customs_declarations_20251103_004.manifest.json.part", b'{"file": '
     )
 
-    first = intake_agency(settings, "customs", D1)
+    first = intake_agency(settings, "customs", D1).to_dict()
     assert [f["name"] for f in first["files"]] == [done.name]
     assert first["waiting"] == [late.name, "customs_declarations_20251103_004.csv"]
     assert intake_status(settings, D1)["customs"][0] == "received"
@@ -280,7 +280,7 @@ def test_part_files_are_ignored_and_a_late_manifest_is_taken_that_day(
     assert taken == [{"name": done.name}]  # nothing of .part files, nothing rejected
 
     mirror(tmp_path, sshd_server, manifest.name)  # arrives the next day
-    second = intake_agency(settings, "customs", D2)
+    second = intake_agency(settings, "customs", D2).to_dict()
     assert [(f["name"], f["status"], f["loaded"]) for f in second["files"]] == [
         (late.name, "loaded", 1)
     ]
@@ -340,7 +340,7 @@ def test_server_killed_mid_download_loads_nothing_of_that_file_then_all_of_it_on
 
     monkeypatch.setattr("vehiclehub.intake.take.ArchiveWriter", KillingArchiveWriter)
 
-    summary = run_cycle(settings, D1)
+    summary = run_cycle(settings, D1).to_dict()
 
     assert kills and kills[0] < big.stat().st_size
     commerce, _, _, tax = summary["intake"]
@@ -358,14 +358,14 @@ def test_server_killed_mid_download_loads_nothing_of_that_file_then_all_of_it_on
     assert not list(archive.rglob("*.part")) and not list(archive.rglob("incoming-*"))
 
     monkeypatch.undo()
-    again = intake_agency(settings, "commerce", D2)
+    again = intake_agency(settings, "commerce", D2).to_dict()
     assert [(f["name"], f["status"], f["loaded"]) for f in again["files"]] == [
         (big.name, "loaded", BIG_ROWS)
     ]
     (row,) = files_named(settings, big.name)
     assert (row["run_date"], row["rows_read"], row["rows_loaded"]) == (D2, BIG_ROWS, BIG_ROWS)
     assert rows(settings, count) == [{"n": BIG_ROWS + 1}]
-    assert intake_agency(settings, "commerce", D3)["files"] == []  # exactly once
+    assert intake_agency(settings, "commerce", D3).to_dict()["files"] == []  # exactly once
     assert len(files_named(settings, big.name)) == 1
 
 
@@ -398,7 +398,7 @@ def test_server_killed_mid_upload_of_drops_next_run_delivers_each_once(
 
     monkeypatch.setattr(sftp.SftpExchange, "put_inbox", cutting_put)
 
-    first = run_cycle(settings, D1)["publish"]["delivered"]
+    first = run_cycle(settings, D1).to_dict()["publish"]["delivered"]
 
     assert killed == [cut]
     assert first["commerce"] == "delivered"
@@ -414,7 +414,7 @@ def test_server_killed_mid_upload_of_drops_next_run_delivers_each_once(
     send(tmp_path, "customs", "declarations", [Vehicle().item()], day=D2)
     mirror(tmp_path, sshd_server, "customs_declarations_20251104_001.csv")
     mirror(tmp_path, sshd_server, "customs_declarations_20251104_001.manifest.json")
-    second = run_cycle(settings, D2)["publish"]["delivered"]
+    second = run_cycle(settings, D2).to_dict()["publish"]["delivered"]
 
     assert second["commerce"] == "delivered"
     for agency in ("police", "customs", "tax"):
@@ -500,9 +500,9 @@ def test_a_rejected_file_is_fetched_once_and_never_again(
 
     monkeypatch.setattr(sftp.SftpExchange, "copy_outbox", counting_copy)
 
-    (outcome,) = intake_agency(settings, "customs", D1)["files"]
+    (outcome,) = intake_agency(settings, "customs", D1).to_dict()["files"]
     assert outcome["status"] == "rejected" and "checksum mismatch" in outcome["error"]
-    assert intake_agency(settings, "customs", D2)["files"] == []
+    assert intake_agency(settings, "customs", D2).to_dict()["files"] == []
     assert copies == [bad.name]
     assert len(files_named(settings, bad.name)) == 1
 
@@ -516,7 +516,7 @@ def test_a_file_the_account_cannot_read_stops_the_agency_until_fixed(
     remote = sshd_server.root("customs") / "outbox" / data.name
     remote.chmod(0o000)
 
-    result = intake_agency(settings, "customs", D1)
+    result = intake_agency(settings, "customs", D1).to_dict()
     assert result["status"] == "not received"
     assert f"cannot read outbox/{data.name}" in result["detail"]
     assert "Permission denied" in result["detail"]
@@ -524,5 +524,5 @@ def test_a_file_the_account_cannot_read_stops_the_agency_until_fixed(
     assert not list(settings.archive_dir.rglob("*.part"))
 
     remote.chmod(0o644)
-    (outcome,) = intake_agency(settings, "customs", D2)["files"]
+    (outcome,) = intake_agency(settings, "customs", D2).to_dict()["files"]
     assert (outcome["name"], outcome["status"], outcome["loaded"]) == (data.name, "loaded", 1)

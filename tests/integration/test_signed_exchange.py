@@ -80,10 +80,10 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
     _sign_as_agency(_manifest_of(foreign), bytes(32))  # a key customs never published
     tampered = send(root, "customs", "declarations", items[1:], seq=4)
     _sign_as_agency(_manifest_of(tampered), CUSTOMS_SEED, tamper=True)
-    summaries = [run_cycle(settings, D1)]
+    summaries = [run_cycle(settings, D1).to_dict()]
     again = send(root, "customs", "declarations", items[1:], day=D2, seq=1)
     _sign_as_agency(_manifest_of(again), CUSTOMS_SEED)
-    summaries.append(run_cycle(settings, D2))
+    summaries.append(run_cycle(settings, D2).to_dict())
     return Nights(root, settings, summaries)
 
 

@@ -45,6 +45,7 @@ from vehiclehub.config import AgencyEndpoint, ConfigError, QualitySettings, Sett
 from vehiclehub.exchange.sftp import HostKeyRejected
 from vehiclehub.pipeline import late_file_check
 from vehiclehub.preflight import PreflightFailed
+from vehiclehub.results import IntakeResult, IntakeStatus
 from vehiclehub.store import StoreUnavailable
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -438,18 +439,20 @@ def _file(
 
 #: What ``vehiclehub.pipeline.intake_agency`` returns for an agency whose outbox held a
 #: late file of the 2nd, today's file (one row rejected), a copy of it, and a bad file.
-COMMERCE_INTAKE: dict[str, Any] = {
-    "agency": "commerce",
-    "status": "received",
-    "files": [
-        _file("commerce_licences_20251102_002.csv", "loaded", "licences", 4, 4),
-        _file("commerce_licences_20251103_001.csv", "loaded", "licences", 7, 6, 1),
-        _file("commerce_licences_20251103_002.csv", "duplicate", "licences", 7),
-        _file("commerce_enterprises_20251103_001.csv", "rejected", "enterprises", 3),
-        _file("commerce_tradein_claims_2025110_001.csv", "rejected", None),
-    ],
-    "waiting": [],
-}
+COMMERCE_INTAKE = IntakeResult.from_dict(
+    {
+        "agency": "commerce",
+        "status": "received",
+        "files": [
+            _file("commerce_licences_20251102_002.csv", "loaded", "licences", 4, 4),
+            _file("commerce_licences_20251103_001.csv", "loaded", "licences", 7, 6, 1),
+            _file("commerce_licences_20251103_002.csv", "duplicate", "licences", 7),
+            _file("commerce_enterprises_20251103_001.csv", "rejected", "enterprises", 3),
+            _file("commerce_tradein_claims_2025110_001.csv", "rejected", None),
+        ],
+        "waiting": [],
+    }
+)
 
 
 def test_one_asset_per_feed() -> None:
@@ -491,7 +494,7 @@ def test_only_loaded_files_update_their_feed() -> None:
             },
         ),
     ]
-    unreachable = {"agency": "tax", "status": "not received", "detail": "refused", "files": []}
+    unreachable = IntakeResult("tax", IntakeStatus.NOT_RECEIVED, detail="refused")
     assert feed_asset_events(unreachable, DAY) == []
 
 
@@ -512,7 +515,7 @@ def test_the_intake_emits_its_events_through_the_agency_alias(
     assert outlet_events[feed_alias("police")].asset_alias_events == []
     assert summary == {
         "business_date": "2025-11-03",
-        **COMMERCE_INTAKE,
+        **COMMERCE_INTAKE.to_dict(),
         "feeds": states,
         "assets": ["x-vehiclehub://commerce/licences"] * 2,
     }

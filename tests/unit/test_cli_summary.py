@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from vehiclehub.quality.completeness import Completeness
+from vehiclehub.results import PublishResult, ReconcileStage, RunResult, SigningKey
+from vehiclehub.rules.engine import ReconcileResult
 from vehiclehub.summary import format_summary
 
 REASON = "no working-day calendar for 2027: add [calendar.2027] to the configuration"
@@ -13,13 +17,25 @@ WARNING = (
 )
 
 
-def summary(**reconcile: Any) -> dict[str, Any]:
-    return {
-        "date": "2027-01-04",
-        "intake": [],
-        "reconcile": {"findings": 3, "per_rule": {"EXP-001": 3}, "verdicts": {}, **reconcile},
-        "publish": {"delivered": {}, "drops_dir": "d", "report": "r"},
-    }
+def summary(**reconcile: Any) -> RunResult:
+    rules = {"not_evaluated": {}, "kept_open": {}, "calendar_warnings": [], **reconcile}
+    return RunResult(
+        day=date(2027, 1, 4),
+        intake=[],
+        completeness=Completeness("2027-01-04", [], [], []),
+        reconcile=ReconcileStage(
+            ReconcileResult(findings=3, per_rule={"EXP-001": 3}, verdicts={}, **rules), 0
+        ),
+        publish=PublishResult(
+            drops={},
+            delivered={},
+            drops_dir="d",
+            report="r",
+            missing_evidence=[],
+            signing_key=SigningKey("k", "configured"),
+            log_head={"seq": 0, "hash": "0" * 64},
+        ),
+    )
 
 
 def test_records_not_evaluated_and_years_to_add_come_first() -> None:
@@ -42,4 +58,7 @@ def test_records_not_evaluated_and_years_to_add_come_first() -> None:
 def test_nothing_is_said_when_every_record_was_evaluated() -> None:
     text = format_summary(summary(not_evaluated={}, calendar_warnings=[]))
     assert "not evaluated" not in text and "WARNING" not in text
-    assert text.splitlines()[1] == "  findings: 3"
+    assert text.splitlines()[1:3] == [
+        "  completeness: 0 of 0 expected feeds received",
+        "  findings: 3",
+    ]

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -65,10 +67,20 @@ log = logging.getLogger(__name__)
 BULK_ROWS = 100_000
 
 
-@dataclass
+class FileStatus(StrEnum):
+    """What became of a file taken (``intake_files.status``)."""
+
+    LOADED = "loaded"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
 class FileOutcome:
+    """One file taken by an intake: what became of it, and its rows."""
+
     name: str
-    status: str  # loaded | rejected | duplicate
+    status: FileStatus
     feed: str | None = None
     rows: int = 0
     loaded: int = 0
@@ -77,6 +89,15 @@ class FileOutcome:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)  # failed warning expectations
     signature: str | None = None  # verified | unsigned | rejected; None: manifest unreadable
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, for the run summary and XCom."""
+        return {**asdict(self), "status": str(self.status)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FileOutcome:
+        """Back from :meth:`to_dict` (an XCom value)."""
+        return cls(**{**data, "status": FileStatus(data["status"])})
 
 
 @dataclass
@@ -273,7 +294,11 @@ def take_file(
             signature=signature,
         )
         return FileOutcome(
-            name, "duplicate", feed=manifest.feed, rows=manifest.rows, signature=signature.state
+            name,
+            FileStatus.DUPLICATE,
+            feed=manifest.feed,
+            rows=manifest.rows,
+            signature=signature.state,
         )
     preparer = preparer or Preparer(use_worker=False)
     preparer.warm(manifest.rows)  # its start overlaps the fetch
@@ -314,7 +339,7 @@ def reject_file(
     feed = values.get("feed")
     return FileOutcome(
         str(values["name"]),
-        "rejected",
+        FileStatus.REJECTED,
         feed=str(feed) if feed is not None else None,
         rows=rows,
         error=reason,
@@ -508,7 +533,7 @@ def _load_file(
     )
     return FileOutcome(
         manifest.file,
-        "loaded",
+        FileStatus.LOADED,
         feed=spec.feed,
         rows=manifest.rows,
         loaded=loaded,

@@ -94,7 +94,8 @@ def test_postgresql_and_sqlite_find_the_same(tmp_path: Path, pg_url: str) -> Non
         root.mkdir()
         settings = load_settings(write_config(root, url))
         copy.deepcopy(world).load(settings)
-        summary = pipeline.reconcile(settings, D)  # records the findings: identities unique
+        # records the findings: identities unique
+        summary = pipeline.reconcile(settings, D).to_dict()
         engine = connect(url)
         with engine.connect() as conn:
             stored = pd.DataFrame(

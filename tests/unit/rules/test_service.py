@@ -158,7 +158,7 @@ def test_counts_into_a_year_not_configured_are_not_evaluated_and_findings_kept(
     world.vehicle()
     world.event(Vehicle(), "deregister", "2025-10-20", dereg_reason="export")  # EXP-001
     world.load(settings, BEFORE)
-    before = pipeline.reconcile(settings, BEFORE)
+    before = pipeline.reconcile(settings, BEFORE).to_dict()
     assert before["not_evaluated"] == {} and before["calendar_warnings"] == [WARNING_2027]
     earlier = "applied for on 2026-12-21 and still not issued after 5 working days (at most 3)"
     assert _sla001(settings, BEFORE) == {waiting.vin: earlier}
@@ -168,7 +168,7 @@ def test_counts_into_a_year_not_configured_are_not_evaluated_and_findings_kept(
     world.load(settings, AFTER)
     # 2027 not configured: the licences counted into 2027 are not evaluated, the earlier
     # finding stays as it was and is still in the drop; every other rule is evaluated.
-    without = pipeline.reconcile(settings, AFTER)
+    without = pipeline.reconcile(settings, AFTER).to_dict()
     assert without["not_evaluated"] == {
         "SLA-001": {"no working-day calendar for 2027: add [calendar.2027] to the configuration": 3}
     }
@@ -193,7 +193,7 @@ def test_counts_into_a_year_not_configured_are_not_evaluated_and_findings_kept(
     assert by_config.not_evaluated.empty
 
     # 2027 configured: counted as RULES.md says, across the holiday and the make-up day.
-    with_2027 = pipeline.reconcile(configured, AFTER)
+    with_2027 = pipeline.reconcile(configured, AFTER).to_dict()
     assert with_2027["not_evaluated"] == {} and with_2027["calendar_warnings"] == []
     assert _sla001(configured, AFTER) == {
         # 22-25, 28-31 December, 4-9 January (9th made up), 11 January
@@ -223,7 +223,7 @@ def test_a_licence_applied_for_in_2003_is_reported_not_evaluated(settings: Setti
     )
     world.load(settings)
 
-    summary = pipeline.reconcile(settings, D)
+    summary = pipeline.reconcile(settings, D).to_dict()
     reason = "no working-day calendar for 2003: add [calendar.2003] to the configuration"
     assert summary["not_evaluated"] == {"SLA-001": {reason: 1}, "SLA-002": {reason: 1}}
     assert summary["per_rule"]["SLA-001"] == 1 and summary["kept_open"] == {}

@@ -122,7 +122,7 @@ class World:
                 rows,
             )
         for agency in sorted({FEEDS[kind][0] for kind in self.rows}):
-            outcome = pipeline.intake_agency(settings, agency, day)
+            outcome = pipeline.intake_agency(settings, agency, day).to_dict()
             problems = [f for f in outcome["files"] if f["status"] == "rejected" or f["rejected"]]
             assert not problems, f"the world's files did not load cleanly: {problems}"
         self.rows.clear()
