@@ -9,6 +9,7 @@ guessed: a count that needs one is not made, and the years it lacks are named
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import date
 from functools import cache
@@ -77,6 +78,14 @@ class WorkingDays:
         self._first = days[0]
         self._covered = np.cumsum(np.asarray(covered))
         self._working = np.cumsum(np.asarray(working))
+
+    def fingerprint(self) -> str:
+        """A digest of the calendar: the years it covers and which of their days are
+        working days. Two calendars that count alike have the same."""
+        digest = hashlib.sha256(str(self._first).encode())
+        digest.update(self._covered.tobytes())
+        digest.update(self._working.tobytes())
+        return digest.hexdigest()
 
     def covers(self, year: int) -> bool:
         """Whether the calendar knows every day of ``year``."""

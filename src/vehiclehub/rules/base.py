@@ -9,6 +9,13 @@ A rule that cannot evaluate some records on a run (SLA-001 without the working-d
 calendar of a year it needs) returns a row for each of them too, with the reason in a
 ``not_evaluated`` column (null on findings): such a record gets no new finding, and
 its open findings of the rule stay as they were.
+
+Each rule also declares its *reach* (:class:`Reach`): through which keys a night's
+loaded, superseded or cancelled records can change its findings, and which records a
+new business date alone carries past a threshold. An incremental reconciliation
+expands the night's changes through the reaches of all rules into a scope of VINs and
+refund lines, and each rule's query keeps to the records in scope
+(:meth:`RuleContext.reached`); a full one evaluates everything.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from sqlalchemy import (
@@ -35,6 +42,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    true,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -49,7 +57,7 @@ from vehiclehub.icd.codes import (
     Severity,
 )
 from vehiclehub.icd.codes import values as code_values
-from vehiclehub.store.schema import feed_table
+from vehiclehub.store.schema import feed_table, reconcile_scope, record_changes
 from vehiclehub.workdays import WorkingDays, package_calendar
 
 FINDING_COLUMNS = ["vin", "record_key", "related", "detail"]
@@ -58,12 +66,52 @@ NOT_EVALUATED = "not_evaluated"
 SEVERITIES = tuple(code_values(Severity))
 
 
+#: What an incremental reconciliation re-evaluates records by: the VIN a finding is on,
+#: or, for the tax rules, the declaration reference of the refund line it is on.
+Scope = Literal["vin", "decl_ref"]
+
+
+@dataclass(frozen=True)
+class Night:
+    """What changed since the last reconciliation, as the reaches expand it: the keys
+    journaled for files after ``files_after`` (store.schema.CHANGE_KEYS), and the
+    business date ``previous`` the last run was for (``ctx.day`` is tonight's)."""
+
+    ctx: RuleContext
+    files_after: int
+    previous: date
+
+    def changed(self, kind: str) -> Select[Any]:
+        """The night's changed keys of one kind (``vin``, ``exporter``, ...)."""
+        journal = record_changes
+        return select(journal.c.value).where(
+            journal.c.file_id > self.files_after, journal.c.kind == kind
+        )
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a night's change can reach: the keys of the records (``scope``) whose findings
+    it may change, as ``expand`` gives them from the :class:`Night` — a query of one
+    column, or the values themselves."""
+
+    name: str
+    scope: Scope
+    expand: Callable[[Night], Select[Any] | pd.Series]
+
+
 @dataclass(frozen=True)
 class Rule:
     id: str
     severity: str
     agency: str
     find: Callable[[RuleContext], pd.DataFrame]
+    reach: tuple[Reach, ...]
+
+    @property
+    def scope(self) -> Scope:
+        """The key its findings are re-evaluated by (the same for all its reaches)."""
+        return self.reach[0].scope
 
     @property
     def summary(self) -> str:
@@ -73,15 +121,20 @@ class Rule:
 RULES: dict[str, Rule] = {}
 
 
-def rule(rule_id: str, severity: str, on: str) -> Callable[[Callable[..., pd.DataFrame]], Any]:
-    """Register a rule: its RULES.md id, severity, and the agency whose record it is on."""
+def rule(
+    rule_id: str, severity: str, on: str, reach: tuple[Reach, ...]
+) -> Callable[[Callable[..., pd.DataFrame]], Any]:
+    """Register a rule: its RULES.md id, severity, the agency whose record it is on, and
+    what a night's change can reach of its findings."""
     if severity not in SEVERITIES:
         raise ValueError(f"{rule_id}: unknown severity {severity}")
+    if not reach or len({r.scope for r in reach}) != 1:
+        raise ValueError(f"{rule_id}: its reaches must share one scope")
 
     def register(find: Callable[[RuleContext], pd.DataFrame]) -> Callable[..., pd.DataFrame]:
         if rule_id in RULES:
             raise ValueError(f"rule {rule_id} registered twice")
-        RULES[rule_id] = Rule(rule_id, severity, on, find)
+        RULES[rule_id] = Rule(rule_id, severity, on, find, reach)
         return find
 
     return register
@@ -134,6 +187,19 @@ class RuleContext:
     day: date
     params: RuleParameters
     calendar: WorkingDays = field(default_factory=package_calendar)
+    #: Whether the rules keep to the records in ``reconcile_scope`` (an incremental run).
+    scoped: bool = False
+
+    def reached(self, key: ColumnElement[Any], scope: Scope = "vin") -> ColumnElement[bool]:
+        """Whether a record, by its ``key`` (a VIN, or a refund line's ``decl_ref``), is in
+        the run's scope: always, when the run evaluates everything."""
+        if not self.scoped:
+            return true()
+        return key.in_(self.in_scope(scope))
+
+    def in_scope(self, scope: Scope = "vin") -> Select[Any]:
+        """The run's scope of one kind, as a query."""
+        return select(reconcile_scope.c.value).where(reconcile_scope.c.kind == scope)
 
     def evidence(self, agency: str, feed: str, name: str | None = None) -> Subquery:
         """The latest version of each key, active only (RULES.md, Definitions)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     update,
 )
 
@@ -40,14 +42,25 @@ from vehiclehub.icd.codes import POLICE_VERDICT_RULES, TAX_VERDICT_RULES, Police
 from vehiclehub.icd.drops import EXPORT_VERIFICATION_COLUMNS, REFUND_VERIFICATION_COLUMNS
 from vehiclehub.rules import RULES, RuleContext
 from vehiclehub.rules.base import NOT_EVALUATED, same_item
+from vehiclehub.rules.scope import (
+    basis_now,
+    clear_scope,
+    note_basis,
+    re_evaluated,
+    verdict_records_in_scope,
+    why_in_full,
+    widen_scope,
+)
 from vehiclehub.store.load import bulk_insert
-from vehiclehub.store.schema import findings, not_evaluated
-from vehiclehub.store.verdicts import record_run, store_verdicts
+from vehiclehub.store.schema import findings, not_evaluated, records_not_evaluated, verdict_history
+from vehiclehub.store.verdicts import record_run, store_verdicts, verdict_holds_on
 from vehiclehub.workdays import WorkingDays, package_calendar
+
+log = logging.getLogger(__name__)
 
 FINDING_FIELDS = ["rule_id", "severity", "vin", "agency", "record_key", "related", "detail"]
 #: A record a rule could not evaluate on a run, and why (rules.base, ``not_evaluated``).
-NOT_EVALUATED_FIELDS = ["rule_id", "agency", "record_key", "reason"]
+NOT_EVALUATED_FIELDS = ["rule_id", "agency", "record_key", "vin", "reason"]
 
 
 @dataclass
@@ -241,14 +254,21 @@ def _staged(
 
 
 def record_findings(
-    conn: Connection, day: date, current: pd.DataFrame, unevaluated: pd.DataFrame | None = None
+    conn: Connection,
+    day: date,
+    current: pd.DataFrame,
+    unevaluated: pd.DataFrame | None = None,
+    scope: ColumnElement[bool] | None = None,
 ) -> dict[str, int]:
     """Keep the findings table in step: new ones open, held ones seen, the rest resolved.
 
     ``unevaluated``: records a rule could not evaluate on this run (NOT_EVALUATED_FIELDS).
     Their open findings of that rule are neither resolved nor re-detailed: they are seen
-    on this run as they stood. Returns how many findings were kept so, per rule.
+    on this run as they stood. ``scope``: which findings the run re-evaluated (all when
+    not given); the open ones outside it still hold and are seen on ``day``. Returns how
+    many findings were kept so, per rule.
     """
+    in_scope = true() if scope is None else scope
     # Each statement below looks findings up by identity in the staging table.
     staging = _staged(
         conn,
@@ -273,9 +293,17 @@ def record_findings(
     kept, kept_per_rule = _kept_open(conn, day, unevaluated)
     conn.execute(
         update(findings)
-        .where(findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~held, ~kept)
+        .where(
+            findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~held, ~kept, in_scope
+        )
         .values(resolved_on=day)
     )
+    if scope is not None:
+        conn.execute(
+            update(findings)
+            .where(findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~scope)
+            .values(last_seen=day)
+        )
     conn.execute(
         update(findings)
         .where(held)
@@ -353,6 +381,63 @@ def not_evaluated_counts(unevaluated: pd.DataFrame) -> dict[str, dict[str, int]]
     return out
 
 
+def keep_not_evaluated(conn: Connection, unevaluated: pd.DataFrame, scoped: bool) -> None:
+    """Keep the records the rules could not evaluate as of this run: those of the run's
+    scope replaced (all of them, when the run evaluated everything)."""
+    stale = re_evaluated(records_not_evaluated) if scoped else true()
+    conn.execute(delete(records_not_evaluated).where(stale))
+    bulk_insert(conn, records_not_evaluated, unevaluated[NOT_EVALUATED_FIELDS])
+
+
+def not_evaluated_now(conn: Connection) -> dict[str, dict[str, int]]:
+    """Per rule, per reason: the records it could not evaluate, as of the latest run."""
+    table = records_not_evaluated
+    out: dict[str, dict[str, int]] = {}
+    query = (
+        select(table.c.rule_id, table.c.reason, func.count())
+        .group_by(table.c.rule_id, table.c.reason)
+        .order_by(table.c.rule_id, table.c.reason)
+    )
+    for rule_id, reason, n in conn.execute(query):
+        out.setdefault(str(rule_id), {})[str(reason)] = int(n)
+    return out
+
+
+def open_per_rule(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
+    """Per rule, the findings open as of the latest run, and of those the ones on records
+    it could not evaluate (kept as they stood)."""
+    table = records_not_evaluated
+    on_unevaluated = exists().where(
+        table.c.rule_id == findings.c.rule_id,
+        table.c.agency == findings.c.agency,
+        table.c.record_key == findings.c.record_key,
+    )
+    open_now = findings.c.resolved_on.is_(None)
+    counted = [
+        {
+            str(rule_id): int(n)
+            for rule_id, n in conn.execute(
+                select(findings.c.rule_id, func.count())
+                .where(open_now, *extra)
+                .group_by(findings.c.rule_id)
+            )
+        }
+        for extra in ((), (on_unevaluated,))
+    ]
+    return counted[0], counted[1]
+
+
+def verdicts_holding(conn: Connection, report: str, day: date) -> dict[str, int]:
+    """How many records of the report hold each verdict on ``day``."""
+    query = (
+        select(verdict_history.c.verdict, func.count())
+        .where(verdict_history.c.report == report, verdict_holds_on(day))
+        .group_by(verdict_history.c.verdict)
+        .order_by(verdict_history.c.verdict)
+    )
+    return {str(verdict): int(n) for verdict, n in conn.execute(query)}
+
+
 def store_not_evaluated(conn: Connection, day: date, counts: dict[str, dict[str, int]]) -> None:
     """Replace the day's counts of records not evaluated (:func:`not_evaluated_counts`)."""
     conn.execute(delete(not_evaluated).where(not_evaluated.c.run_date == day))
@@ -378,7 +463,9 @@ def deregistration_items(ctx: RuleContext) -> pd.DataFrame:
             cleared.c.exported_at,
             case((cleared.c.exported_at <= dereg.c.event_date, 1), else_=0).label("qualifies"),
             case((cleared.c.decl_no == dereg.c.decl_no, 1), else_=0).label("named"),
-        ).outerjoin(cleared, cleared.c.vin == dereg.c.vin)
+        )
+        .outerjoin(cleared, cleared.c.vin == dereg.c.vin)
+        .where(ctx.reached(dereg.c.vin))
     )
 
 
@@ -436,9 +523,9 @@ def refund_line_vins(ctx: RuleContext) -> pd.DataFrame:
     refund = ctx.refund_lines()
     items = ctx.latest("customs", "declarations", "item")
     return ctx.frame(
-        select(refund.c.refund_no, refund.c.decl_ref, items.c.vin).outerjoin(
-            items, same_item(refund, items)
-        )
+        select(refund.c.refund_no, refund.c.decl_ref, items.c.vin)
+        .outerjoin(items, same_item(refund, items))
+        .where(ctx.reached(refund.c.decl_ref, "decl_ref"))
     )
 
 
@@ -500,18 +587,37 @@ VERDICT_READS: dict[str, Job] = {
 
 
 def reconcile(
-    engine: Engine, day: date, params: RuleParameters, calendar: WorkingDays | None = None
+    engine: Engine,
+    day: date,
+    params: RuleParameters,
+    calendar: WorkingDays | None = None,
+    full: bool = False,
 ) -> ReconcileResult:
-    """Evaluate every rule over the store, record findings and the day's verdicts.
+    """Evaluate the rules over the store, record findings and the day's verdicts.
 
+    Only what the night's changes reach is re-evaluated, unless ``full`` is asked for or
+    the night must run in full (rules.scope): the findings and verdicts are the same.
     ``calendar``: the working days the SLA rules count (the package's alone by default).
     """
     calendar = calendar or package_calendar()
     with engine.begin() as conn:
-        ctx = RuleContext(conn, day, params, calendar)
+        basis = basis_now(conn, params, calendar)
+        why = "asked for" if full else why_in_full(conn, day, basis)
+        clear_scope(conn)
+        if why is None:
+            reached = widen_scope(RuleContext(conn, day, params, calendar))
+            log.info("reconciling %s incrementally: reached %s", day, reached)
+        else:
+            log.info("reconciling %s in full: %s", day, why)
+    scoped = why is None
+    # Committed before the rules run: they read the scope on connections of their own.
+    with engine.begin() as conn:
+        ctx = RuleContext(conn, day, params, calendar, scoped=scoped)
         evaluation, read = _evaluate(ctx, sorted(RULES), worker_count(), VERDICT_READS)
-        kept = record_findings(conn, day, evaluation.findings, evaluation.not_evaluated)
-        skipped = not_evaluated_counts(evaluation.not_evaluated)
+        scope = re_evaluated(findings) if scoped else None
+        kept = record_findings(conn, day, evaluation.findings, evaluation.not_evaluated, scope)
+        keep_not_evaluated(conn, evaluation.not_evaluated, scoped)
+        skipped = not_evaluated_now(conn)
         store_not_evaluated(conn, day, skipped)
         counts: dict[str, dict[str, int]] = {}
         reports = (
@@ -521,16 +627,24 @@ def reconcile(
         # One report at a time: each holds a row per deregistration or refund line.
         for report, verdicts_of, columns in reports:
             rows = verdicts_of(ctx, evaluation, read.pop(report))
-            store_verdicts(conn, day, report, rows, columns)
-            counts[report] = _counts(rows["verdict"])
+            within = verdict_records_in_scope(report) if scoped else None
+            store_verdicts(conn, day, report, rows, columns, within)
+            counts[report] = (
+                verdicts_holding(conn, report, day) if scoped else _counts(rows["verdict"])
+            )
             del rows
         record_run(conn, day)
-    # The findings that hold at the end of the run: those found, and those kept open.
-    per_rule = _counts(evaluation.findings["rule_id"])
-    for rule_id, n in kept.items():
-        per_rule[rule_id] = per_rule.get(rule_id, 0) + n
+        note_basis(conn, day, basis)
+        clear_scope(conn)
+        if scoped:
+            per_rule, kept = open_per_rule(conn)
+    if not scoped:
+        # The findings that hold at the end of the run: those found, and those kept open.
+        per_rule = _counts(evaluation.findings["rule_id"])
+        for rule_id, n in kept.items():
+            per_rule[rule_id] = per_rule.get(rule_id, 0) + n
     return ReconcileResult(
-        len(evaluation.findings) + sum(kept.values()),
+        sum(per_rule.values()),
         dict(sorted(per_rule.items())),
         counts,
         skipped,

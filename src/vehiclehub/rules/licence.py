@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, Subquery, and_, exists, func, literal, or_
 from vehiclehub.icd.codes import EnterpriseStatus, EventType
 from vehiclehub.rules.base import RuleContext, days_between, item_key, joined, ref, rule
 from vehiclehub.rules.police import police_events
+from vehiclehub.rules.reach import BY_EXPORTER, BY_VIN
 
 
 def _items_with_licence(ctx: RuleContext) -> tuple[Subquery, Subquery, ColumnElement[bool]]:
@@ -17,7 +18,7 @@ def _items_with_licence(ctx: RuleContext) -> tuple[Subquery, Subquery, ColumnEle
     return items, licences, on_licence
 
 
-@rule("LIC-001", "error", on="customs")
+@rule("LIC-001", "error", on="customs", reach=(BY_VIN,))
 def find_items_without_licence(ctx: RuleContext) -> pd.DataFrame:
     """A customs item whose licence number and VIN are on no licence row."""
     items, _, on_licence = _items_with_licence(ctx)
@@ -27,13 +28,13 @@ def find_items_without_licence(ctx: RuleContext) -> pd.DataFrame:
             item_key(items).label("record_key"),
             items.c.licence_no,
             literal(None).label("related"),
-        ).where(~exists().where(on_licence))
+        ).where(ctx.reached(items.c.vin), ~exists().where(on_licence))
     )
     found["detail"] = "no export licence row has licence " + found["licence_no"] + " for this VIN"
     return found
 
 
-@rule("LIC-002", "error", on="customs")
+@rule("LIC-002", "error", on="customs", reach=(BY_VIN,))
 def find_items_outside_licence_validity(ctx: RuleContext) -> pd.DataFrame:
     """A customs item declared on a licence not issued, not yet issued, or expired."""
     items, licences, on_licence = _items_with_licence(ctx)
@@ -48,11 +49,12 @@ def find_items_outside_licence_validity(ctx: RuleContext) -> pd.DataFrame:
         )
         .join(licences, on_licence)
         .where(
+            ctx.reached(items.c.vin),
             or_(
                 licences.c.issued_at.is_(None),
                 items.c.declared_at < licences.c.issued_at,
                 items.c.declared_at > licences.c.valid_to,
-            )
+            ),
         )
     )
     not_issued = found["issued_at"].isna()
@@ -66,7 +68,7 @@ def find_items_outside_licence_validity(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("LIC-003", "error", on="customs")
+@rule("LIC-003", "error", on="customs", reach=(BY_VIN,))
 def find_items_declared_by_another_exporter(ctx: RuleContext) -> pd.DataFrame:
     """A customs item whose declaring enterprise is not the licence holder."""
     items, licences, on_licence = _items_with_licence(ctx)
@@ -79,7 +81,7 @@ def find_items_declared_by_another_exporter(ctx: RuleContext) -> pd.DataFrame:
             ref("commerce", joined(licences.c.licence_no, licences.c.vin)).label("related"),
         )
         .join(licences, on_licence)
-        .where(items.c.uscc != licences.c.uscc)
+        .where(ctx.reached(items.c.vin), items.c.uscc != licences.c.uscc)
     )
     found["detail"] = (
         "declared by " + found["item_uscc"] + " but the licence is held by " + found["licence_uscc"]
@@ -87,7 +89,7 @@ def find_items_declared_by_another_exporter(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("LIC-004", "error", on="commerce")
+@rule("LIC-004", "error", on="commerce", reach=(BY_VIN, BY_EXPORTER))
 def find_licences_without_active_filing(ctx: RuleContext) -> pd.DataFrame:
     """An issued licence whose exporter had no active filing covering the day of issue."""
     licences = ctx.evidence("commerce", "licences", "licence")
@@ -100,6 +102,7 @@ def find_licences_without_active_filing(ctx: RuleContext) -> pd.DataFrame:
             licences.c.issued_at,
             literal(None).label("related"),
         ).where(
+            ctx.reached(licences.c.vin),
             licences.c.issued_at.is_not(None),
             ~exists().where(
                 filings.c.uscc == licences.c.uscc,
@@ -119,13 +122,14 @@ def find_licences_without_active_filing(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("LIC-005", "error", on="customs")
+@rule("LIC-005", "error", on="customs", reach=(BY_VIN,))
 def find_vins_declared_more_than_once(ctx: RuleContext) -> pd.DataFrame:
     """Each customs item of a VIN that is on more than one customs item."""
     items = ctx.evidence("customs", "declarations", "item")
     counted = ctx.evidence("customs", "declarations", "counted")
     repeated = (
         select(counted.c.vin, func.count().label("item_count"))
+        .where(ctx.reached(counted.c.vin))
         .group_by(counted.c.vin)
         .having(func.count() > 1)
         .subquery("repeated")
@@ -142,7 +146,7 @@ def find_vins_declared_more_than_once(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("LIC-006", "error", on="commerce")
+@rule("LIC-006", "error", on="commerce", reach=(BY_VIN,))
 def find_licences_differing_from_pending_export(ctx: RuleContext) -> pd.DataFrame:
     """A licence row whose vehicle differs from the VIN's latest 转让待出口 registration."""
     licences = ctx.evidence("commerce", "licences", "licence")
@@ -165,6 +169,7 @@ def find_licences_differing_from_pending_export(ctx: RuleContext) -> pd.DataFram
         )
         .join(pending, pending.c.vin == licences.c.vin)
         .where(
+            ctx.reached(licences.c.vin),
             ~exists().where(
                 later.c.vin == pending.c.vin, later.c.event_date > pending.c.event_date
             ),
@@ -193,7 +198,7 @@ def find_licences_differing_from_pending_export(ctx: RuleContext) -> pd.DataFram
     return found
 
 
-@rule("LIC-007", "warning", on="commerce")
+@rule("LIC-007", "warning", on="commerce", reach=(BY_VIN,))
 def find_licences_for_near_new_cars(ctx: RuleContext) -> pd.DataFrame:
     """A licence for a near-new car exported as used: needs the maker's after-sales confirmation."""
     licences = ctx.evidence("commerce", "licences", "licence")
@@ -207,7 +212,7 @@ def find_licences_for_near_new_cars(ctx: RuleContext) -> pd.DataFrame:
             licences.c.applied_at,
             age.label("days"),
             literal(None).label("related"),
-        ).where(age <= limit)
+        ).where(ctx.reached(licences.c.vin), age <= limit)
     )
     found["detail"] = (
         "applied for on "

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Subquery, and_, exists, literal, select
+from sqlalchemy import Select, Subquery, and_, exists, literal, select
 
 from vehiclehub.icd.codes import EventType
-from vehiclehub.rules.base import RuleContext, joined, ref, rule
+from vehiclehub.rules.base import Night, Reach, RuleContext, joined, ref, rule
+from vehiclehub.rules.reach import BY_VIN
+from vehiclehub.store.schema import feed_table
 
 
 def police_events(ctx: RuleContext, event_type: str, name: str) -> Subquery:
@@ -17,7 +20,25 @@ def police_events(ctx: RuleContext, event_type: str, name: str) -> Subquery:
     return select(events).where(events.c.event_type == event_type).subquery(name)
 
 
-@rule("POL-001", "warning", on="police")
+def _pending_exports_crossing_window(night: Night) -> Select[Any]:
+    """The 转让待出口 events whose window for a customs declaration closed between the
+    last run's business date and tonight's."""
+    events = feed_table("police", "events")
+    window = timedelta(days=night.ctx.params.pending_export_days)
+    return select(events.c.vin).where(
+        events.c.event_type == EventType.TRANSFER_PENDING_EXPORT,
+        events.c.event_date >= night.previous - window,
+        events.c.event_date < night.ctx.day - window,
+    )
+
+
+#: The business date closes the window of pending exports to be declared (POL-001).
+PAST_PENDING_EXPORT_WINDOW = Reach(
+    "past the pending-export window", "vin", _pending_exports_crossing_window
+)
+
+
+@rule("POL-001", "warning", on="police", reach=(BY_VIN, PAST_PENDING_EXPORT_WINDOW))
 def find_pending_exports_never_declared(ctx: RuleContext) -> pd.DataFrame:
     """A vehicle transferred pending export (转让待出口) but on no customs item after the window."""
     pending = police_events(ctx, EventType.TRANSFER_PENDING_EXPORT, "pending")
@@ -30,6 +51,7 @@ def find_pending_exports_never_declared(ctx: RuleContext) -> pd.DataFrame:
             pending.c.event_date,
             literal(None).label("related"),
         ).where(
+            ctx.reached(pending.c.vin),
             pending.c.event_date < ctx.day - timedelta(days=window),
             ~exists().where(items.c.vin == pending.c.vin),
         )
@@ -42,7 +64,7 @@ def find_pending_exports_never_declared(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("POL-002", "error", on="police")
+@rule("POL-002", "error", on="police", reach=(BY_VIN,))
 def find_transfers_after_pending_export(ctx: RuleContext) -> pd.DataFrame:
     """A domestic transfer registered after the vehicle was transferred pending export."""
     transfer = police_events(ctx, EventType.TRANSFER, "transfer")
@@ -54,10 +76,12 @@ def find_transfers_after_pending_export(ctx: RuleContext) -> pd.DataFrame:
             transfer.c.event_date,
             pending.c.event_date.label("pending_date"),
             ref("police", pending.c.event_id).label("related"),
-        ).join(
+        )
+        .join(
             pending,
             and_(pending.c.vin == transfer.c.vin, pending.c.event_date < transfer.c.event_date),
         )
+        .where(ctx.reached(transfer.c.vin))
     )
     first_pending = found.groupby("record_key")["pending_date"].transform("min")
     found["detail"] = (
@@ -70,7 +94,7 @@ def find_transfers_after_pending_export(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("POL-003", "error", on="police")
+@rule("POL-003", "error", on="police", reach=(BY_VIN,))
 def find_pending_exports_to_unlicensed_owner(ctx: RuleContext) -> pd.DataFrame:
     """A vehicle transferred pending export to an owner that holds none of its export licences."""
     pending = police_events(ctx, EventType.TRANSFER_PENDING_EXPORT, "pending")
@@ -86,10 +110,11 @@ def find_pending_exports_to_unlicensed_owner(ctx: RuleContext) -> pd.DataFrame:
         )
         .join(licences, licences.c.vin == pending.c.vin)
         .where(
+            ctx.reached(pending.c.vin),
             ~exists().where(
                 owners_licence.c.vin == pending.c.vin,
                 owners_licence.c.uscc == pending.c.owner_id,
-            )
+            ),
         )
     )
     holders = (

@@ -28,7 +28,8 @@ from sqlalchemy import (
 
 from vehiclehub.contract import feeds
 from vehiclehub.identifiers import char_matrix
-from vehiclehub.rules.base import RuleContext, joined, rule
+from vehiclehub.rules.base import Night, Reach, RuleContext, joined, rule
+from vehiclehub.rules.reach import BY_VIN
 from vehiclehub.store.load import bulk_insert
 from vehiclehub.vin import VIN_PATTERN
 
@@ -103,7 +104,7 @@ def _flagged(ctx: RuleContext, flag: str, value: bool, mandatory: bool = False) 
                 table.c[f"{source.column}_raw"].label("raw"),
                 literal(None, String).label("related"),
             )
-            .where(table.c[f"{source.column}_{flag}"] == value)
+            .where(ctx.reached(vin), table.c[f"{source.column}_{flag}"] == value)
         )
         if mandatory:
             query = query.where(func.substr(vin, 1, 1).in_(MANDATORY_CHECK_WMI))
@@ -116,7 +117,7 @@ def _named(found: pd.DataFrame) -> pd.Series:
     return found["vin_column"].where(found["vin_column"] != "vin", "VIN")
 
 
-@rule("VIN-001", "info", on="commerce")
+@rule("VIN-001", "info", on="commerce", reach=(BY_VIN,))
 def find_vins_read_with_substitutions(ctx: RuleContext) -> pd.DataFrame:
     """A VIN that only matches after I/O/Q were read as 1/0/0 or a barcode's leading I dropped."""
     found = _flagged(ctx, "substituted", True)
@@ -131,7 +132,7 @@ def find_vins_read_with_substitutions(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("VIN-002", "warning", on="commerce")
+@rule("VIN-002", "warning", on="commerce", reach=(BY_VIN,))
 def find_vins_failing_check_digit(ctx: RuleContext) -> pd.DataFrame:
     """A VIN whose mandatory check digit (position 9) does not fit: likely mistyped."""
     found = _flagged(ctx, "check_ok", False, mandatory=True)
@@ -146,7 +147,21 @@ def find_vins_failing_check_digit(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("VIN-003", "warning", on="commerce")
+def _neighbouring_vins(night: Night) -> pd.Series:
+    """The VINs held one typo away from a VIN the night changed: whether theirs is alone on
+    its feed, or which candidates agree with it, may have changed."""
+    changed = pd.Series(night.ctx.conn.execute(night.changed("vin")).scalars().all(), dtype="str")
+    if changed.empty:
+        return changed
+    held = _vins_by_feed(night.ctx)["vin"].drop_duplicates()
+    return near_vin_pairs(changed, held)["candidate"]
+
+
+#: A changed record reaches the records of the VINs one typo away from its VINs (VIN-003).
+BY_NEIGHBOUR = Reach("by neighbouring VIN", "vin", _neighbouring_vins)
+
+
+@rule("VIN-003", "warning", on="commerce", reach=(BY_VIN, BY_NEIGHBOUR))
 def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
     """A VIN found on one feed only, one typo away from a VIN on another feed's agreeing record.
 
@@ -155,6 +170,8 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
     """
     vins = _vins_by_feed(ctx)
     alone = vins[vins.groupby("vin")["feed"].transform("size") == 1]
+    if ctx.scoped:
+        alone = alone[alone["vin"].isin(ctx.conn.execute(ctx.in_scope()).scalars().all())]
     # Blocked near-match search (no all-pairs): lone VINs against every VIN held.
     pairs = near_vin_pairs(alone["vin"], vins["vin"].drop_duplicates())
     pairs = pairs.merge(alone, on="vin").merge(

@@ -8,20 +8,25 @@ or, where it lacks a year the count needs, declares the record not evaluated.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import Select, case, func, literal, select
 
 from vehiclehub.icd.codes import EnterpriseClass, RefundStatus
 from vehiclehub.rules.base import (
     NOT_EVALUATED,
+    Night,
+    Reach,
     RuleContext,
     days_between,
     joined,
     rule,
     same_item,
 )
+from vehiclehub.rules.reach import BY_DECLARATION_REF, BY_VIN
+from vehiclehub.store.schema import feed_table
 from vehiclehub.workdays import uncovered
 
 
@@ -36,7 +41,37 @@ def _late(ctx: RuleContext, found: pd.DataFrame, start: str, end: str, limit: An
     return found[late | found[NOT_EVALUATED].notna()].reset_index(drop=True)
 
 
-@rule("SLA-001", "warning", on="commerce")
+def _licences_pending_past_limit(night: Night) -> Select[Any]:
+    """The licences not issued for more than the limit in calendar days: each night counts
+    their working days anew, up to the business date."""
+    licences = feed_table("commerce", "licences")
+    limit = timedelta(days=night.ctx.params.licence_wd)
+    return select(licences.c.vin).where(
+        licences.c.issued_at.is_(None), licences.c.applied_at < night.ctx.day - limit
+    )
+
+
+def _refunds_pending_past_limit(night: Night) -> Select[Any]:
+    """The refund lines pending for more than the shorter limit in calendar days."""
+    refunds = feed_table("tax", "refunds")
+    params = night.ctx.params
+    limit = timedelta(days=min(params.refund_wd_class12, params.refund_wd_other))
+    return select(refunds.c.decl_ref).where(
+        refunds.c.status == RefundStatus.PENDING, refunds.c.applied_at < night.ctx.day - limit
+    )
+
+
+#: The business date lengthens the wait of every licence not yet issued (SLA-001).
+LICENCES_PENDING_PAST_LIMIT = Reach(
+    "licences pending past the limit", "vin", _licences_pending_past_limit
+)
+#: The business date lengthens the wait of every refund line pending (SLA-002).
+REFUNDS_PENDING_PAST_LIMIT = Reach(
+    "refunds pending past the limit", "decl_ref", _refunds_pending_past_limit
+)
+
+
+@rule("SLA-001", "warning", on="commerce", reach=(BY_VIN, LICENCES_PENDING_PAST_LIMIT))
 def find_licences_issued_late(ctx: RuleContext) -> pd.DataFrame:
     """A licence issued, or still not issued, later than the working days commerce allows."""
     licences = ctx.evidence("commerce", "licences", "licence")
@@ -50,7 +85,7 @@ def find_licences_issued_late(ctx: RuleContext) -> pd.DataFrame:
             licences.c.issued_at,
             until.label("until"),
             literal(None).label("related"),
-        ).where(days_between(until, licences.c.applied_at) > limit)
+        ).where(ctx.reached(licences.c.vin), days_between(until, licences.c.applied_at) > limit)
     )
     found = _late(ctx, found, "applied_at", "until", limit)
     waited = found["working_days"].astype("str") + f" working days (at most {limit})"
@@ -68,7 +103,7 @@ def find_licences_issued_late(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("SLA-002", "warning", on="tax")
+@rule("SLA-002", "warning", on="tax", reach=(BY_DECLARATION_REF, REFUNDS_PENDING_PAST_LIMIT))
 def find_refunds_approved_late(ctx: RuleContext) -> pd.DataFrame:
     """A refund line approved, or still pending, later than its class's working-day limit."""
     refund = ctx.refund_lines()
@@ -91,7 +126,10 @@ def find_refunds_approved_late(ctx: RuleContext) -> pd.DataFrame:
             literal(None).label("related"),
         )
         .outerjoin(items, same_item(refund, items))
-        .where(days_between(until, refund.c.applied_at) > limit)
+        .where(
+            ctx.reached(refund.c.decl_ref, "decl_ref"),
+            days_between(until, refund.c.applied_at) > limit,
+        )
     )
     found = _late(ctx, found, "applied_at", "until", found["limit"])
     waited = (

@@ -7,13 +7,19 @@ from sqlalchemy import ColumnElement, Subquery, and_, func, literal, or_, select
 
 from vehiclehub.icd.codes import DeclarationStatus, RecordStatus
 from vehiclehub.rules.base import RuleContext, item_key, joined, ref, rule, same_item
+from vehiclehub.rules.reach import BY_DECLARATION_REF
 
 
 def _refund_key(refund: Subquery) -> ColumnElement[str]:
     return joined(refund.c.refund_no, refund.c.decl_ref)
 
 
-@rule("TAX-001", "error", on="tax")
+def _reached(ctx: RuleContext, refund: Subquery) -> ColumnElement[bool]:
+    """A refund line in the run's scope, by the declaration reference it cites."""
+    return ctx.reached(refund.c.decl_ref, "decl_ref")
+
+
+@rule("TAX-001", "error", on="tax", reach=(BY_DECLARATION_REF,))
 def find_refunds_without_export(ctx: RuleContext) -> pd.DataFrame:
     """A refund line citing no customs item, or an active item that has not cleared."""
     refund = ctx.refund_lines()
@@ -28,13 +34,14 @@ def find_refunds_without_export(ctx: RuleContext) -> pd.DataFrame:
         )
         .outerjoin(items, same_item(refund, items))
         .where(
+            _reached(ctx, refund),
             or_(
                 items.c.decl_no.is_(None),
                 and_(
                     items.c.record_status == RecordStatus.ACTIVE,
                     or_(items.c.status != DeclarationStatus.CLEARED, items.c.exported_at.is_(None)),
                 ),
-            )
+            ),
         )
     )
     missing = found["related"].isna()
@@ -44,7 +51,7 @@ def find_refunds_without_export(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("TAX-002", "error", on="tax")
+@rule("TAX-002", "error", on="tax", reach=(BY_DECLARATION_REF,))
 def find_refunds_on_cancelled_items(ctx: RuleContext) -> pd.DataFrame:
     """A refund line citing a customs item that has been withdrawn (修撤单)."""
     refund = ctx.refund_lines()
@@ -57,19 +64,20 @@ def find_refunds_on_cancelled_items(ctx: RuleContext) -> pd.DataFrame:
             ref("customs", item_key(items)).label("related"),
         )
         .join(items, same_item(refund, items))
-        .where(items.c.record_status == RecordStatus.CANCELLED)
+        .where(_reached(ctx, refund), items.c.record_status == RecordStatus.CANCELLED)
     )
     found["detail"] = "the declaration item " + found["decl_ref"] + " was cancelled by customs"
     return found
 
 
-@rule("TAX-003", "error", on="tax")
+@rule("TAX-003", "error", on="tax", reach=(BY_DECLARATION_REF,))
 def find_duplicate_refund_claims(ctx: RuleContext) -> pd.DataFrame:
     """Each refund line of a declaration item that more than one refund line cites."""
     refund, counted = ctx.refund_lines(), ctx.refund_lines("counted")
     items = ctx.latest("customs", "declarations", "item")
     repeated = (
         select(counted.c.decl_ref, func.count().label("line_count"))
+        .where(_reached(ctx, counted))
         .group_by(counted.c.decl_ref)
         .having(func.count() > 1)
         .subquery("repeated")
@@ -95,7 +103,7 @@ def find_duplicate_refund_claims(ctx: RuleContext) -> pd.DataFrame:
     return found
 
 
-@rule("TAX-004", "error", on="tax")
+@rule("TAX-004", "error", on="tax", reach=(BY_DECLARATION_REF,))
 def find_refunds_claimed_by_another_party(ctx: RuleContext) -> pd.DataFrame:
     """A refund line whose claimant is not the enterprise that declared the export."""
     refund = ctx.refund_lines()
@@ -109,7 +117,7 @@ def find_refunds_claimed_by_another_party(ctx: RuleContext) -> pd.DataFrame:
             ref("customs", item_key(items)).label("related"),
         )
         .join(items, same_item(refund, items))
-        .where(items.c.uscc != refund.c.uscc)
+        .where(_reached(ctx, refund), items.c.uscc != refund.c.uscc)
     )
     found["detail"] = (
         "claimed by " + found["claimant"] + " but the export was declared by " + found["exporter"]

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Subquery, and_, exists, extract, literal, 
 from vehiclehub.icd.codes import ClaimType, DeregReason, EventType
 from vehiclehub.rules.base import RuleContext, days_between, item_key, ref, rule
 from vehiclehub.rules.police import police_events
+from vehiclehub.rules.reach import BY_APPLICANT, BY_VIN
 
 
 def _claims(ctx: RuleContext, claim_type: str | None, name: str) -> Subquery:
@@ -44,14 +45,14 @@ def _claims_lacking(
             claims.c.claim_no.label("record_key"),
             claims.c.applied_at,
             literal(None).label("related"),
-        ).where(~evidence)
+        ).where(ctx.reached(claims.c.old_vin), ~evidence)
     )
     prefix, suffix = detail.split("{}")
     found["detail"] = prefix + found["applied_at"] + suffix
     return found
 
 
-@rule("TRD-001", "error", on="commerce")
+@rule("TRD-001", "error", on="commerce", reach=(BY_VIN,))
 def find_scrap_claims_without_scrapping(ctx: RuleContext) -> pd.DataFrame:
     """A 报废更新 claim whose old vehicle was never deregistered as scrapped."""
     claims, scrapped = (
@@ -66,32 +67,40 @@ def find_scrap_claims_without_scrapping(ctx: RuleContext) -> pd.DataFrame:
     )
 
 
-@rule("TRD-002", "error", on="customs")
+@rule("TRD-002", "error", on="customs", reach=(BY_VIN,))
 def find_exports_of_scrapped_vehicles(ctx: RuleContext) -> pd.DataFrame:
     """A cleared export of a vehicle that was scrapped, or whose scrapping was subsidised."""
     cleared = ctx.cleared_items()
     scrapped = _scrap_deregistrations(ctx, "scrapped")
     claims = _claims(ctx, ClaimType.SCRAP, "claim")
-    by_police = select(
-        cleared.c.vin,
-        item_key(cleared).label("record_key"),
-        ref("police", scrapped.c.event_id).label("related"),
-        literal("deregistered for scrap on ").label("how"),
-        scrapped.c.event_date.label("when"),
-    ).join(scrapped, scrapped.c.vin == cleared.c.vin)
-    by_claim = select(
-        cleared.c.vin,
-        item_key(cleared).label("record_key"),
-        ref("commerce", claims.c.claim_no).label("related"),
-        literal("the old vehicle of a scrap trade-in claim applied for on ").label("how"),
-        claims.c.applied_at.label("when"),
-    ).join(claims, claims.c.old_vin == cleared.c.vin)
+    by_police = (
+        select(
+            cleared.c.vin,
+            item_key(cleared).label("record_key"),
+            ref("police", scrapped.c.event_id).label("related"),
+            literal("deregistered for scrap on ").label("how"),
+            scrapped.c.event_date.label("when"),
+        )
+        .join(scrapped, scrapped.c.vin == cleared.c.vin)
+        .where(ctx.reached(cleared.c.vin))
+    )
+    by_claim = (
+        select(
+            cleared.c.vin,
+            item_key(cleared).label("record_key"),
+            ref("commerce", claims.c.claim_no).label("related"),
+            literal("the old vehicle of a scrap trade-in claim applied for on ").label("how"),
+            claims.c.applied_at.label("when"),
+        )
+        .join(claims, claims.c.old_vin == cleared.c.vin)
+        .where(ctx.reached(cleared.c.vin))
+    )
     found = ctx.frame(union_all(by_police, by_claim))
     found["detail"] = "exported, but the vehicle was scrapped: " + found["how"] + found["when"]
     return found
 
 
-@rule("TRD-003", "error", on="commerce")
+@rule("TRD-003", "error", on="commerce", reach=(BY_VIN,))
 def find_replace_claims_without_sale(ctx: RuleContext) -> pd.DataFrame:
     """A 置换更新 claim whose old vehicle was never transferred out of the applicant's hands."""
     claims = _claims(ctx, ClaimType.REPLACE, "claim")
@@ -125,7 +134,7 @@ def find_replace_claims_without_sale(ctx: RuleContext) -> pd.DataFrame:
     )
 
 
-@rule("TRD-004", "error", on="commerce")
+@rule("TRD-004", "error", on="commerce", reach=(BY_VIN, BY_APPLICANT))
 def find_duplicate_tradein_claims(ctx: RuleContext) -> pd.DataFrame:
     """Each claim on a twice-claimed old vehicle, or of one applicant's replace claims in a year."""
     claims, others = _claims(ctx, None, "claim"), _claims(ctx, None, "other")
@@ -136,6 +145,7 @@ def find_duplicate_tradein_claims(ctx: RuleContext) -> pd.DataFrame:
         ref("commerce", others.c.claim_no).label("related"),
         literal("vehicle").label("why"),
     ).join(others, and_(others.c.old_vin == claims.c.old_vin, other_claim))
+    same_vehicle = same_vehicle.where(ctx.reached(claims.c.old_vin))
     replaces, other_replaces = (
         _claims(ctx, ClaimType.REPLACE, "replace"),
         _claims(ctx, ClaimType.REPLACE, "also"),
@@ -153,6 +163,7 @@ def find_duplicate_tradein_claims(ctx: RuleContext) -> pd.DataFrame:
             extract("year", other_replaces.c.applied_at) == extract("year", replaces.c.applied_at),
         ),
     )
+    same_year = same_year.where(ctx.reached(replaces.c.old_vin))
     found = ctx.frame(union_all(same_vehicle, same_year))
     vehicle = found["why"].eq("vehicle").groupby(found["record_key"]).transform("any")
     year = found["why"].eq("year").groupby(found["record_key"]).transform("any")
@@ -165,7 +176,7 @@ def find_duplicate_tradein_claims(ctx: RuleContext) -> pd.DataFrame:
     return found.drop(columns="why")
 
 
-@rule("TRD-005", "warning", on="commerce")
+@rule("TRD-005", "warning", on="commerce", reach=(BY_VIN,))
 def find_new_cars_bought_for_export(ctx: RuleContext) -> pd.DataFrame:
     """A subsidised new car that is on its way out of the country soon after the claim."""
     claims = _claims(ctx, None, "claim")
@@ -184,6 +195,7 @@ def find_new_cars_bought_for_export(ctx: RuleContext) -> pd.DataFrame:
         literal("transferred pending export on ").label("how"),
         pending.c.event_date.label("when"),
     ).join(pending, and_(pending.c.vin == claims.c.new_vin, soon_after(pending.c.event_date)))
+    pending_soon = pending_soon.where(ctx.reached(claims.c.new_vin))
     declared_soon = select(
         claims.c.new_vin.label("vin"),
         claims.c.claim_no.label("record_key"),
@@ -191,6 +203,7 @@ def find_new_cars_bought_for_export(ctx: RuleContext) -> pd.DataFrame:
         literal("declared for export on ").label("how"),
         items.c.declared_at.label("when"),
     ).join(items, and_(items.c.vin == claims.c.new_vin, soon_after(items.c.declared_at)))
+    declared_soon = declared_soon.where(ctx.reached(claims.c.new_vin))
     found = ctx.frame(union_all(pending_soon, declared_soon))
     earliest = found.sort_values(["when", "how"]).drop_duplicates("record_key")
     first = (earliest["how"] + earliest["when"]).set_axis(earliest["record_key"])

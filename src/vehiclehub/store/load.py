@@ -24,11 +24,12 @@ from sqlalchemy import (
     exists,
     insert,
     literal,
+    union,
 )
 from sqlalchemy import select as sa_select
 
 from vehiclehub.contract import FeedSpec
-from vehiclehub.store.schema import feed_table
+from vehiclehub.store.schema import CHANGE_KEYS, EVERYTHING, feed_table, record_changes
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ def load_records(
         return LoadResult(loaded=0, ignored=0, conflicts=_no_conflicts())
     if not compare:
         bulk_insert(conn, target, records[[c.name for c in target.columns]])
+        file_id = int(records["file_id"].iloc[0])
+        conn.execute(insert(record_changes).values(file_id=file_id, kind=EVERYTHING, value=None))
         return LoadResult(loaded=len(records), ignored=0, conflicts=_no_conflicts())
     staging = _staging_table(conn, target)
     bulk_insert(conn, staging, records)
@@ -142,6 +145,7 @@ def load_records(
         ).all(),
         columns=["line", "record_version"],
     )
+    _note_changes(conn, spec, staging, target)
     superseded = exists().where(
         and_(*(staging.c[k] == target.c[k] for k in spec.key)),
         staging.c.record_version > target.c.record_version,
@@ -161,6 +165,20 @@ def load_records(
     staging.drop(conn)
     ignored = len(records) - loaded - len(conflicts)
     return LoadResult(loaded=loaded, ignored=ignored, conflicts=conflicts)
+
+
+def _note_changes(conn: Connection, spec: FeedSpec, staging: Table, target: Table) -> None:
+    """Journal the keys (CHANGE_KEYS) of the file's records and of the stored versions of
+    the same keys, which they may supersede: what a correction or cancellation changes is
+    reached through its old values as much as through its new ones."""
+    same_key = and_(*(target.c[k] == staging.c[k] for k in spec.key))
+    parts = []
+    for column, kind in CHANGE_KEYS[spec.agency, spec.feed].items():
+        parts.append(sa_select(staging.c.file_id, literal(kind), staging.c[column]))
+        parts.append(
+            sa_select(staging.c.file_id, literal(kind), target.c[column]).join(target, same_key)
+        )
+    conn.execute(insert(record_changes).from_select(["file_id", "kind", "value"], union(*parts)))
 
 
 def defer_indexes(conn: Connection, spec: FeedSpec) -> list[Index]:

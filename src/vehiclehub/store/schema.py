@@ -103,6 +103,37 @@ FEED_TABLES: dict[tuple[str, str], Table] = {
 
 Index("ix_customs_declarations_licence", FEED_TABLES["customs", "declarations"].c.licence_no)
 Index("ix_tax_refunds_decl_ref", FEED_TABLES["tax", "refunds"].c.decl_ref)
+# The look-ups of an incremental reconciliation (vehiclehub.rules.reach): an exporter's
+# licences, an applicant's claims, and the records a business date carries past a
+# threshold (exported, pending export, licences not issued, refunds pending).
+_licences, _claims = FEED_TABLES["commerce", "licences"], FEED_TABLES["commerce", "tradein_claims"]
+_items, _events = FEED_TABLES["customs", "declarations"], FEED_TABLES["police", "events"]
+Index("ix_commerce_licences_uscc", _licences.c.uscc)
+Index("ix_commerce_licences_pending", _licences.c.issued_at, _licences.c.applied_at)
+Index("ix_commerce_tradein_claims_applicant", _claims.c.applicant_id)
+Index("ix_customs_declarations_exported", _items.c.exported_at)
+Index("ix_police_events_date", _events.c.event_type, _events.c.event_date)
+Index("ix_tax_refunds_pending", *FEED_TABLES["tax", "refunds"].c["status", "applied_at"])
+
+#: What a changed record of each feed is noted by in :data:`record_changes`: per column,
+#: the kind of key through which a change can reach other records' findings
+#: (vehiclehub.rules.reach): a VIN, an exporter's filing, an applicant, a declaration
+#: (its items) or a refund line's declaration reference.
+CHANGE_KEYS: dict[tuple[str, str], dict[str, str]] = {
+    ("commerce", "enterprises"): {"uscc": "exporter"},
+    ("commerce", "licences"): {"vin": "vin"},
+    ("commerce", "tradein_claims"): {
+        "old_vin": "vin",
+        "new_vin": "vin",
+        "applicant_id": "applicant",
+    },
+    ("customs", "declarations"): {"vin": "vin", "decl_no": "declaration"},
+    ("police", "events"): {"vin": "vin"},
+    ("tax", "refunds"): {"decl_ref": "decl_ref"},
+}
+#: The kind of a :data:`record_changes` row that says a whole feed changed (its first
+#: load, inserted without comparison): the next reconciliation runs in full.
+EVERYTHING = "everything"
 
 
 def feed_table(agency: str, feed: str) -> Table:
@@ -192,6 +223,7 @@ findings = Table(
     Column("resolved_on", Date),
     UniqueConstraint("identity", name="uq_findings_identity"),
     Index("ix_findings_rule", "rule_id"),
+    Index("ix_findings_vin", "vin"),
 )
 
 # Per run date, rule and reason: how many records the rule could not evaluate on that
@@ -223,6 +255,54 @@ verdict_history = Table(
     Column("row_json", Text, nullable=False),
     PrimaryKeyConstraint("report", "record_key", "valid_from"),
     Index("ix_verdict_history_from", "report", "valid_from"),
+)
+
+# The change journal: per file loaded, the keys (CHANGE_KEYS) of the records it loaded
+# or superseded, old and new values alike, for the next reconciliation to re-evaluate
+# what they can reach.
+record_changes = Table(
+    "record_changes",
+    metadata,
+    Column("file_id", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", String(64)),
+    Index("ix_record_changes_file", "file_id"),
+)
+
+# Per business date reconciled: the files it took into account (every file up to
+# ``files_through``) and the fingerprint of the rule parameters and working-day calendar
+# it ran with; the next reconciliation re-evaluates only what changed since, when the
+# fingerprint is the same.
+reconcile_bases = Table(
+    "reconcile_bases",
+    metadata,
+    Column("run_date", Date, primary_key=True),
+    Column("files_through", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+)
+
+# What the reconciliation under way re-evaluates (vehiclehub.rules.reach): the VINs and
+# refund lines' declaration references a night's change reaches. Written before the
+# rules run, on their own connections too, and emptied when the run ends.
+reconcile_scope = Table(
+    "reconcile_scope",
+    metadata,
+    Column("kind", String(16), nullable=False),
+    Column("value", String(64), nullable=False),
+    PrimaryKeyConstraint("kind", "value"),
+)
+
+# The records a rule could not evaluate on the latest reconciliation (RULES.md, working
+# days), one row each: an incremental run re-evaluates some of them and keeps the rest.
+records_not_evaluated = Table(
+    "records_not_evaluated",
+    metadata,
+    Column("rule_id", String(16), nullable=False),
+    Column("agency", String(16), nullable=False),
+    Column("record_key", String(255), nullable=False),
+    Column("vin", String(32)),
+    Column("reason", Text, nullable=False),
+    Index("ix_records_not_evaluated_vin", "vin"),
 )
 
 # The business dates reconciled, one row each: the runs whose verdicts the history holds,

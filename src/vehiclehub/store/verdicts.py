@@ -10,6 +10,7 @@ storage in proportion to what it changed.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Connection,
     Date,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -77,13 +79,15 @@ def row_hashes(lines: list[str]) -> np.ndarray:
     return pd.util.hash_array(np.asarray(lines, dtype=object)).view(np.int64)
 
 
-def _held(conn: Connection, report: str, day: date) -> pd.Series:
-    """The row hash of each record of the report holding on ``day``, by record key."""
-    rows = conn.execute(
-        select(verdict_history.c.record_key, verdict_history.c.row_hash).where(
-            verdict_history.c.report == report, verdict_holds_on(day)
-        )
-    ).all()
+def _held(conn: Connection, report: str, day: date, within: Select[Any] | None = None) -> pd.Series:
+    """The row hash of each record of the report holding on ``day`` (of the records
+    ``within`` names, when given), by record key."""
+    query = select(verdict_history.c.record_key, verdict_history.c.row_hash).where(
+        verdict_history.c.report == report, verdict_holds_on(day)
+    )
+    if within is not None:
+        query = query.where(verdict_history.c.record_key.in_(within))
+    rows = conn.execute(query).all()
     keys = [key for key, _ in rows]
     return pd.Series(np.array([h for _, h in rows], dtype=np.int64), index=pd.Index(keys))
 
@@ -121,12 +125,19 @@ def _changes(rows: pd.DataFrame, columns: list[str], held: pd.Series) -> pd.Data
 
 
 def store_verdicts(
-    conn: Connection, day: date, report: str, rows: pd.DataFrame, columns: list[str]
+    conn: Connection,
+    day: date,
+    report: str,
+    rows: pd.DataFrame,
+    columns: list[str],
+    within: Select[Any] | None = None,
 ) -> int:
     """Make the report's history hold ``rows`` on ``day`` (each row's ``columns`` as its
     JSON, keyed by ``record_key``), changing nothing before ``day`` nor from the next
-    later run on. Returns the number of records whose row changed."""
-    held = _held(conn, report, day)
+    later run on. ``within``: the record keys ``rows`` stand for (a query), when they are
+    not the whole report; the others hold on as they were. Returns the number of records
+    whose row changed."""
+    held = _held(conn, report, day, within)
     changes = _changes(rows, columns, held)
     if changes.empty:
         return 0
