@@ -163,8 +163,9 @@ grid without failing the run: the rejections go back to their senders in the dro
 """
 
 RECONCILE_DOC = """
-Run every rule of RULES.md over everything stored and record the day's findings and
-verdicts (`vehiclehub.pipeline.reconcile`). Returns counts per rule and verdict. The
+Run the rules of RULES.md over what the night changed and record the day's findings and
+verdicts (`vehiclehub.pipeline.reconcile`); with the param `full: true`, over everything
+stored (recovery). Returns counts per rule and verdict. The
 run counts the review desk's decisions made before this DAG run started; a decision made
 while it is under way counts from the next run, and decisions whose evidence changed
 lapse.
@@ -276,7 +277,7 @@ def reconcile() -> dict[str, Any]:
         hub_settings(agencies=[]) as settings,
         hold_store(settings, lease_holder(context), release=False),
     ):
-        reconciled = reconcile_stage(settings, day, began)
+        reconciled = reconcile_stage(settings, day, began, bool(context["params"].get("full")))
     return {"business_date": day.isoformat(), **reconciled.to_dict()}
 
 
@@ -325,7 +326,14 @@ with DAG(
             pattern=r"^\d{4}-\d{2}-\d{2}$",
             title="Business date",
             description="YYYY-MM-DD to process instead of the day before the run (reruns).",
-        )
+        ),
+        "full": Param(
+            False,
+            type="boolean",
+            title="Reconcile in full",
+            description="Evaluate every rule over everything stored, not only what changed "
+            "since the last reconciliation (recovery; the findings are the same).",
+        ),
     },
     tags=["vehiclehub"],
 ) as dag:

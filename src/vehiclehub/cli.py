@@ -37,10 +37,31 @@ def _run(args: argparse.Namespace) -> int:
 
     # Another run holding the store (StoreBusy) and a run failed part-way (RunFailed)
     # end the command with their exit codes (vehiclehub.errors).
-    summary = run_cycle(settings, args.date)
+    summary = run_cycle(settings, args.date, full=args.full)
     from vehiclehub.summary import format_summary
 
     print(format_summary(summary))
+    return ExitCode.COMPLETED
+
+
+_FULL_HELP = (
+    "evaluate every rule over everything stored, not only what changed since the last "
+    "reconciliation (recovery; the findings and verdicts are the same)"
+)
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from vehiclehub.config import load_settings
+
+    settings = load_settings(args.config)
+    from vehiclehub.pipeline import hold_store, reconcile, this_process
+
+    # Another run holding the store (StoreBusy) ends the command with its exit code.
+    with hold_store(settings, this_process()):
+        result = reconcile(settings, args.date, full=args.full)
+    from vehiclehub.summary import reconciliation_summary
+
+    print(reconciliation_summary(args.date, result.rules))
     return ExitCode.COMPLETED
 
 
@@ -230,7 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="run one nightly cycle for a business date")
     run.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
     run.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
+    run.add_argument("--full", action="store_true", help=_FULL_HELP)
     run.set_defaults(handler=_run)
+
+    again = sub.add_parser(
+        "reconcile",
+        parents=[common],
+        help="reconcile a business date again: findings and verdicts, no intake or drops",
+    )
+    again.add_argument("--config", help="TOML configuration (default: $VHUB_CONFIG)")
+    again.add_argument("--date", type=_date, required=True, help="business date YYYY-MM-DD")
+    again.add_argument("--full", action="store_true", help=_FULL_HELP)
+    again.set_defaults(handler=_reconcile)
 
     health = sub.add_parser(
         "health",

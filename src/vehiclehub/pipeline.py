@@ -267,8 +267,11 @@ def completeness(settings: Settings, day: date) -> Completeness:
         return feed_completeness(conn, settings, day)
 
 
-def reconcile(settings: Settings, day: date, began: datetime | None = None) -> ReconcileStage:
-    """Run every rule over everything stored; record findings and verdicts for the day.
+def reconcile(
+    settings: Settings, day: date, began: datetime | None = None, full: bool = False
+) -> ReconcileStage:
+    """Run the rules over what the night changed (everything, with ``full``); record
+    findings and verdicts for the day.
 
     The run counts the review desk's decisions made before ``began`` (when the run
     began; this stage's start when not given); decisions whose evidence changed lapse.
@@ -278,7 +281,7 @@ def reconcile(settings: Settings, day: date, began: datetime | None = None) -> R
     with timed_stage(settings, "reconcile"), _store(settings) as engine:
         with engine.begin() as conn:
             mark_run(conn, day, began or _now())
-        result = run_rules(engine, day, settings.rules, WorkingDays(settings.calendar))
+        result = run_rules(engine, day, settings.rules, WorkingDays(settings.calendar), full)
         with engine.begin() as conn:
             lapsed = lapse_changed(conn)
     for rule_id, reasons in result.not_evaluated.items():
@@ -441,8 +444,11 @@ def _end_run(settings: Settings, run_id: int, status: RunStatus, **failure: str)
         )
 
 
-def run_cycle(settings: Settings, day: date, holder: str | None = None) -> RunResult:
-    """One whole nightly cycle for a business date, with each stage's wall time.
+def run_cycle(
+    settings: Settings, day: date, holder: str | None = None, full: bool = False
+) -> RunResult:
+    """One whole nightly cycle for a business date, with each stage's wall time; ``full``
+    reconciles everything rather than what the night changed.
 
     Nothing is taken before every preflight check passes (PreflightFailed otherwise);
     then the store is brought to this release's schema (:func:`upgrade_store`); then
@@ -457,7 +463,7 @@ def run_cycle(settings: Settings, day: date, holder: str | None = None) -> RunRe
         run_id = _begin_run(settings, day, holder)
         reached = ["intake"]
         try:
-            summary = _cycle(settings, day, reached)
+            summary = _cycle(settings, day, reached, full)
         except Exception as exc:
             # The caller says what failed in one line; the traceback is for -vv.
             log.debug("the run for %s failed at %s", day, reached[-1], exc_info=True)
@@ -469,7 +475,7 @@ def run_cycle(settings: Settings, day: date, holder: str | None = None) -> RunRe
         return summary
 
 
-def _cycle(settings: Settings, day: date, reached: list[str]) -> RunResult:
+def _cycle(settings: Settings, day: date, reached: list[str], full: bool) -> RunResult:
     seconds: dict[str, float] = {}
 
     def timed(stage: str, call: Callable[[], _T]) -> _T:
@@ -490,6 +496,6 @@ def _cycle(settings: Settings, day: date, reached: list[str]) -> RunResult:
     intakes = timed("intake", intake_all)
     reached.append("completeness")
     checked = completeness(settings, day)
-    reconciled = timed("reconcile", lambda: reconcile(settings, day, began))
+    reconciled = timed("reconcile", lambda: reconcile(settings, day, began, full))
     published = timed("publish", lambda: publish(settings, day))
     return RunResult(day, intakes, checked, reconciled, published, seconds)

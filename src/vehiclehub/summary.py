@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from vehiclehub.intake.take import FileOutcome, FileStatus
 from vehiclehub.quality.completeness import Completeness
@@ -107,6 +108,22 @@ def intake_lines(intake: IntakeResult) -> list[str]:
     ]
 
 
+def _findings_lines(rules: ReconcileResult) -> list[str]:
+    """The findings per rule and the verdicts of a reconciliation."""
+    lines = [f"  findings: {rules.findings}"]
+    lines += [f"    {rule_id:<8} {count}" for rule_id, count in rules.per_rule.items()]
+    for report, counts in rules.verdicts.items():
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+        lines.append(f"  {report}: {shown}")
+    return lines
+
+
+def reconciliation_summary(day: date, rules: ReconcileResult) -> str:
+    """What ``vhub reconcile`` says: the date, records not evaluated, findings, verdicts."""
+    lines = [f"business date {day.isoformat()}", *_calendar_lines(rules), *_findings_lines(rules)]
+    return "\n".join(lines)
+
+
 def format_summary(run: RunResult) -> str:
     """A few lines an operator reads at a glance after a run."""
     rules = run.reconcile.rules
@@ -114,12 +131,7 @@ def format_summary(run: RunResult) -> str:
     for intake in run.intake:
         lines += intake_lines(intake)
     lines += _completeness_lines(run.completeness)
-    lines.append(f"  findings: {rules.findings}")
-    for rule_id, count in rules.per_rule.items():
-        lines.append(f"    {rule_id:<8} {count}")
-    for report, counts in rules.verdicts.items():
-        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
-        lines.append(f"  {report}: {shown}")
+    lines += _findings_lines(rules)
     pub = run.publish
     for agency, status in pub.delivered.items():
         if status != "delivered":

@@ -135,6 +135,7 @@ def test_dag_parses_without_side_effects(
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert dag.params["business_date"] is None
+    assert dag.params["full"] is False
     assert dag.doc_md
     for task in dag.tasks:
         assert task.doc_md, task.task_id
