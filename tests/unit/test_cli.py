@@ -8,6 +8,7 @@ import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -118,9 +119,23 @@ def test_progress_silent_off_a_terminal_and_under_airflow(monkeypatch: pytest.Mo
     assert task_log.getvalue() == ""
 
 
-@pytest.mark.parametrize("command", ["run --date 2025-11-03", "health"])
+@pytest.mark.parametrize(
+    "command", ["run --date 2025-11-03", "reconcile --date 2025-11-03", "health"]
+)
 def test_every_command_reads_its_configuration(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main([*command.split(), "--config", "/nonexistent/hub.toml"]) == 2
     assert "/nonexistent/hub.toml does not exist" in capsys.readouterr().err
+
+
+def test_reconcile_again_in_full_then_incrementally(
+    hub_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for extra in (["--full"], []):
+        argv = ["reconcile", "--config", str(hub_config), "--date", "2025-11-03", *extra]
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("business date 2025-11-03\n")
+        assert "  findings: 0\n" in out
+        assert "  export_verification: none" in out
