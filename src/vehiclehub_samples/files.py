@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from vehiclehub.icd.manifest import Manifest
 from vehiclehub.icd.names import FileName, manifest_name
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -105,20 +106,19 @@ def write_manifest(
     overrides: dict[str, Any] | None = None,
 ) -> Path:
     """Write the manifest of data file ``outbox/name`` (last, as ``.part`` then renamed)."""
-    document: dict[str, Any] = {
-        "file": name,
-        "agency": agency,
-        "feed": feed,
-        "business_date": day.isoformat(),
-        "seq": seq,
-        "rows": rows,
-        "sha256": sha256,
-        "encoding": encoding,
-        "schema_version": "1",
-        "generated_at": datetime.combine(day + timedelta(days=1), datetime.min.time())
+    document = Manifest(
+        file=name,
+        agency=agency,
+        feed=feed,
+        business_date=day,
+        seq=seq,
+        rows=rows,
+        sha256=sha256,
+        encoding=encoding,
+        generated_at=datetime.combine(day + timedelta(days=1), datetime.min.time())
         .replace(hour=1, tzinfo=SHANGHAI)
         .isoformat(),
-    }
+    ).dump()
     document.update(overrides or {})
     path = outbox / manifest_name(name)
     _atomic_write(path, json.dumps(document, ensure_ascii=False).encode())

@@ -75,14 +75,14 @@ def _job(tmp_path: Path, data: bytes, rows: int) -> FileJob:
     writer.commit()
     name = "tax_refunds_20251103_001.csv"
     manifest = Manifest(
-        name,
-        "tax",
-        "refunds",
-        date(2025, 11, 3),
-        1,
-        rows,
-        hashlib.sha256(data).hexdigest(),
-        "utf-8",
+        file=name,
+        agency="tax",
+        feed="refunds",
+        business_date=date(2025, 11, 3),
+        seq=1,
+        rows=rows,
+        sha256=hashlib.sha256(data).hexdigest(),
+        encoding="utf-8",
     )
     baseline = VolumeBaseline(0, reason="no history")
     return FileJob("tax", "refunds", manifest, writer.path, KEY, b"pseudonyms", baseline)

@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from vehiclehub.errors import HubError
+from vehiclehub.icd.manifest import ENCODINGS, SCHEMA_VERSION, Manifest
 from vehiclehub.icd.names import BadFileName, FileName
-
-ENCODINGS = {"utf-8": "utf-8-sig", "gb18030": "gb18030"}
 
 
 class FileRejected(HubError):
     """The whole file is rejected; the message says why, in words."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    file: str
-    agency: str
-    feed: str
-    business_date: date
-    seq: int
-    rows: int
-    sha256: str
-    encoding: str
-
-    @property
-    def codec(self) -> str:
-        return ENCODINGS[self.encoding]
 
 
 def parse_file_name(name: str) -> FileName:
@@ -126,7 +108,7 @@ def parse_manifest(raw: bytes, data_name: str) -> Manifest:
     if missing:
         raise FileRejected(f"manifest lacks {', '.join(missing)}")
     name = parse_file_name(data_name)
-    if str(doc.get("schema_version")) != "1":
+    if str(doc.get("schema_version")) != SCHEMA_VERSION:
         raise FileRejected(
             f"manifest schema_version is {_quoted(doc.get('schema_version'))}; "
             "this hub reads version 1"
@@ -161,4 +143,13 @@ def parse_manifest(raw: bytes, data_name: str) -> Manifest:
     sha = str(doc["sha256"]).lower()
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise FileRejected("manifest sha256 is not a hex SHA-256 digest")
-    return Manifest(data_name, name.agency, name.feed, business_date, seq, rows, sha, encoding)
+    return Manifest(
+        file=data_name,
+        agency=name.agency,
+        feed=name.feed,
+        business_date=business_date,
+        seq=seq,
+        rows=rows,
+        sha256=sha,
+        encoding=encoding,
+    )

@@ -46,6 +46,7 @@ from vehiclehub.icd.drops import (
     REPORT_COLUMNS,
     check_drop,
 )
+from vehiclehub.icd.manifest import Manifest
 from vehiclehub.icd.names import FileName, manifest_name
 from vehiclehub.review.cases import review_columns
 from vehiclehub.rules.engine import FINDING_FIELDS
@@ -259,21 +260,20 @@ class Seal:
 def manifest_for(drop: Drop, sha256: str, timezone: str, seal: Seal, head: LogHead) -> bytes:
     """The drop's signed manifest (ICD §1, §4, §6), for data whose SHA-256 hex digest is
     ``sha256``, committing to the exchange log as it stood at ``head``."""
-    document = {
-        "file": drop.name,
-        "agency": drop.agency,
-        "feed": drop.report,
-        "business_date": drop.day.isoformat(),
-        "seq": 1,
-        "rows": len(drop.frame),
-        "sha256": sha256,
-        "encoding": "utf-8",
-        "schema_version": "1",
-        "generated_at": datetime.now(ZoneInfo(timezone)).isoformat(timespec="seconds"),
-        "missing_evidence": sorted(seal.missing_evidence),
-        "log_head": head.as_json(),
-    }
-    signed = sign_manifest(document, seal.key.private)
+    manifest = Manifest(
+        file=drop.name,
+        agency=drop.agency,
+        feed=drop.report,
+        business_date=drop.day,
+        seq=1,
+        rows=len(drop.frame),
+        sha256=sha256,
+        encoding="utf-8",
+        generated_at=datetime.now(ZoneInfo(timezone)).isoformat(timespec="seconds"),
+        missing_evidence=sorted(seal.missing_evidence),
+        log_head=head.as_json(),
+    )
+    signed = sign_manifest(manifest.dump(), seal.key.private)
     return (json.dumps(signed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
