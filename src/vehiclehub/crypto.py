@@ -11,6 +11,7 @@ import hashlib
 import os
 import struct
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -70,7 +71,11 @@ class ArchiveWriter:
         # Readable by the hub's user only, whatever the umask (it holds what agencies sent).
         fd = os.open(self._part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self._sink: BinaryIO = os.fdopen(fd, "wb")
-        self._sink.write(MAGIC)
+        try:
+            self._sink.write(MAGIC)
+        except BaseException:  # a full disk at the first write leaves no .part either
+            self.abort()
+            raise
         self._buffer = bytearray()
         self._index = 0
         self.sha256 = hashlib.sha256()
@@ -103,7 +108,9 @@ class ArchiveWriter:
         os.replace(self._part, self.path)
 
     def abort(self) -> None:
-        self._sink.close()
+        """Discard the ``.part``; closing may fail as the write did (a full disk)."""
+        with suppress(OSError):
+            self._sink.close()
         self._part.unlink(missing_ok=True)
 
 
