@@ -95,16 +95,20 @@ class LocalExchange:
         inbox.mkdir(parents=True, exist_ok=True)
         part = inbox / (name + PART_SUFFIX)
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as sink:
-            shutil.copyfileobj(source, sink, 1 << 20)
-            sink.flush()
-            # The agency's group (the inbox's) may read it, as inbox_mode says.
-            try:
-                os.fchown(sink.fileno(), -1, inbox.stat().st_gid)
-            except PermissionError:
-                log.warning("%s: cannot give %s the inbox's group", self.agency, name)
-            os.fchmod(sink.fileno(), self.inbox_mode)
-            os.fsync(sink.fileno())
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+                sink.flush()
+                # The agency's group (the inbox's) may read it, as inbox_mode says.
+                try:
+                    os.fchown(sink.fileno(), -1, inbox.stat().st_gid)
+                except PermissionError:
+                    log.warning("%s: cannot give %s the inbox's group", self.agency, name)
+                os.fchmod(sink.fileno(), self.inbox_mode)
+                os.fsync(sink.fileno())
+        except BaseException:  # its volume full, say: no half-written drop left behind
+            part.unlink(missing_ok=True)
+            raise
         os.replace(part, inbox / name)
 
     def list_inbox(self) -> list[str]:
