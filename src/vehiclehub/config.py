@@ -343,6 +343,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
         )
         raise ConfigError(f"configuration file {config_path} is invalid: {problems}") from exc
     check_private(config_path, "configuration file")
+    if settings.signing_key_file is not None and settings.signing_key_file.exists():
+        check_private(settings.signing_key_file, "signing key file")
     for agency, endpoint in settings.agencies.items():
         if endpoint.private_key is not None and endpoint.private_key.exists():
             check_private(endpoint.private_key, f"private key of {agency}")

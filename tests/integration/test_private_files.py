@@ -67,6 +67,24 @@ def test_a_world_writable_config_is_refused_and_a_readable_one_warned_of(
         load_settings(config)
 
 
+def test_a_key_file_is_checked_as_the_config_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = tmp_path / "hub_signing.key"
+    key.write_text("not read until the drops are signed\n")
+    key.chmod(0o600)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", signing_key_file=f'"{key}"')
+    load_settings(config)
+    assert not caplog.records
+    key.chmod(0o640)
+    with caplog.at_level(logging.WARNING):
+        load_settings(config)
+    assert f"signing key file {key} may be read by others" in caplog.text
+    key.chmod(0o602)
+    with pytest.raises(ConfigError, match=r"signing key file .* may be written by anyone"):
+        load_settings(config)
+
+
 def test_the_demo_writes_its_config_for_its_user_only(tmp_path: Path) -> None:
     endpoints = {
         a: {"url": f"file://{tmp_path}/{a}"} for a in ("commerce", "police", "customs", "tax")
