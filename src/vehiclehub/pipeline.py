@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -89,12 +90,26 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
+#: Set while a run holds the store: its stages use the store it began on, and never
+#: make a new, empty one where it was (see :func:`~vehiclehub.store.db.connect`).
+_RUN_BEGUN: ContextVar[bool] = ContextVar("vhub_run_begun", default=False)
+
+
+@contextmanager
+def _run_begun() -> Iterator[None]:
+    began = _RUN_BEGUN.set(True)
+    try:
+        yield
+    finally:
+        _RUN_BEGUN.reset(began)
+
+
 @contextmanager
 def _store(settings: Settings, *, create: bool = True) -> Iterator[Engine]:
     """The store for one stage; its pooled connections (and their page caches) are
     closed when the stage ends. Without ``create`` it is only read, never set up."""
     private_dir(settings.work_dir)
-    engine = connect(settings.database_url, create=create)
+    engine = connect(settings.database_url, create=create, made=_RUN_BEGUN.get())
     try:
         yield engine
     finally:
@@ -161,7 +176,7 @@ def intake_agency(
 
 
 def _take_agency(settings: Settings, agency: str, day: date, preparer: Preparer) -> IntakeResult:
-    with one_writer_at_a_time(settings.database_url), _store(settings) as engine:
+    with _store(settings) as engine, one_writer_at_a_time(settings.database_url):
         try:
             with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
                 result = take_agency(settings, engine, exchange, day, preparer)
@@ -459,7 +474,7 @@ def run_cycle(
     preflight(settings, day)
     upgrade_store(settings)
     holder = holder or this_process()
-    with hold_store(settings, holder):
+    with hold_store(settings, holder), _run_begun():
         run_id = _begin_run(settings, day, holder)
         reached = ["intake"]
         try:

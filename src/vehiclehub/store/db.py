@@ -172,14 +172,27 @@ def _usable(database_url: str) -> Iterator[None]:
         ) from exc
 
 
-def connect(database_url: str, *, create: bool = True) -> Engine:
+def connect(database_url: str, *, create: bool = True, made: bool = False) -> Engine:
     """An engine for the store; StoreUnavailable if it cannot be reached or used.
 
     With ``create``, a new (empty) store is created at this release's schema, and a
     store that is not at it (behind: ``vhub db upgrade``; a newer release's) refused;
     of a current store only the version is read. Without, nothing is looked at but
     that the store answers. A store is never upgraded here: see :func:`upgrade`.
+
+    ``made``: the store was there before (a run began on it). A SQLite file gone since —
+    moved, deleted, its volume unmounted — is then not made anew, empty, under its name:
+    a run carrying on against an empty store would deliver drops that miss everything.
     """
+    if made and database_url.startswith("sqlite"):
+        path = make_url(database_url).database
+        in_a_file = path and path != ":memory:" and "mode=memory" not in database_url
+        if in_a_file and not Path(str(path)).is_file():
+            raise StoreUnavailable(
+                f"the store {path} is gone since the run began (moved, deleted or its "
+                "volume unmounted); no new, empty store is made in its place. Bring it "
+                "back, then run again"
+            )
     with _usable(database_url):
         if database_url.startswith("sqlite"):
             engine = create_engine(database_url, connect_args={"timeout": 600})
