@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,3 +101,19 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hub.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+def process_gone(pid: int, within_s: float = 0) -> bool:
+    """The process has ended, or does within ``within_s`` seconds (a zombie waiting for
+    init to reap it counts as ended)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return True
+        if "\nState:\tZ" in status:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.conftest import process_gone
 from tests.factories import Vehicle, columns, read_whole
 
 from vehiclehub.crypto import ArchiveWriter
@@ -158,15 +159,6 @@ time.sleep(600)
 """
 
 
-def _gone(pid: int) -> bool:
-    """The process has ended (a zombie waiting for init to reap it counts as ended)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return "\nState:\tZ" in status
-
-
 def test_the_worker_imports_nothing_of_the_program_that_starts_it(tmp_path: Path) -> None:
     lines = _refunds(20)
     (tmp_path / "job.pickle").write_bytes(pickle.dumps(_job(tmp_path, _file(lines), 20)))
@@ -191,13 +183,10 @@ def test_the_worker_ends_when_its_intake_is_killed(tmp_path: Path) -> None:
         assert parent.stdout is not None
         worker = int(parent.stdout.readline())
         time.sleep(1.5)  # several of the worker's parent checks: an idle worker stays
-        assert not _gone(worker)
+        assert not process_gone(worker)
         os.kill(parent.pid, signal.SIGKILL)  # nothing of the intake's clean-up runs
         parent.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while not _gone(worker) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _gone(worker), f"worker {worker} outlived its killed intake"
+        assert process_gone(worker, within_s=10), f"worker {worker} outlived its killed intake"
     finally:
         parent.kill()
         parent.wait()

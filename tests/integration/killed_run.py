@@ -1,0 +1,55 @@
+"""``vhub run``, stopped at a chosen point of a stage for a test to kill it there.
+
+    python -m tests.integration.killed_run CONFIG DATE STAGE
+
+runs the real command in this process with one change: at ``STAGE``'s stopping point
+(see :data:`STOPS`) it prints ``stopped <intake worker pid or ->`` and sleeps, holding
+whatever it holds (a transaction open, the store's lease, the intake worker) until it
+is killed. The intake's worker process serves every file, not only big ones, so that a
+kill during intake finds it busy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from typing import Any
+
+from vehiclehub.cli import main
+from vehiclehub.intake.chunks import shared_preparer
+
+#: stage -> (module, function, which call stops): the points where the run is killed.
+STOPS = {
+    # The third chunk loaded: earlier files committed, this one's transaction open.
+    "intake": ("vehiclehub.intake.take", "load_records", 3),
+    # Findings recorded in reconcile's transaction, verdicts not yet.
+    "reconcile": ("vehiclehub.rules.engine", "store_verdicts", 1),
+    # The drops written and the first agency's delivered, the others' not.
+    "publish": ("vehiclehub.pipeline", "_deliver_agency", 2),
+}
+
+
+def stop_at(stage: str) -> None:
+    module_name, name, nth = STOPS[stage]
+    module = importlib.import_module(module_name)
+    real = getattr(module, name)
+    calls = 0
+
+    def stopping(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == nth:
+            print(f"stopped {shared_preparer().worker_pid or '-'}", flush=True)
+            time.sleep(600)
+        return real(*args, **kwargs)
+
+    setattr(module, name, stopping)
+
+
+if __name__ == "__main__":
+    config, day, stage = sys.argv[1:]
+    preparer = shared_preparer()
+    preparer.use_worker, preparer.worker_rows = True, 0
+    stop_at(stage)
+    sys.exit(main(["run", "--config", config, "--date", day]))
