@@ -16,8 +16,9 @@ import sys
 import time
 from typing import Any
 
+from vehiclehub import pipeline
 from vehiclehub.cli import main
-from vehiclehub.intake.chunks import shared_preparer
+from vehiclehub.intake.chunks import Preparer
 
 #: stage -> (module, function, which call stops): the points where the run is killed.
 STOPS = {
@@ -30,6 +31,20 @@ STOPS = {
 }
 
 
+#: The run's preparers: the intake's worker process serves every file, not only big ones.
+PREPARERS: list[Preparer] = []
+
+
+class EveryFile(Preparer):
+    def __init__(self, use_worker: bool | None = None, worker_rows: int = 0) -> None:
+        super().__init__(use_worker=True, worker_rows=0)
+        PREPARERS.append(self)
+
+
+def worker_pid() -> int | None:
+    return next((p.worker_pid for p in PREPARERS if p.worker_pid), None)
+
+
 def stop_at(stage: str) -> None:
     module_name, name, nth = STOPS[stage]
     module = importlib.import_module(module_name)
@@ -40,7 +55,7 @@ def stop_at(stage: str) -> None:
         nonlocal calls
         calls += 1
         if calls == nth:
-            print(f"stopped {shared_preparer().worker_pid or '-'}", flush=True)
+            print(f"stopped {worker_pid() or '-'}", flush=True)
             time.sleep(600)
         return real(*args, **kwargs)
 
@@ -49,7 +64,6 @@ def stop_at(stage: str) -> None:
 
 if __name__ == "__main__":
     config, day, stage = sys.argv[1:]
-    preparer = shared_preparer()
-    preparer.use_worker, preparer.worker_rows = True, 0
+    pipeline.Preparer = EveryFile  # type: ignore[misc]
     stop_at(stage)
     sys.exit(main(["run", "--config", config, "--date", day]))
