@@ -55,7 +55,10 @@ def test_resident_ids_where_none_may_stand_reject_the_row_and_leak_nowhere(
         "E6": v.event("E6", "register", "2025-10-01", owner_id=PEOPLE[5]),  # where it belongs
     }
     send(root, "police", "events", list(events.values()))
-    send(root, "commerce", "enterprises", [Vehicle().filing(), Vehicle().filing(uscc=PEOPLE[6])])
+    send(root, "commerce", "enterprises", [
+        Vehicle().filing(), Vehicle().filing(uscc=PEOPLE[6]),
+        Vehicle().filing(name=f"天津{PEOPLE[7]}汽车贸易有限公司"),
+    ])  # fmt: skip
 
     run_cycle(settings, DAY)
 
@@ -75,14 +78,15 @@ def test_resident_ids_where_none_may_stand_reject_the_row_and_leak_nowhere(
     assert "personal data" in police["error"].iloc[0]
     commerce = read_drop(root, "commerce", "rejections")
     assert commerce[["line", "column", "value"]].values.tolist() == [
-        ["3", "uscc", PEOPLE[6][:6] + "*" * 12]
+        ["3", "uscc", PEOPLE[6][:6] + "*" * 12],
+        ["4", "name", f"天津{PEOPLE[7][:6]}{'*' * 12}汽车贸易有限公司"],
     ]
     with connect(settings.database_url).connect() as conn:
         ids = conn.execute(select(feed_table("police", "events").c.event_id)).scalars().all()
     assert sorted(ids) == ["E5", "E6"]
 
     stored, written = _everything_stored(settings), _everything_written(root)
-    for person in PEOPLE[:4] + PEOPLE[5:7]:
+    for person in PEOPLE[:4] + PEOPLE[5:]:
         for shape in {person, _full_width(person)}:
             assert shape not in stored
             assert shape.encode() not in written
