@@ -31,7 +31,6 @@ import pytest
 from sqlalchemy import DateTime, create_engine, select, text
 from tests.conftest import PG_ADMIN_URL, postgres_database, process_gone, write_config
 from tests.integration.airflow_live import delivered_drops
-from vehiclehub_samples.generate import World, generate_world
 
 from vehiclehub import pipeline
 from vehiclehub.cli import EXIT_FAILED, EXIT_STORE_BUSY, main
@@ -46,6 +45,7 @@ from vehiclehub.store.schema import (
     runs,
     verdict_history,
 )
+from vehiclehub_samples import World, generate_world
 
 DAY = date(2025, 11, 3)
 VEHICLES = 60
