@@ -33,8 +33,9 @@ from tests.conftest import PG_ADMIN_URL, postgres_database, process_gone, write_
 from tests.integration.airflow_live import delivered_drops
 
 from vehiclehub import pipeline
-from vehiclehub.cli import EXIT_FAILED, EXIT_STORE_BUSY, main
+from vehiclehub.cli import main
 from vehiclehub.config import Settings, load_settings
+from vehiclehub.errors import ExitCode
 from vehiclehub.intake import take
 from vehiclehub.store import connect
 from vehiclehub.store.schema import (
@@ -141,7 +142,7 @@ def _fails(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(module, name, fault)
         code = hub.run()
-    assert code == EXIT_FAILED
+    assert code == ExitCode.FAILED
     assert _message(capsys).startswith(f"{FAILED} {said}")
 
 
@@ -334,7 +335,7 @@ def test_a_disk_full_at_a_write_ends_in_a_message_and_leaves_nothing_partial(
         exit_code = hub.run()
 
     assert failed, f"the run wrote no {write}"
-    assert exit_code == EXIT_FAILED
+    assert exit_code == ExitCode.FAILED
     said = _message(capsys)
     assert said.startswith(f"{FAILED} {stage}: OSError: [Errno {code}] {os.strerror(code)}")
     assert _parts(hub) == []
@@ -369,6 +370,6 @@ def test_two_runs_at_once_one_refused_with_exit_75(
     ]
     ended = sorted((p.wait(timeout=600), p.stderr.read() if p.stderr else "") for p in both)
 
-    assert [code for code, _ in ended] == [0, EXIT_STORE_BUSY]
+    assert [code for code, _ in ended] == [0, ExitCode.STORE_BUSY]
     assert ended[1][1].startswith("vhub: another run holds the store")
     assert outputs(hub) == undisturbed(_backend(store_url))
