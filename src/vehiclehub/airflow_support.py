@@ -170,7 +170,8 @@ def _airflow_connection(conn_id: str) -> ConnectionLike | None:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
-        return Connection.get(conn_id)
+        connection: ConnectionLike | None = Connection.get(conn_id)
+        return connection
     except AirflowNotFoundException:
         return None
 

@@ -58,12 +58,14 @@ def char_matrix(s: pd.Series, width: int) -> np.ndarray:
 
 def _uscc_check(codes: np.ndarray) -> np.ndarray:
     remainder = -(_USCC_VALUES[codes[:, :17]] @ np.array(_USCC_WEIGHTS)) % 31
-    return np.frombuffer(USCC_CHARS.encode("ascii"), dtype=np.uint8)[remainder]
+    check: np.ndarray = np.frombuffer(USCC_CHARS.encode("ascii"), dtype=np.uint8)[remainder]
+    return check
 
 
 def _resident_id_check(codes: np.ndarray) -> np.ndarray:
     remainder = ((codes[:, :17].astype(np.int64) - ord("0")) @ np.array(_RID_WEIGHTS)) % 11
-    return np.frombuffer(_RID_CHECK.encode("ascii"), dtype=np.uint8)[remainder]
+    check: np.ndarray = np.frombuffer(_RID_CHECK.encode("ascii"), dtype=np.uint8)[remainder]
+    return check
 
 
 def is_uscc(s: pd.Series) -> pd.Series:

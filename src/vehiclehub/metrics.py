@@ -64,7 +64,10 @@ def _client(config: MetricsSettings) -> _Client:
     from statsd import StatsClient
 
     try:
-        return StatsClient(config.statsd_host, config.statsd_port, prefix=config.statsd_prefix)
+        client: _Client = StatsClient(
+            config.statsd_host, config.statsd_port, prefix=config.statsd_prefix
+        )
+        return client
     except OSError as exc:  # the host name does not resolve: run on, without metrics
         log.warning("metrics not sent: statsd host %s: %s", config.statsd_host, exc)
         return _Silent()

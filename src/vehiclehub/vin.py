@@ -28,7 +28,8 @@ _CLEANING = r"[\s*\-\u2010-\u2015\u2212]"
 
 def _check_chars(codes: np.ndarray) -> np.ndarray:
     remainder = (_VALUES[codes] @ np.array(_WEIGHTS)) % 11
-    return np.frombuffer(_CHECK_CHARS.encode("ascii"), dtype=np.uint8)[remainder]
+    check: np.ndarray = np.frombuffer(_CHECK_CHARS.encode("ascii"), dtype=np.uint8)[remainder]
+    return check
 
 
 def check_digit(vin: str) -> str:

@@ -86,9 +86,11 @@ def money(cents: Any) -> pd.Series:
 
 
 def pick(values: Sequence[Any], index: Any) -> np.ndarray:
-    return np.asarray(values)[np.asarray(index)]
+    chosen: np.ndarray = np.asarray(values)[np.asarray(index)]
+    return chosen
 
 
 def shares(weights: Sequence[float] | np.ndarray) -> np.ndarray:
     w = np.asarray(weights, dtype=np.float64)
-    return w / w.sum()
+    shares: np.ndarray = w / w.sum()
+    return shares

@@ -73,7 +73,8 @@ def _lookup(records: pd.DataFrame, kind: str, stories: Any, column: str) -> pd.S
     if len(mine) == 0:
         return pd.Series(None, index=range(len(at)), dtype="str")
     values = mine[column].reset_index(drop=True).take(np.maximum(at, 0)).reset_index(drop=True)
-    return values.where(at >= 0)
+    kept: pd.Series = values.where(at >= 0)
+    return kept
 
 
 def _model_columns(models: Any, *names: str) -> dict[str, pd.Series]:

@@ -117,7 +117,8 @@ class Stories:
         held += [typo["read"] for typo in self.typos]
         value_set = pa.chunked_array([pa.array(v).cast(pa.large_string()) for v in held])
         found = pc.is_in(pa.array(np.asarray(vins), pa.large_string()), value_set=value_set)
-        return found.to_numpy(zero_copy_only=False)
+        known: np.ndarray = found.to_numpy(zero_copy_only=False)
+        return known
 
     def claim_is(self, claim_type: str) -> np.ndarray:
         return (self.claims["claim_type"] == claim_type).to_numpy()
@@ -129,12 +130,14 @@ class Stories:
     def complete(self) -> np.ndarray:
         """Vehicles whose whole story (refund decided included) is over by the last date."""
         done = np.fmax(self.step("deregistered"), self.step("refund_decided"))
-        return done <= self.last
+        over: np.ndarray = done <= self.last
+        return over
 
     def refunded(self) -> np.ndarray:
         """Complete vehicles with an approved refund line."""
         approved = (self.vehicles["refund_status"] == "approved").to_numpy()
-        return self.complete() & approved & ~np.isnan(self.step("refund_applied"))
+        refunded: np.ndarray = self.complete() & approved & ~np.isnan(self.step("refund_applied"))
+        return refunded
 
     def days(self, rows: np.ndarray, low: int, high: int) -> np.ndarray:
         """A random whole number of days from ``low`` to ``high`` for each row."""
@@ -215,9 +218,10 @@ class Stories:
         """For each ``count``, the working day after which exactly ``count`` working days
         fall up to and including the last date."""
         first, running = self._calendar()
-        return (first + np.searchsorted(running, running[-1] - np.asarray(count))).astype(
-            np.float64
-        )
+        after: np.ndarray = (
+            first + np.searchsorted(running, running[-1] - np.asarray(count))
+        ).astype(np.float64)
+        return after
 
 
 #: The feed of each kind of record in a story (``_kind`` of the record frames).

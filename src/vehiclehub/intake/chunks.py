@@ -35,7 +35,8 @@ import pyarrow.compute as pc
 from vehiclehub.contract import FeedSpec, feed
 from vehiclehub.crypto import read_archive
 from vehiclehub.errors import HubError
-from vehiclehub.intake.manifest import FileRejected, Manifest
+from vehiclehub.icd.manifest import Manifest
+from vehiclehub.intake.manifest import FileRejected
 from vehiclehub.intake.prepare import key_text, prepare_records
 from vehiclehub.intake.read import Chunk, read_chunks
 from vehiclehub.intake.validate import (

@@ -84,7 +84,8 @@ class LineCheck:
 
         def quoted_at(positions: np.ndarray) -> np.ndarray:
             # Quoting turns on and off at each quote ("" inside a field turns it twice).
-            return (np.searchsorted(quotes, positions) + self._quoted) % 2 == 1
+            inside: np.ndarray = (np.searchsorted(quotes, positions) + self._quoted) % 2 == 1
+            return inside
 
         def line_of(position: int) -> int:
             return self._line + int(np.searchsorted(lfs, position))

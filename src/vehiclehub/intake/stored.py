@@ -64,7 +64,8 @@ def _stored_checks(spec: FeedSpec) -> dict[str, list[pa.Check]]:
 def _failing(check: pa.Check, values: pd.Series) -> pd.Series:
     """Where ``values`` fail ``check``; a missing value passes."""
     passed = check(values).check_output
-    return ~passed.reindex(values.index, fill_value=True).astype(bool)
+    failing: pd.Series = ~passed.reindex(values.index, fill_value=True).astype(bool)
+    return failing
 
 
 def _personal_data(spec: FeedSpec, column: str, values: pd.Series, born_by: date) -> pd.Series:

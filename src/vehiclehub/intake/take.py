@@ -35,11 +35,11 @@ from vehiclehub.exchange.base import (
     complete_files,
     waiting_files,
 )
+from vehiclehub.icd.manifest import Manifest
 from vehiclehub.intake.chunks import FileJob, Finished, Preparer, QualityRejected
 from vehiclehub.intake.manifest import (
     MANIFEST_MAX_BYTES,
     FileRejected,
-    Manifest,
     parse_manifest,
 )
 from vehiclehub.intake.read import scan_archive

@@ -182,7 +182,8 @@ def verdict_rows(conn: Connection, query: Select[Any], report: str) -> pd.DataFr
         result.close()
     if not parts:
         return pd.DataFrame(columns=columns)
-    return pa.concat_tables(parts).to_pandas()
+    frame: pd.DataFrame = pa.concat_tables(parts).to_pandas()
+    return frame
 
 
 def changed_verdicts(conn: Connection, report: str, day: date) -> pd.DataFrame:

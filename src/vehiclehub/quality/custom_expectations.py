@@ -10,7 +10,7 @@ from typing import Any
 from great_expectations.expectations.core.expect_table_row_count_to_equal import (
     ExpectTableRowCountToEqual,
 )
-from great_expectations.render import LegacyRendererType
+from great_expectations.render.components import LegacyRendererType
 from great_expectations.render.renderer.renderer import renderer
 from great_expectations.render.renderer_configuration import (
     RendererConfiguration,
@@ -30,8 +30,8 @@ class ExpectTableRowCountToNotEqual(ExpectTableRowCountToEqual):
 
     @classmethod
     def _prescriptive_template(
-        cls, renderer_configuration: RendererConfiguration
-    ) -> RendererConfiguration:
+        cls, renderer_configuration: RendererConfiguration[Any]
+    ) -> RendererConfiguration[Any]:
         renderer_configuration.add_param(name="value", param_type=RendererValueType.NUMBER)
         renderer_configuration.template_str = "Must not have exactly $value rows."
         return renderer_configuration
@@ -42,9 +42,9 @@ class ExpectTableRowCountToNotEqual(ExpectTableRowCountToEqual):
         cls,
         configuration: Any = None,
         result: Any = None,
-        runtime_configuration: dict | None = None,
+        runtime_configuration: dict[str, Any] | None = None,
     ) -> list[Any]:
-        from great_expectations.render import RenderedStringTemplateContent
+        from great_expectations.render.components import RenderedStringTemplateContent
 
         value = (configuration.kwargs if configuration else {}).get("value")
         return [
@@ -60,8 +60,8 @@ class ExpectTableRowCountToNotEqual(ExpectTableRowCountToEqual):
 
     def _validate(
         self,
-        metrics: dict,
-        runtime_configuration: dict | None = None,
+        metrics: dict[str, Any],
+        runtime_configuration: dict[str, Any] | None = None,
         execution_engine: Any = None,
     ) -> dict[str, Any]:
         unwanted = self._get_success_kwargs().get("value")

@@ -16,7 +16,9 @@ from vehiclehub.quality.suites import ExpectationSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from great_expectations.core.batch_definition import BatchDefinition
-    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.data_context.data_context.abstract_data_context import (
+        AbstractDataContext,
+    )
 
 DATASOURCE = "vehiclehub"
 
@@ -56,14 +58,14 @@ def context() -> AbstractDataContext:
 
 
 @cache
-def batch_definition(asset: str) -> BatchDefinition:
+def batch_definition(asset: str) -> BatchDefinition[Any]:
     """A whole-dataframe batch definition for one feed's files."""
     ctx = context()
     try:
         source = ctx.data_sources.get(DATASOURCE)
     except (KeyError, ValueError):
         source = ctx.data_sources.add_pandas(DATASOURCE)
-    definition: BatchDefinition = source.add_dataframe_asset(  # type: ignore[attr-defined]
+    definition: BatchDefinition[Any] = source.add_dataframe_asset(  # type: ignore[attr-defined]
         asset
     ).add_batch_definition_whole_dataframe("file")
     return definition

@@ -200,7 +200,8 @@ def _legal_unique(vins: pd.Series) -> np.ndarray:
 
 def _keys(codes: np.ndarray) -> np.ndarray:
     """Each code row's key: the wrapping sum of character x position weight."""
-    return (codes.astype(np.uint64) * _KEY_WEIGHTS).sum(axis=1, dtype=np.uint64)
+    keys: np.ndarray = (codes.astype(np.uint64) * _KEY_WEIGHTS).sum(axis=1, dtype=np.uint64)
+    return keys
 
 
 def _equal_keys(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +239,8 @@ def _words_mask(*places: int) -> np.ndarray:
 
 def _same_but(left: np.ndarray, right: np.ndarray, *places: int) -> np.ndarray:
     """Whether each pair of word rows agrees on every character but those at ``places``."""
-    return (((left ^ right) & _words_mask(*places)) == 0).all(axis=1)
+    same: np.ndarray = (((left ^ right) & _words_mask(*places)) == 0).all(axis=1)
+    return same
 
 
 def near_vin_pairs(left: pd.Series, right: pd.Series) -> pd.DataFrame:

@@ -7,6 +7,8 @@ with the raw value and the substitution and check-digit flags beside it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -30,15 +32,15 @@ from vehiclehub.contract import RAW_VIN_MAX_CHARS, FeedSpec, feeds
 
 metadata = MetaData()
 
-_SQL_TYPES: dict[str, TypeEngine] = {
+_SQL_TYPES: dict[str, TypeEngine[Any]] = {
     "date": Date(),
     "integer": Integer(),
     "decimal": Numeric(18, 2),
 }
 
 
-def _feed_columns(spec: FeedSpec) -> list[Column]:
-    columns: list[Column] = []
+def _feed_columns(spec: FeedSpec) -> list[Column[Any]]:
+    columns: list[Column[Any]] = []
     for col in spec.columns:
         if col.name in ("record_version", "record_status"):
             continue

@@ -43,7 +43,8 @@ def _sold_on_pending_export_day(s: Stories, count: int) -> None:
 
 
 def _exporter_uscc(s: Stories, exporters: np.ndarray) -> np.ndarray:
-    return s.exporters["uscc"].to_numpy()[exporters]
+    usccs: np.ndarray = s.exporters["uscc"].to_numpy()[exporters]
+    return usccs
 
 
 @plant("POL-003")

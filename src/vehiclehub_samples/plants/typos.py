@@ -94,7 +94,8 @@ def _fails_check(vins: np.ndarray) -> np.ndarray:
     """VINs whose mandatory check digit (ICD §2) does not fit."""
     codes = ascii_codes(vins, 17)
     mandatory = np.isin(codes[:, 0], _MANDATORY_CHECK)
-    return mandatory & (vin_check_codes(codes) != codes[:, 8])
+    wrong: np.ndarray = mandatory & (vin_check_codes(codes) != codes[:, 8])
+    return wrong
 
 
 def type_over_vehicles(s: Stories, rows: np.ndarray, kind: str, how: np.ndarray) -> Planted:

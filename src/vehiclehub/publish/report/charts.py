@@ -19,7 +19,8 @@ def _nice_top(value: float) -> int:
     if value <= 0:
         return 1
     magnitude = 10 ** (len(str(int(value))) - 1)
-    return next(s * magnitude for s in (1, 2, 4, 5, 8, 10) if s * magnitude >= value)
+    top: int = next(s * magnitude for s in (1, 2, 4, 5, 8, 10) if s * magnitude >= value)
+    return top
 
 
 def _tick(value: float) -> str:
