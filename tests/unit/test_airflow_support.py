@@ -47,6 +47,7 @@ from vehiclehub.pipeline import late_file_check
 from vehiclehub.preflight import PreflightFailed
 from vehiclehub.results import IntakeResult, IntakeStatus
 from vehiclehub.store import StoreUnavailable
+from vehiclehub.store.db import upgrade
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -349,9 +350,17 @@ BEFORE_DEADLINE = datetime(2025, 11, 4, 5, 59, tzinfo=SHANGHAI)
 AT_DEADLINE = datetime(2025, 11, 4, 6, 0, tzinfo=SHANGHAI)
 
 
-def test_the_sensor_is_done_once_the_files_have_arrived(settings: Settings) -> None:
-    send(settings.work_dir.parent, "customs", "declarations", [Vehicle().item()], day=DAY)
-    poked = poke_arrivals(settings, "customs", DAY, now=BEFORE_DEADLINE)
+@pytest.fixture
+def sensed(settings: Settings) -> Settings:
+    """Settings whose store is set up, as the DAG's upgrade task leaves it before its
+    sensors poke (a poke only reads the store)."""
+    upgrade(settings.database_url)
+    return settings
+
+
+def test_the_sensor_is_done_once_the_files_have_arrived(sensed: Settings) -> None:
+    send(sensed.work_dir.parent, "customs", "declarations", [Vehicle().item()], day=DAY)
+    poked = poke_arrivals(sensed, "customs", DAY, now=BEFORE_DEADLINE)
     assert poked.is_done
     assert poked.xcom_value == {
         "agency": "customs",
@@ -362,25 +371,25 @@ def test_the_sensor_is_done_once_the_files_have_arrived(settings: Settings) -> N
         "unreachable": None,
     }
     # Long after the deadline, files that are there are still simply there.
-    assert poke_arrivals(settings, "customs", DAY, now=AT_DEADLINE + timedelta(days=30))
+    assert poke_arrivals(sensed, "customs", DAY, now=AT_DEADLINE + timedelta(days=30))
 
 
-def test_the_sensor_waits_for_every_expected_feed_until_the_deadline(settings: Settings) -> None:
-    root = settings.work_dir.parent
+def test_the_sensor_waits_for_every_expected_feed_until_the_deadline(sensed: Settings) -> None:
+    root = sensed.work_dir.parent
     send(root, "commerce", "enterprises", [Vehicle().filing()], day=DAY)
     send(root, "commerce", "licences", [Vehicle().licence()], day=DAY, with_manifest=False)
-    poked = poke_arrivals(settings, "commerce", DAY, now=BEFORE_DEADLINE)
+    poked = poke_arrivals(sensed, "commerce", DAY, now=BEFORE_DEADLINE)
     assert not poked.is_done and poked.xcom_value is None
     with pytest.raises(AirflowSensorTimeout) as timed_out:
-        poke_arrivals(settings, "commerce", DAY, now=AT_DEADLINE)
+        poke_arrivals(sensed, "commerce", DAY, now=AT_DEADLINE)
     assert str(timed_out.value) == (
         "commerce: arrival deadline 2025-11-04T06:00:00+08:00 passed; not arrived for "
         "2025-11-03: commerce/licences, commerce/tradein_claims"
     )
 
 
-def test_each_agency_has_its_own_deadline(settings: Settings) -> None:
-    early = settings.model_copy(
+def test_each_agency_has_its_own_deadline(sensed: Settings) -> None:
+    early = sensed.model_copy(
         update={"quality": QualitySettings(arrival_deadlines={"tax": time(3, 0)})}
     )
     three = datetime(2025, 11, 4, 3, 0, tzinfo=SHANGHAI)
@@ -396,7 +405,7 @@ def _closed_port() -> int:
 
 
 def test_an_unreachable_exchange_is_waited_for_like_a_late_file(
-    settings: Settings, host_key: str, tmp_path: Path
+    sensed: Settings, host_key: str, tmp_path: Path
 ) -> None:
     key = tmp_path / "hub_id"
     key.write_bytes(
@@ -416,7 +425,7 @@ def test_an_unreachable_exchange_is_waited_for_like_a_late_file(
         connect_timeout_s=2,
         retries=0,
     )
-    down = settings.model_copy(update={"agencies": {**settings.agencies, "police": endpoint}})
+    down = sensed.model_copy(update={"agencies": {**sensed.agencies, "police": endpoint}})
     poked = poke_arrivals(down, "police", DAY, now=BEFORE_DEADLINE)
     assert not poked.is_done  # not failed: the next poke tries again
     check = late_file_check(down, "police", DAY, now=BEFORE_DEADLINE)
