@@ -1,25 +1,29 @@
 """Nightly benchmark: N vehicles' agency files through ``vhub run``, night after night.
 
     .venv/bin/python benchmarks/nightly.py --vehicles 1000000 [--nights K] [--keep DIR]
-        [--database-url URL] [--date 2025-11-03] [--seed 1] [--profile FILE]
+        [--database-url URL] [--date 2025-11-03] [--seed 1] [--profile FILE] [--block N]
 
 Generates the world's files for K successive business dates from ``--date`` with
-``vehiclehub_samples``: the first date's files hold every vehicle's history (an
-initial load), each later date's the day's change as agencies send it (new vehicles
-moving through the process, corrections and cancellations; a few tenths of a percent
-of the rows). Each night the date's files land in the outboxes and ``vhub run --config
-... --date ...`` runs as a child process. Per night it prints the wall time and peak RSS
-(all the run's processes together), the time per stage, the rows in, and the store's
-size and its growth; after the last night rows per feed and findings per rule (with
-precision and recall against the planted cases), measured against the targets: the first
-night (1M vehicles) in under 3 minutes and under 3 GiB peak RSS on 2 cores; a steady
-night within a quarter of the first night's wall time, growing the store by at most
-50 MB.
+``vehiclehub_samples.stream.write_world``, block by block of ``--block`` vehicles
+(100,000 by default) staged on disk, so that neither the generator nor this process
+holds the world (its peak RSS is printed with the generation time): the first date's
+files hold every vehicle's history (an initial load), each later date's the day's change
+as agencies send it (new vehicles moving through the process, corrections and
+cancellations; a few tenths of a percent of the rows). Each night the date's files land
+in the outboxes and ``vhub run --config ... --date ...`` runs as a child process. Per
+night it prints the wall time and peak RSS (all the run's processes together), the time
+per stage, the rows in, and the store's size and its growth; after the last night rows
+per feed and findings per rule (with precision and recall against the planted cases),
+measured against the targets: the first night (1M vehicles) in under 3 minutes and under
+3 GiB peak RSS on 2 cores; a steady night within a quarter of the first night's wall
+time, growing the store by at most 50 MB.
 
 Before the measured run, a run over a tiny world fills a bytecode cache of the child's
 own (``PYTHONPYCACHEPREFIX``), so that module compilation, which a deployed hub does not
 do, is not measured. The store is SQLite in the run directory unless ``--database-url``
-names another (an empty database: files already taken there are not taken again).
+names another. A PostgreSQL URL names a database that must not exist yet: the benchmark
+creates it and drops it at the end (kept with ``--keep``), e.g.
+``--database-url postgresql+psycopg://postgres@127.0.0.1:5432/vhub_nightly_1m``.
 ``--profile FILE`` runs the child under cProfile, writes its stats to FILE and prints the
 top functions of the hub's code.
 """
@@ -30,6 +34,7 @@ import argparse
 import os
 import pstats
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,11 +45,13 @@ from datetime import date
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from vehiclehub.config import AGENCIES
 from vehiclehub.demo import write_hub_config
 from vehiclehub.store.schema import findings, intake_files
-from vehiclehub_samples import World, business_dates, generate_world
+from vehiclehub_samples import business_dates, generate_world
+from vehiclehub_samples.stream import BLOCK_VEHICLES, WrittenWorld, write_world
 
 TARGET_SECONDS = 180
 TARGET_RSS_GIB = 3.0
@@ -63,14 +70,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", type=Path, help="run in DIR and keep it (default: a temp dir)")
     parser.add_argument("--database-url", help="an empty store (default: SQLite in the run dir)")
     parser.add_argument("--profile", type=Path, help="run the child under cProfile into FILE")
+    parser.add_argument(
+        "--block", type=int, default=BLOCK_VEHICLES, help="vehicles generated at a time"
+    )
     return parser.parse_args(argv)
 
 
-def generate(vehicles: int, first: date, nights: int, seed: int) -> tuple[World, float]:
-    """Generate the world of ``nights`` business dates; return it with the seconds taken."""
+def generate(args: argparse.Namespace, staging: Path) -> tuple[WrittenWorld, float]:
+    """Generate the world of ``--nights`` business dates block by block into ``staging``;
+    return it with the seconds taken."""
     started = time.perf_counter()
-    world = generate_world(vehicles, business_dates(first, nights), seed=seed)
+    dates = business_dates(args.date, args.nights)
+    world = write_world(args.vehicles, dates, staging, seed=args.seed, block=args.block)
     return world, time.perf_counter() - started
+
+
+def own_peak_gib() -> float:
+    """This process's peak resident memory so far (the generator's, before any night)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def create_database(database_url: str) -> bool:
+    """Create the PostgreSQL database the URL names, which must not exist yet; True when
+    created (SQLite needs nothing)."""
+    url = make_url(database_url)
+    if not url.drivername.startswith("postgresql"):
+        return False
+    server = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+        ).first()
+        if exists:
+            raise SystemExit(f"database {url.database} exists: name a fresh one")
+        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    server.dispose()
+    return True
+
+
+def drop_database(database_url: str) -> None:
+    """Drop the PostgreSQL database :func:`create_database` created."""
+    url = make_url(database_url)
+    server = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    server.dispose()
 
 
 def child_environment(directory: Path) -> dict[str, str]:
@@ -211,7 +255,7 @@ def night_line(number: int, day: date, rows: int, night: Night, size: int, growt
     )
 
 
-def report_rows(world: World, database_url: str) -> None:
+def report_rows(world: WrittenWorld, database_url: str) -> None:
     engine = create_engine(database_url)
     with engine.connect() as conn:
         loaded = dict(
@@ -231,7 +275,7 @@ def report_rows(world: World, database_url: str) -> None:
     )
 
 
-def report_findings(world: World, database_url: str) -> None:
+def report_findings(world: WrittenWorld, database_url: str) -> None:
     engine = create_engine(database_url)
     with engine.connect() as conn:
         found = conn.execute(
@@ -270,7 +314,11 @@ def print_profile(profile: Path, top: int = 25) -> None:
 
 
 def run_nights(
-    args: argparse.Namespace, world: World, directory: Path, config: Path, database_url: str
+    args: argparse.Namespace,
+    world: WrittenWorld,
+    directory: Path,
+    config: Path,
+    database_url: str,
 ) -> list[tuple[date, int, Night, int, int]]:
     """Each business date in turn: its files land in the outboxes, then ``vhub run``.
     Returns per night its date, rows in, measurement, store size and growth (bytes)."""
@@ -281,12 +329,16 @@ def run_nights(
     size = store_bytes(database_url) if not database_url.startswith("sqlite") else 0
     for number, day in enumerate(world.dates, start=1):
         world.write_day(day, directory / "exchange")
-        rows = sum(len(f.rows()) for f in world.files_of(day))
+        rows = world.rows_sent.get(day, 0)
         night = run_hub(config, day, args.profile, env, directory / f"night-{number}.out")
         grown = store_bytes(database_url)
         nights.append((day, rows, night, grown, grown - size))
         size = grown
-        print(night_line(number, day, rows, night, grown, nights[-1][4]), flush=True)
+        print(
+            night_line(number, day, rows, night, grown, nights[-1][4])
+            + f", load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         if night.status != 0:
             print(night.output)
             break
@@ -324,14 +376,19 @@ def main(argv: list[str] | None = None) -> int:
     config = write_hub_config(
         directory, database_url, {a: {"url": f"file://{exchange / a}"} for a in AGENCIES}
     )
+    created = create_database(database_url)
     try:
         print(
             f"generating {args.vehicles:,} vehicles, {args.nights} night(s) from {args.date}, "
             f"in {directory} (load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
-        world, generation = generate(args.vehicles, args.date, args.nights, args.seed)
-        print(f"generated in {generation:.1f} s", flush=True)
+        world, generation = generate(args, directory / "staged")
+        print(
+            f"generated in {generation:.1f} s, blocks of {args.block:,} vehicles, peak RSS "
+            f"{own_peak_gib():.2f} GiB (load average {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
         nights = run_nights(args, world, directory, config, database_url)
         print_targets(nights)
         print(f"load average now {os.getloadavg()[0]:.1f} (other jobs on the machine)")
@@ -345,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)
+            if created:
+                drop_database(database_url)
 
 
 if __name__ == "__main__":

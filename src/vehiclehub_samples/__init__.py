@@ -20,7 +20,8 @@ By concern: :mod:`.reference` data, :mod:`.identifiers` in bulk, :mod:`.columns`
 text), the :mod:`.stories` and their :mod:`.population`, the :mod:`.plants` (one module
 per rule family, as ``vehiclehub.rules``), the :mod:`.records` of the feeds, the file
 :mod:`.plan`, the intake :mod:`.noise`, the :mod:`.truth`, and the :mod:`.world` that
-:func:`generate_world` returns; :mod:`.files` writes single agency files for the tests.
+:func:`generate_world` returns; :mod:`.stream` makes a world too big to hold block by
+block of vehicles, straight to disk; :mod:`.files` writes single agency files for the tests.
 
 Inside the generator a day is a whole number of days since 1970-01-01 and NaN means
 "never" (NaN compares false, so a step that never happens is never "on or before").

@@ -5,7 +5,7 @@ it is first known and the days it changes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,37 @@ class Change:
 
     on: str
     before: dict[str, str | None]
+
+
+@dataclass
+class Numbering:
+    """The numbers earlier blocks of vehicles used, so that the next block's licences,
+    declarations, filings, claims, police events and refunds number on from them (all
+    zero for a world made in one piece); each block's records advance it."""
+
+    licence_batches: int = 0
+    declarations: int = 0
+    filings: int = 0
+    claims: int = 0
+    events: dict[int, int] = field(default_factory=dict)  # per day, the highest event number
+    refunds: dict[int, int] = field(default_factory=dict)  # per day, the highest refund number
+
+    def batches(self, batch: np.ndarray, kind: str) -> np.ndarray:
+        """Batch numbers after those earlier blocks used (``kind``: an attribute's name)."""
+        used = getattr(self, kind)
+        setattr(self, kind, used + int(batch.max(initial=-1)) + 1)
+        return batch + used
+
+    @staticmethod
+    def per_day(used: dict[int, int], days: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        """Numbers counted within each day, after those earlier blocks used that day."""
+        unique, inverse = np.unique(days, return_inverse=True)
+        offset = np.array([used.get(int(d), 0) for d in unique], np.int64)
+        shifted = np.asarray(numbers, np.int64) + offset[inverse]
+        highest = offset.copy()
+        np.maximum.at(highest, inverse, shifted)
+        used.update(zip((int(d) for d in unique), (int(h) for h in highest), strict=True))
+        return shifted
 
 
 #: How records of a feed change after they are first sent.
@@ -82,7 +113,7 @@ def _model_columns(models: Any, *names: str) -> dict[str, pd.Series]:
     return {name: choose([getattr(m, name) for m in MODELS], models) for name in names}
 
 
-def _licence_records(s: Stories) -> pd.DataFrame:
+def _licence_records(s: Stories, numbering: Numbering) -> pd.DataFrame:
     """One licence row per vehicle; a licence covers up to 20 vehicles of one exporter,
     applied for and issued together, per model (so per HS code)."""
     v = s.vehicles
@@ -107,11 +138,12 @@ def _licence_records(s: Stories) -> pd.DataFrame:
         }
     )
     batch, _ = _batches([v["applied"], v["exporter"], v["issued"], v["model"]], LICENCE_BATCH)
+    batch = numbering.batches(batch, "licence_batches")
     records["licence_no"] = "L" + records["applied_at"].str.slice(0, 4) + padded(batch, 8)
     return records
 
 
-def _item_records(s: Stories, licences: pd.DataFrame) -> pd.DataFrame:
+def _item_records(s: Stories, licences: pd.DataFrame, numbering: Numbering) -> pd.DataFrame:
     """Customs items: item 1 of every declared vehicle, item 2 where there is a second;
     a declaration groups up to 20 items of one exporter, day and port."""
     v = s.vehicles
@@ -155,6 +187,7 @@ def _item_records(s: Stories, licences: pd.DataFrame) -> pd.DataFrame:
     batch, place = _batches(
         [items["_known"], items["_exporter"], items["_region"]], DECLARATION_BATCH
     )
+    batch = numbering.batches(batch, "declarations")
     year = items["declared_at"].str.slice(0, 4)
     items["decl_no"] = items["port_code"] + year + "0" + padded(batch, 9)
     items["item_no"] = padded(place + 1, 1)
@@ -276,7 +309,7 @@ def _claim_events(s: Stories) -> list[pd.DataFrame]:
     ]
 
 
-def _event_records(s: Stories, items: pd.DataFrame) -> pd.DataFrame:
+def _event_records(s: Stories, items: pd.DataFrame, numbering: Numbering) -> pd.DataFrame:
     """Police events, numbered per day in the order they happened."""
     events = pd.concat([*_vehicle_events(s, items), *_claim_events(s)], ignore_index=True)
     day = events["_known"].to_numpy()
@@ -284,11 +317,12 @@ def _event_records(s: Stories, items: pd.DataFrame) -> pd.DataFrame:
     starts = np.r_[True, day[order][1:] != day[order][:-1]]
     number = np.empty(len(order), np.int64)
     number[order] = np.arange(len(order)) - np.flatnonzero(starts)[np.cumsum(starts) - 1] + 1
+    number = numbering.per_day(numbering.events, day, number)
     events["event_id"] = "JG" + compact(day) + padded(number, 6)
     return events
 
 
-def _refund_records(s: Stories, items: pd.DataFrame) -> pd.DataFrame:
+def _refund_records(s: Stories, items: pd.DataFrame, numbering: Numbering) -> pd.DataFrame:
     """Refund lines: line 1 on the item the story names, line 2 (if any) on the same item."""
     v = s.vehicles
     amount = (v["fob_cents"].to_numpy() * CNY_PER_USD * REFUND_RATE).astype(np.int64)
@@ -332,11 +366,12 @@ def _refund_records(s: Stories, items: pd.DataFrame) -> pd.DataFrame:
     batch, _ = _batches([refunds["_known"], refunds["_exporter"]], len(refunds) + 1)
     first_of_day = pd.Series(batch).groupby(refunds["_known"].to_numpy()).transform("min")
     number = batch - first_of_day.to_numpy() + 1
+    number = numbering.per_day(numbering.refunds, refunds["_known"].to_numpy(), number)
     refunds["refund_no"] = "R" + compact(refunds["_known"]) + padded(number, 5)
     return refunds
 
 
-def _filing_records(s: Stories) -> pd.DataFrame:
+def _filing_records(s: Stories, numbering: Numbering) -> pd.DataFrame:
     """Yearly filings from each exporter's first one; the lapsed exporter's ended years ago."""
     ex = s.exporters
     lapsed = (ex["standing"] == "lapsed").to_numpy()
@@ -361,16 +396,20 @@ def _filing_records(s: Stories) -> pd.DataFrame:
         }
     )
     year_from = records["valid_from"].str.slice(0, 4)
-    records["filing_no"] = "BA" + year_from + padded(np.arange(len(records)) + 1, 6)
+    number = np.arange(len(records)) + 1 + numbering.filings
+    numbering.filings += len(records)
+    records["filing_no"] = "BA" + year_from + padded(number, 6)
     return records
 
 
-def _claim_records(s: Stories) -> pd.DataFrame:
+def _claim_records(s: Stories, numbering: Numbering) -> pd.DataFrame:
     c = s.claims
     scrap = (c["claim_type"] == "scrap").to_numpy()
+    number = c.index.to_numpy() + 1 + numbering.claims
+    numbering.claims += len(c)
     return pd.DataFrame(
         {
-            "claim_no": "YJHX" + iso(c["applied"]).str.slice(0, 4) + padded(c.index + 1, 7),
+            "claim_no": "YJHX" + iso(c["applied"]).str.slice(0, 4) + padded(number, 7),
             "claim_type": c["claim_type"],
             "applicant_id": c["applicant"],
             "old_vin": c["old_vin"],
@@ -386,17 +425,21 @@ def _claim_records(s: Stories) -> pd.DataFrame:
     )
 
 
-def build_records(s: Stories) -> dict[tuple[str, str], pd.DataFrame]:
-    """Every feed's records, in the contract's columns plus ``_`` helpers, for all time."""
-    licences = _licence_records(s)
-    items = _item_records(s, licences)
+def build_records(
+    s: Stories, numbering: Numbering | None = None
+) -> dict[tuple[str, str], pd.DataFrame]:
+    """Every feed's records, in the contract's columns plus ``_`` helpers, for all time;
+    numbered on from ``numbering`` (which they advance) where earlier blocks came first."""
+    numbering = numbering or Numbering()
+    licences = _licence_records(s, numbering)
+    items = _item_records(s, licences, numbering)
     records = {
-        ("commerce", "enterprises"): _filing_records(s),
+        ("commerce", "enterprises"): _filing_records(s, numbering),
         ("commerce", "licences"): licences,
-        ("commerce", "tradein_claims"): _claim_records(s),
+        ("commerce", "tradein_claims"): _claim_records(s, numbering),
         ("customs", "declarations"): items,
-        ("police", "events"): _event_records(s, items),
-        ("tax", "refunds"): _refund_records(s, items),
+        ("police", "events"): _event_records(s, items, numbering),
+        ("tax", "refunds"): _refund_records(s, items, numbering),
     }
     missing = set(feeds()) - set(records)
     if missing:

@@ -27,7 +27,7 @@ from vehiclehub_samples.plan import PlannedFile, plan_files
 from vehiclehub_samples.plants import STORY_NOISE, expected_frame, plant_all
 from vehiclehub_samples.plants.typos import TYPO_COLUMNS
 from vehiclehub_samples.population import populate
-from vehiclehub_samples.records import build_records
+from vehiclehub_samples.records import Numbering, build_records
 from vehiclehub_samples.stories import Stories
 from vehiclehub_samples.truth import (
     GroundTruth,
@@ -67,16 +67,18 @@ class World:
         each data file as ``.part`` renamed when complete, then the manifests (including
         those of earlier files whose manifest arrives today). Returns the data files."""
         number = day_number(day)
-        written = [_write_data(f, exchange / f.agency) for f in self.files if f.day == number]
+        written = [write_data(f, exchange / f.agency) for f in self.files if f.day == number]
         for f in self.files:
             if not f.part and f.manifest_on == number:
                 _write_manifest(f, exchange / f.agency)
         return written
 
 
-def write_csv(rows: pd.DataFrame, sink: BinaryIO) -> None:
-    """RFC 4180 CSV of text columns: a plain header, fields quoted only where they must be."""
-    sink.write((",".join(rows.columns) + "\n").encode())
+def write_csv(rows: pd.DataFrame, sink: BinaryIO, *, header: bool = True) -> None:
+    """RFC 4180 CSV of text columns: a plain header (unless ``header`` is false, for rows
+    appended to a file), fields quoted only where they must be."""
+    if header:
+        sink.write((",".join(rows.columns) + "\n").encode())
     table = pa.Table.from_pandas(rows, preserve_index=False)
     try:
         body = io.BytesIO()
@@ -89,7 +91,7 @@ def write_csv(rows: pd.DataFrame, sink: BinaryIO) -> None:
     sink.write(body.getbuffer())
 
 
-def _write_data(planned: PlannedFile, root: Path) -> Path:
+def write_data(planned: PlannedFile, root: Path) -> Path:
     """Write the data file as ``.part``, then rename it (unless the upload never ends)."""
     outbox = root / "outbox"
     outbox.mkdir(parents=True, exist_ok=True)
@@ -98,20 +100,25 @@ def _write_data(planned: PlannedFile, root: Path) -> Path:
     part = target.with_name(target.name + ".part")
     source = planned.content()
     with part.open("wb") as sink:
-        if source.encoding == "utf-8":
-            sink.write(codecs.BOM_UTF8 if source.bom else b"")
-            write_csv(planned.rows(), sink)
-        else:  # only small files are sent in other encodings
-            buffer = io.BytesIO()
-            write_csv(planned.rows(), buffer)
-            sink.write(buffer.getvalue().decode("utf-8").encode(source.encoding))
+        sink.write(codecs.BOM_UTF8 if source.bom and source.encoding == "utf-8" else b"")
+        write_rows(planned.rows(), source.encoding, sink)
     if planned.part:
         return part
     os.replace(part, target)
     return target
 
 
-def _sha256(path: Path) -> str:
+def write_rows(rows: pd.DataFrame, encoding: str, sink: BinaryIO, *, header: bool = True) -> None:
+    """:func:`write_csv` in ``encoding``."""
+    if encoding == "utf-8":
+        write_csv(rows, sink, header=header)
+    else:  # only small files are sent in other encodings
+        buffer = io.BytesIO()
+        write_csv(rows, buffer, header=header)
+        sink.write(buffer.getvalue().decode("utf-8").encode(encoding))
+
+
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as source:
         while block := source.read(1 << 20):
@@ -129,7 +136,7 @@ def _write_manifest(planned: PlannedFile, root: Path) -> Path:
         calendar_day(planned.day),
         planned.seq,
         rows=len(planned.rows()),
-        sha256=_sha256(outbox / planned.name),
+        sha256=sha256_of(outbox / planned.name),
         encoding=planned.content().encoding,
         overrides=planned.manifest,
     )
@@ -158,32 +165,53 @@ def generate_world(
     """
     if vehicles < 1 or not dates:
         raise ValueError("a world needs at least one vehicle and one business date")
-    days = tuple(sorted({day_number(d) for d in dates}))
-    rng = np.random.default_rng(seed)
-    stories = populate(
-        rng,
+    return make_world(
+        np.random.default_rng(seed),
         vehicles,
-        max(40, vehicles // 100) if claims is None else claims,
-        days,
-        params or RuleParameters(),
+        tuple(sorted({day_number(d) for d in dates})),
+        plant_fraction=plant_fraction,
+        file_noise=noise,
+        vin_typos=vin_typos if noise else 0.0,
+        claims=max(40, vehicles // 100) if claims is None else claims,
+        params=params or RuleParameters(),
+        numbering=Numbering(),
     )
+
+
+def make_world(
+    rng: np.random.Generator,
+    vehicles: int,
+    days: tuple[int, ...],
+    *,
+    plant_fraction: float,
+    file_noise: bool,
+    vin_typos: float,
+    claims: int,
+    params: RuleParameters,
+    numbering: Numbering,
+) -> World:
+    """:func:`generate_world` with its random source and its numbering given: the intake
+    trouble of :data:`NOISE` only where ``file_noise``, the VINs typed over of
+    :data:`STORY_NOISE` where ``vin_typos`` is above 0 (so that a world made block by
+    block has each kind of trouble once and typos in every block)."""
+    stories = populate(rng, vehicles, claims, days, params)
     count = max(1, round(vehicles * plant_fraction)) if plant_fraction > 0 else 0
     expected, planted = plant_all(stories, count)
-    if noise and vin_typos > 0:
+    if vin_typos > 0:
         for name, bend in STORY_NOISE.items():
             typos_before = len(stories.typos)
             expected = pd.concat(
                 [expected, expected_frame("", bend(stories, vin_typos))], ignore_index=True
             )
             stories.label_typos(typos_before, name)
-    records = build_records(stories)
+    records = build_records(stories, numbering)
     findings = expected_findings(records, expected, days[-1])
     candidates = expected_candidates(records, stories.candidates)
     police_verdicts = expected_police_verdicts(records, findings, days[-1])
     tax_verdicts = expected_tax_verdicts(records, findings, days[-1])
     plan = plan_files(records, days)
     trouble = Noise(rng, plan, days)
-    if noise:
+    if file_noise:
         for plant_noise in NOISE.values():
             plant_noise(trouble)
     planted = planted.assign(
