@@ -146,7 +146,7 @@ def _stage(
     ordinary = next((s for s in same_day if s.ordinary), None)
     if first or ordinary is None:
         if not first:
-            planned = replace(planned, seq=max(s.planned.seq for s in same_day) + 1)
+            planned = replace(planned, seq=max((s.planned.seq for s in same_day), default=0) + 1)
         root = directory / calendar_day(planned.day).isoformat() / planned.agency
         sound = not (planned.part or planned.copy_of or planned.rejected_because)
         staged[(*planned_key(planned), planned.seq)] = _Staged(
