@@ -46,9 +46,10 @@ class Numbering:
 
     def batches(self, batch: np.ndarray, kind: str) -> np.ndarray:
         """Batch numbers after those earlier blocks used (``kind``: an attribute's name)."""
-        used = getattr(self, kind)
+        used: int = getattr(self, kind)
         setattr(self, kind, used + int(batch.max(initial=-1)) + 1)
-        return batch + used
+        shifted: np.ndarray = batch + used
+        return shifted
 
     @staticmethod
     def per_day(used: dict[int, int], days: np.ndarray, numbers: np.ndarray) -> np.ndarray:
