@@ -1,5 +1,6 @@
 """The hub's nightly cycle: preflight; per agency (in parallel) wait for its files ->
-intake; then reconcile -> publish -> prune.
+list its feeds -> intake of each feed found (mapped, in parallel); then reconcile ->
+publish -> prune.
 
 Wiring only: each task computes the business date, resolves the settings and calls
 one stage of ``vehiclehub.pipeline`` (or the late-file check). Nothing here reads a
@@ -33,6 +34,7 @@ from vehiclehub.airflow_support import (
     check_before_taking,
     check_files_accepted,
     feed_alias,
+    feeds_to_take,
     hub_settings,
     intake_summary,
     lease_holder,
@@ -47,9 +49,19 @@ DAG_DOC = """
 Takes every agency's new files, cross-checks everything the hub holds, and returns
 drops and the run report (ICD §1, §4).
 
-`preflight` → `upgrade_store` → `wait_<agency>` → `intake_<agency>` ×4 (in parallel) →
-`reconcile` → `publish` → `prune`, and beside them `files_accepted`: *skipped* on a
-night when files were rejected whole.
+`preflight` → `upgrade_store` → `wait_<agency>` → `feeds_<agency>` →
+`intake_<agency>` (mapped: one task instance per feed found) → `reconcile` → `publish`
+→ `prune`, the four agencies in parallel up to reconcile, and beside them
+`files_accepted`: *skipped* on a night when files were rejected whole.
+
+**Fan-out.** `feeds_<agency>` lists the agency's outbox once and returns, per feed with
+complete files, their names; `intake_<agency>` is mapped over that list (dynamic task
+mapping), one task instance per feed, labelled with the feed. A feed's files are taken
+one after the other in name order, each in a transaction of its own, so a backlog
+spreads over the workers while two files of one feed never load at once. Files that
+complete after the listing are taken by the next run. An agency with nothing to take
+has its `intake_<agency>` *skipped* (no instance). On PostgreSQL the feeds load in
+parallel; on SQLite they take turns.
 
 **Preflight.** Before anything is taken, `preflight` makes the checks `vhub run`
 makes (`vehiclehub.preflight.CHECKS`: business date, work directory, exchange roots,
@@ -89,11 +101,11 @@ arrival deadline: the local time on D + 1 given in the hub's TOML file,
 `quality.default_arrival_deadline` (06:00). The feeds expected are
 `[quality.expected_feeds]` (default: every feed of the agency, ICD §3). An exchange
 that cannot be reached is waited for like a late file. At the deadline the sensor
-gives up and is *skipped* (`soft_fail`); `intake_<agency>` runs anyway (trigger rule
-`none_failed`) on what is there, and what has not come is *not received* in its
-result and in the run report. A rerun of an earlier date is past its deadline: the
-sensor looks once and does not wait. The sensor's own 24 h timeout is only a
-backstop.
+gives up and is *skipped* (`soft_fail`); `feeds_<agency>` runs anyway (trigger rule
+`none_failed`) and the agency's feeds are taken from what is there; what has not come
+is *not received* in `feeds_<agency>`'s log and in the run report. A rerun of an
+earlier date is past its deadline: the sensor looks once and does not wait. The
+sensor's own 24 h timeout is only a backstop.
 
 **Assets.** Every feed is an Airflow asset `x-vehiclehub://<agency>/<feed>` (name
 `vehiclehub.<agency>.<feed>`). `intake_<agency>` emits an event through its alias
@@ -105,11 +117,12 @@ feed's new data, schedule it on
 
 **Logs.** Great Expectations runs without progress bars and its INFO logging is
 kept out of task logs; each file gets one line from the quality gate and one with
-its row counts. Each file rejected whole (with its reason) and each file waiting for
-its manifest is a warning in `intake_<agency>`'s log, and so is each feed not
-received; the intake's last line adds up its files and rows (loaded, ignored,
-rejected). `publish`'s log ends with the drops' directory and the report's path,
-each on a line of its own.
+its row counts. Each file rejected whole (with its reason) is a warning in its feed's
+`intake_<agency>` log, whose last line adds up the feed's files and rows (loaded,
+ignored, rejected); each file waiting for its manifest, and each expected feed with
+nothing to take that is not received, is a warning in `feeds_<agency>`'s log.
+`publish`'s log ends with the drops' directory and the report's path, each on a line
+of its own.
 
 **Retention.** `prune` ends the run: it removes the archived agency files, drops and
 reports older than `[retention]` keeps them, counted back from the run's business
@@ -122,8 +135,8 @@ on; bad rows and files become rejections. Neither fails a task. Transient faults
 serialisation failure or deadlock) are retried 3 times with exponential backoff;
 anything else (a configuration error, a store that cannot work as configured, a bug)
 fails the task at once, without retries: fix it and clear the task. A failed
-`wait_<agency>` (its agency's intake is then *upstream failed*) stops the run before
-reconcile, like a failed intake.
+`wait_<agency>` (its agency's feeds and intake are then *upstream failed*) stops the run
+before reconcile, like a failed intake of one feed.
 """
 
 WAIT_DOC = """
@@ -133,19 +146,30 @@ taken (`vehiclehub.pipeline.late_file_check`). Pokes every 10 minutes in
 reschedule mode; an unreachable exchange is waited for like a late file. At
 {agency}'s arrival deadline (`quality.arrival_deadlines.{agency}`, else
 `quality.default_arrival_deadline`, a local time on D + 1) it gives up and is
-*skipped*: `intake_{agency}` runs on what is there. Returns the check (feeds missing,
+*skipped*: `feeds_{agency}` and its intakes run on what is there. Returns the check (feeds missing,
 deadline) when everything has arrived.
 """
 
+FEEDS_DOC = """
+List **{agency}**'s outbox once (`vehiclehub.feed_intake.list_feeds`); runs after
+`wait_{agency}` succeeded or gave up at the deadline. Records the agency's intake
+status for the night (received, not received, configuration error), logs the files
+waiting for their manifest and each expected feed with nothing to take that is not
+received, and returns what `intake_{agency}` maps over: per feed with complete files,
+`agency`, `feed` and the `files` in name order. An unreachable exchange is *not
+received* (nothing to map over), not a failure.
+"""
+
 INTAKE_DOC = """
-Fetch, verify, validate and load every new complete file in **{agency}**'s outbox
-(`vehiclehub.pipeline.intake_agency`); runs after `wait_{agency}` succeeded or gave up
-at the deadline. For each file that loaded it emits an event of the feed's asset
-`x-vehiclehub://{agency}/<feed>` (through the alias `vehiclehub.{agency}.feeds`);
-rejected and duplicate files emit none. Returns the business date, per file its
-status and row counts, each expected feed's state (`feeds`: a feed that has not come
-is *not received*) and the assets updated. An unreachable exchange is *not
-received*, not a failure.
+Mapped over the feeds `feeds_{agency}` found, one task instance per feed: fetch,
+verify, validate and load the feed's files one after the other in name order, each in
+a transaction of its own (`vehiclehub.feed_intake.intake_feed`). For each file that
+loaded it emits an event of the feed's asset `x-vehiclehub://{agency}/<feed>`
+(through the alias `vehiclehub.{agency}.feeds`); rejected and duplicate files emit
+none. Returns the business date, the feed, per file its status and row counts, the
+feed's state for the night (`feeds`) and the assets updated. An exchange lost
+part-way makes the agency *not received*, not a failure; the files left are taken by
+the next run.
 """
 
 UPGRADE_DOC = """
@@ -206,7 +230,8 @@ default_args: dict[str, Any] = {
 
 
 def _agency(agency: str, checked: Any) -> Any:
-    """``checked`` >> ``wait_<agency>`` >> ``intake_<agency>``; returns the intake."""
+    """``checked`` >> ``wait_<agency>`` >> ``feeds_<agency>`` >> ``intake_<agency>``
+    mapped over the feeds found; returns the mapped intake."""
 
     @task.sensor(
         task_id=f"wait_{agency}",
@@ -222,13 +247,13 @@ def _agency(agency: str, checked: Any) -> Any:
             return poke_arrivals(settings, agency, day)
 
     @task(
-        task_id=f"intake_{agency}",
-        doc_md=INTAKE_DOC.format(agency=agency),
-        outlets=[feed_alias(agency)],
+        task_id=f"feeds_{agency}",
+        doc_md=FEEDS_DOC.format(agency=agency),
         trigger_rule=TriggerRule.NONE_FAILED,  # also after a sensor skipped at its deadline
     )
-    def intake() -> dict[str, Any]:
-        from vehiclehub.pipeline import agency_feed_states, hold_store, intake_agency
+    def feeds() -> list[dict[str, Any]]:
+        from vehiclehub.feed_intake import list_feeds
+        from vehiclehub.pipeline import agency_feed_states, hold_store
 
         context = get_current_context()
         day = business_date_of_run(context)
@@ -236,11 +261,35 @@ def _agency(agency: str, checked: Any) -> Any:
             hub_settings(agencies=[agency]) as settings,
             hold_store(settings, lease_holder(context), release=False),
         ):
-            result = intake_agency(settings, agency, day)
+            found = list_feeds(settings, agency, day)
             states = agency_feed_states(settings, agency, day)
-        return intake_summary(context["outlet_events"], result, states, day)
+        return feeds_to_take(found, states, day)
 
-    return checked >> wait() >> intake()
+    @task(
+        task_id=f"intake_{agency}",
+        doc_md=INTAKE_DOC.format(agency=agency),
+        outlets=[feed_alias(agency)],
+        map_index_template="{{ task.op_kwargs['found']['feed'] }}",
+    )
+    def intake(found: dict[str, Any]) -> dict[str, Any]:
+        from vehiclehub.feed_intake import intake_feed
+        from vehiclehub.pipeline import agency_feed_states, hold_store
+
+        context = get_current_context()
+        day = business_date_of_run(context)
+        feed = str(found["feed"])
+        with (
+            hub_settings(agencies=[agency]) as settings,
+            hold_store(settings, lease_holder(context), release=False),
+        ):
+            result = intake_feed(settings, agency, feed, list(found["files"]), day)
+            states = agency_feed_states(settings, agency, day)
+        own = {name: state for name, state in states.items() if name == feed}
+        return {"feed": feed, **intake_summary(context["outlet_events"], result, own, day)}
+
+    listed = feeds()
+    checked >> wait() >> listed
+    return intake.expand(found=listed)
 
 
 @task(doc_md=UPGRADE_DOC)
@@ -251,10 +300,11 @@ def upgrade_store() -> dict[str, Any]:
         return upgrade(settings)
 
 
-@task(doc_md=ACCEPTED_DOC)
+# Also when an agency had nothing to take (its mapped intake skipped, no instance).
+@task(doc_md=ACCEPTED_DOC, trigger_rule=TriggerRule.NONE_FAILED)
 def files_accepted() -> dict[str, Any]:
     ti = get_current_context()["ti"]
-    return check_files_accepted(ti.xcom_pull(task_ids=f"intake_{a}") for a in AGENCIES)
+    return check_files_accepted(ti.xcom_pull(task_ids=[f"intake_{a}" for a in AGENCIES]))
 
 
 @task(doc_md=PREFLIGHT_DOC)
@@ -264,7 +314,8 @@ def preflight() -> dict[str, Any]:
         return check_before_taking(settings, day)
 
 
-@task(doc_md=RECONCILE_DOC)
+# Also when an agency had nothing to take (its mapped intake skipped, no instance).
+@task(doc_md=RECONCILE_DOC, trigger_rule=TriggerRule.NONE_FAILED)
 def reconcile() -> dict[str, Any]:
     from vehiclehub.pipeline import hold_store
     from vehiclehub.pipeline import reconcile as reconcile_stage

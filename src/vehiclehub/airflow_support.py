@@ -462,14 +462,34 @@ def feed_asset_events(intake: IntakeResult, day: date) -> list[tuple[Asset, dict
     return events
 
 
+def feeds_to_take(
+    listed: Mapping[str, Any], states: Mapping[str, str], day: date
+) -> list[dict[str, Any]]:
+    """What ``feeds_<agency>`` returns for ``intake_<agency>`` to map over: per feed with
+    complete files, ``agency``, ``feed`` and the ``files`` in name order.
+
+    ``states`` (each expected feed's state for the business date, read after the
+    listing) tells the feeds with nothing to take this night: each one not received is
+    logged as a warning here, since no intake of it runs.
+    """
+    found = list(listed.get("feeds") or [])
+    taking = {str(each["feed"]) for each in found}
+    agency = str(listed["agency"])
+    for feed, state in sorted(states.items()):
+        if feed not in taking and state != "received":
+            log.warning("%s/%s for %s: %s", agency, feed, day.isoformat(), state)
+    return found
+
+
 def intake_summary(
     outlet_events: Any, intake: IntakeResult, states: Mapping[str, str], day: date
 ) -> dict[str, Any]:
     """Emit the loaded feeds' asset events, and return what ``intake_<agency>`` returns.
 
     ``outlet_events`` is the task context's accessor; the events go through the
-    agency's alias. ``states`` (each expected feed's state for the business date) is
-    returned as ``feeds``, and every feed not received is logged as a warning.
+    agency's alias. ``states`` (the state for the business date of each expected feed
+    the intake took) is returned as ``feeds``, and every feed not received is logged as
+    a warning.
     """
     agency = intake.agency
     alias = feed_alias(agency)

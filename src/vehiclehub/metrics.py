@@ -17,7 +17,8 @@ Names, below the configured prefix (``vehiclehub``):
 - ``delivery.<agency>.failed`` (counter): 1 per publish that left drops to the agency
   pending.
 - ``stage.intake.<agency>``, ``stage.reconcile``, ``stage.publish`` (timers, ms): wall
-  time of each stage.
+  time of each stage; under Airflow, ``stage.intake.<agency>.<feed>`` for each feed's
+  intake instead of the agency's.
 
 A file whose feed could not be told (a name outside the ICD's pattern) counts under the
 feed ``unknown``.

@@ -2,6 +2,8 @@
 
     intake_agency (per agency, in parallel) -> reconcile -> publish
 
+The DAG fans intake out further, feed by feed (:mod:`vehiclehub.feed_intake`).
+
 and ``prune`` (``[retention]``, ``vhub prune``) for the hub's own files.
 
 Each stage takes the settings and the business date and returns a small typed result
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import json
 import logging
 import os
 import socket
@@ -25,18 +26,18 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import pyarrow
-from sqlalchemy import Engine, delete, insert, update
+from sqlalchemy import Engine, insert, update
 
 from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.errors import HubError
 from vehiclehub.exchange import (
-    ExchangeMisconfigured,
     ExchangeUnavailable,
     complete_files,
     open_exchange,
 )
+from vehiclehub.feed_intake import log_intake, record_not_taken
 from vehiclehub.intake.chunks import Preparer
-from vehiclehub.intake.take import AgencyIntake, take_agency
+from vehiclehub.intake.take import take_agency
 from vehiclehub.metrics import (
     record_delivery_failure,
     record_findings,
@@ -77,12 +78,12 @@ from vehiclehub.retention import prune as prune_files
 from vehiclehub.review.cases import lapse_changed, mark_run
 from vehiclehub.rules.engine import reconcile as run_rules
 from vehiclehub.signing import hub_signing_key, hub_verification_keys
-from vehiclehub.store import connect
-from vehiclehub.store.db import one_writer_at_a_time
+from vehiclehub.store.db import one_writer_at_a_time, stage_engine
 from vehiclehub.store.db import upgrade as upgrade_schema
 from vehiclehub.store.exchange_log import log_head
+from vehiclehub.store.intakes import record_agency_intake
 from vehiclehub.store.lease import holding
-from vehiclehub.store.schema import agency_intakes, runs
+from vehiclehub.store.schema import runs
 from vehiclehub.workdays import WorkingDays
 from vehiclehub.workfiles import private_dir
 
@@ -106,14 +107,11 @@ def _run_begun() -> Iterator[None]:
 
 @contextmanager
 def _store(settings: Settings, *, create: bool = True) -> Iterator[Engine]:
-    """The store for one stage; its pooled connections (and their page caches) are
-    closed when the stage ends. Without ``create`` it is only read, never set up."""
+    """The store for one stage, in the hub's work directory. Without ``create`` it is
+    only read, never set up."""
     private_dir(settings.work_dir)
-    engine = connect(settings.database_url, create=create, made=_RUN_BEGUN.get())
-    try:
+    with stage_engine(settings.database_url, create=create, made=_RUN_BEGUN.get()) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 def _give_back_memory() -> None:
@@ -131,22 +129,6 @@ def _give_back_memory() -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _record_agency(
-    engine: Engine, day: date, agency: str, status: IntakeStatus, **extra: Any
-) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            delete(agency_intakes).where(
-                agency_intakes.c.run_date == day, agency_intakes.c.agency == agency
-            )
-        )
-        conn.execute(
-            insert(agency_intakes).values(
-                run_date=day, agency=agency, status=status, attempted_at=_now(), **extra
-            )
-        )
 
 
 def intake_agency(
@@ -180,55 +162,12 @@ def _take_agency(settings: Settings, agency: str, day: date, preparer: Preparer)
         try:
             with open_exchange(agency, settings.agencies[agency]) as exchange:  # type: ignore[index]
                 result = take_agency(settings, engine, exchange, day, preparer)
-        except ExchangeMisconfigured as exc:
-            log.error("%s: configuration error, nothing taken: %s", agency, exc)
-            _record_agency(engine, day, agency, IntakeStatus.MISCONFIGURED, detail=str(exc))
-            return IntakeResult(agency, IntakeStatus.MISCONFIGURED, detail=str(exc))
         except ExchangeUnavailable as exc:
-            log.warning("%s not received: %s", agency, exc)
-            _record_agency(engine, day, agency, IntakeStatus.NOT_RECEIVED, detail=str(exc))
-            return IntakeResult(agency, IntakeStatus.NOT_RECEIVED, detail=str(exc))
-        _record_agency(
-            engine,
-            day,
-            agency,
-            IntakeStatus.RECEIVED,
-            waiting=json.dumps(result.waiting),
-            detail=None,
-        )
+            status = record_not_taken(engine, day, agency, exc)
+            return IntakeResult(agency, status, detail=str(exc))
+        record_agency_intake(engine, day, agency, IntakeStatus.RECEIVED, waiting=result.waiting)
     log_intake(result)
     return IntakeResult(agency, IntakeStatus.RECEIVED, result.files, result.waiting)
-
-
-def log_intake(result: AgencyIntake) -> None:
-    """Tell an agency's intake in its log, one line per fact an operator acts on.
-
-    Each file rejected whole with its reason and each file waiting for its manifest
-    is a warning; then one line with the files taken and their rows loaded, ignored
-    and rejected, added up.
-    """
-    agency = result.agency
-    for file in result.files:
-        if file.status == "rejected":
-            log.warning("%s: %s rejected whole: %s", agency, file.name, file.error)
-        elif file.status == "duplicate":
-            log.info("%s: %s is a copy of a file already loaded: ignored", agency, file.name)
-    for name in result.waiting:
-        log.warning("%s: %s waits for its manifest: not taken yet", agency, name)
-    taken = [f for f in result.files if f.status == "loaded"]
-    log.info(
-        "%s: %d file(s) loaded, %d rejected whole, %d duplicate(s), %d waiting; "
-        "rows: %d read, %d loaded, %d ignored, %d rejected",
-        agency,
-        len(taken),
-        sum(f.status == "rejected" for f in result.files),
-        sum(f.status == "duplicate" for f in result.files),
-        len(result.waiting),
-        sum(f.rows for f in taken),
-        sum(f.loaded for f in taken),
-        sum(f.ignored for f in taken),
-        sum(f.rejected for f in taken),
-    )
 
 
 def _arrivals(settings: Settings, agency: str, day: date) -> tuple[list[str], str | None]:

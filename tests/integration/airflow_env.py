@@ -82,23 +82,44 @@ class AirflowEnv:
         return str(rows[0][0])
 
     def task_states(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, tuple[str, int]]:
-        """task_id -> (state, try_number) of a run's task instances."""
+        """task_id -> (state, try_number) of a run's task instances; a mapped task's
+        instances as ``task_id[label]`` (its rendered map index, e.g. the feed)."""
         rows = self._query(
-            "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ? AND run_id = ?",
+            "SELECT task_id, map_index, rendered_map_index, state, try_number FROM task_instance"
+            " WHERE dag_id = ? AND run_id = ?",
             dag_id,
             run_id,
         )
-        return {str(t): (str(s), int(n)) for t, s, n in rows}  # type: ignore[call-overload]
+        return {
+            instance_key(str(t), int(m), r): (str(s), int(n))  # type: ignore[call-overload]
+            for t, m, r, s, n in rows
+        }
 
     def return_values(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, object]:
-        """task_id -> the value the task returned (its ``return_value`` XCom)."""
+        """task_id (``task_id[label]`` for a mapped task's instance) -> the value the task
+        returned (its ``return_value`` XCom)."""
         rows = self._query(
-            "SELECT task_id, value FROM xcom WHERE dag_id = ? AND run_id = ? "
-            "AND key = 'return_value'",
+            "SELECT xcom.task_id, xcom.map_index, ti.rendered_map_index, xcom.value FROM xcom"
+            " LEFT JOIN task_instance ti ON ti.dag_id = xcom.dag_id AND ti.run_id = xcom.run_id"
+            " AND ti.task_id = xcom.task_id AND ti.map_index = xcom.map_index"
+            " WHERE xcom.dag_id = ? AND xcom.run_id = ? AND xcom.key = 'return_value'",
             dag_id,
             run_id,
         )
-        return {str(t): json.loads(v) if isinstance(v, (str, bytes)) else v for t, v in rows}
+        return {
+            instance_key(str(t), int(m), r): (  # type: ignore[call-overload]
+                json.loads(v) if isinstance(v, (str, bytes)) else v
+            )
+            for t, m, r, v in rows
+        }
+
+
+def instance_key(task_id: str, map_index: int, rendered_map_index: object = None) -> str:
+    """How the tests name a task instance: its task id, and for an instance of a mapped
+    task its label (``intake_police[events]``), else its map index."""
+    if map_index < 0:
+        return task_id
+    return f"{task_id}[{rendered_map_index or map_index}]"
 
 
 def airflow_environment(home: Path, dags_folder: Path) -> dict[str, str]:

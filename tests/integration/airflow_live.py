@@ -21,7 +21,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +29,10 @@ from typing import Any
 
 import httpx
 from tests.conftest import postgres_database
-from tests.integration.airflow_env import AIRFLOW, DAG_FILE, airflow_environment
+from tests.deployment import AIRFLOW_COMMANDS
+from tests.integration.airflow_env import AIRFLOW, DAG_FILE, airflow_environment, instance_key
 
+from vehiclehub.airflow_support import WORKER_HOSTNAME_VARIABLE
 from vehiclehub.config import AGENCIES
 
 #: The Airflow processes a deployment runs (docker/compose.yaml): name -> CLI arguments.
@@ -145,18 +147,24 @@ class LiveAirflow:
         raise AirflowFailed(f"run {run_id} not finished within {timeout} s\n{self.diagnose()}")
 
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
-        answer = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")
-        return {ti["task_id"]: ti for ti in answer["task_instances"]}
+        """The run's task instances by task id; a mapped task's as ``task_id[label]``."""
+        answer = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=200")
+        return {
+            instance_key(ti["task_id"], ti["map_index"], ti.get("rendered_map_index")): ti
+            for ti in answer["task_instances"]
+        }
 
-    def return_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+    def return_value(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
-        return self.api("GET", f"{path}?deserialize=true")["value"]
+        return self.api("GET", f"{path}?deserialize=true&map_index={map_index}")["value"]
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
+    ) -> str:
         """The task's log as text: one line per event, its message first."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
         answer = self.client.get(
-            f"{self.base_url}/api/v2{path}?full_content=true",
+            f"{self.base_url}/api/v2{path}?full_content=true&map_index={map_index}",
             headers={"Accept": "application/json"},
         )
         if answer.status_code >= 300:
@@ -171,13 +179,17 @@ class LiveAirflow:
 
 
 def live_environment(
-    home: Path, metadata_url: str, executor: str, extra: Mapping[str, str] | None = None
+    home: Path,
+    metadata_url: str,
+    executor: str,
+    extra: Mapping[str, str] | None = None,
+    dag_file: Path = DAG_FILE,
 ) -> tuple[dict[str, str], int]:
     """The environment of every Airflow process of a live Airflow under ``home``, and
     its API server's port. A login ``vhub`` (admin) with a random password is set up."""
     dags_folder = home / "dags"
     dags_folder.mkdir(exist_ok=True)
-    (dags_folder / DAG_FILE.name).write_bytes(DAG_FILE.read_bytes())
+    (dags_folder / DAG_FILE.name).write_bytes(dag_file.read_bytes())
     port = free_port()
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"vhub": secrets.token_urlsafe(16)}))
@@ -243,10 +255,12 @@ def live_airflow(
     extra_env: Mapping[str, str] | None = None,
     processes: Mapping[str, tuple[str, ...]] = PROCESSES,
     startup_timeout: float = 240,
+    dag_file: Path = DAG_FILE,
 ) -> Iterator[LiveAirflow]:
-    """A migrated metadata DB and the running Airflow ``processes`` under ``home``."""
+    """A migrated metadata DB and the running Airflow ``processes`` under ``home``, with
+    ``dag_file`` (the repository's nightly DAG unless told) as the only DAG."""
     with postgres_database("vhub_airflow") as metadata_url:
-        env, port = live_environment(home, metadata_url, executor, extra_env)
+        env, port = live_environment(home, metadata_url, executor, extra_env, dag_file)
         migrated = subprocess.run(
             [str(AIRFLOW), "db", "migrate"],
             env=env,
@@ -279,6 +293,40 @@ def live_airflow(
             for process in reversed(list(airflow.processes.values())):
                 _stop(process)
             airflow.client.close()
+
+
+def start_celery_worker(airflow: LiveAirflow, name: str) -> None:
+    """``airflow celery worker`` as compose runs it, named ``name`` for Celery and for
+    the task instances it runs (``VHUB_WORKER_HOSTNAME``); stopped with the live Airflow."""
+    log = (airflow.home / f"{name}.log").open("wb")
+    command = ["celery", "worker", *AIRFLOW_COMMANDS["airflow-worker"][2:], "-H", f"{name}@%h"]
+    airflow.processes[name] = subprocess.Popen(
+        [str(AIRFLOW), *command],
+        env={**airflow.env, WORKER_HOSTNAME_VARIABLE: name},
+        cwd=airflow.home,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+
+
+def wait_for_celery_workers(
+    airflow: LiveAirflow, names: Sequence[str], timeout: float = 180
+) -> None:
+    """Until every named worker has said it is ready (AirflowFailed after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        airflow.check_running()
+        logs = [(airflow.home / f"{name}.log").read_text(errors="replace") for name in names]
+        if all(
+            f"{name}@" in log and "ready." in log for name, log in zip(names, logs, strict=True)
+        ):
+            return
+        time.sleep(1)
+    tails = "\n".join(airflow.log_tail(name) for name in names)
+    raise AirflowFailed(f"Celery workers not ready within {timeout} s\n{tails}")
 
 
 def delivered_drops(root: Path) -> dict[str, object]:

@@ -48,10 +48,23 @@ def _check_run(airflow: LiveAirflow, run_id: str, day: date) -> None:
     tasks = airflow.task_instances(DAG_ID, run_id)
     states = {task: ti["state"] for task, ti in tasks.items()}
     assert run["state"] == "success", f"{run_id}: {states}\n{airflow.diagnose()}"
-    intakes = [airflow.return_value(DAG_ID, run_id, f"intake_{a}") for a in AGENCIES]
+    # One intake per feed found (the mapped instances), each of them run.
+    mapped = [ti for ti in tasks.values() if ti["task_id"].startswith("intake_")]
+    intakes = [
+        airflow.return_value(DAG_ID, run_id, ti["task_id"], ti["map_index"])
+        for ti in mapped
+        if ti["map_index"] >= 0
+    ]
+    listed = [airflow.return_value(DAG_ID, run_id, f"feeds_{agency}") for agency in AGENCIES]
+    assert sorted((i["agency"], i["feed"]) for i in intakes) == sorted(
+        (f["agency"], f["feed"]) for found in listed for f in found
+    )
     rejected_whole = [f for i in intakes for f in i["files"] if f["status"] == "rejected"]
     for task, state in states.items():
-        if task.startswith("wait_"):
+        if task.startswith("intake_") and tasks[task]["map_index"] < 0:
+            # An agency with nothing to take: no instance, skipped.
+            assert state == "skipped", f"{run_id}: {task} is {state}"
+        elif task.startswith("wait_"):
             # A sensor past its agency's deadline with a feed missing gives up: skipped.
             assert state in ("success", "skipped"), f"{run_id}: {task} is {state}"
         elif task == "files_accepted":
@@ -96,8 +109,9 @@ def test_three_nights_under_a_real_airflow_deliver_what_vhub_run_delivers(
                 assert reference.returncode == 0, output[-3000:]
 
             police = airflow.return_value(
-                DAG_ID, airflow.runs(DAG_ID)[0]["dag_run_id"], "intake_police"
+                DAG_ID, airflow.runs(DAG_ID)[0]["dag_run_id"], "intake_police", map_index=0
             )
+            assert police["feed"] == "events"
             loaded = {f["name"]: f for f in police["files"] if f["status"] == "loaded"}
             assert all(loaded[file.name]["rows"] >= WORKER_ROWS for file in big)
             # Unpaused during the whole test after its scheduled time: no scheduled run.

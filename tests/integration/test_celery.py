@@ -8,10 +8,12 @@ so that a killed task is retried in seconds), the live harness's own (ports, pat
 login), and ``NO_SCHEDULED_RUNS``: the test triggers the one run it checks.
 
 One run, triggered through the REST API for a demo business date, with the hub's store
-on PostgreSQL: it must succeed with every task run by a Celery worker and both workers
-used; the intake of police is SIGKILLed (its supervisor and task process) after its
-first file loaded and must be retried by Airflow; the drops must equal those of
-``vhub run`` on the same files, and the store must hold each file's rows once.
+on PostgreSQL: it must succeed with every task instance run by a Celery worker, both
+workers used, and the intakes of the feeds (the mapped instances, loading at once)
+spread over both; the intake of police's events is SIGKILLed (its supervisor and task
+process) after its first file loaded and must be retried by Airflow; the drops must
+equal those of ``vhub run`` on the same files, and the store must hold each file's rows
+once.
 """
 
 from __future__ import annotations
@@ -30,11 +32,17 @@ import pytest
 import redis
 from sqlalchemy import create_engine, func, select
 from tests.conftest import postgres_database, write_config
-from tests.deployment import AIRFLOW_COMMANDS, TEST_ONLY_SETTINGS, shared_airflow_settings
-from tests.integration.airflow_env import AIRFLOW, DAG_ID
-from tests.integration.airflow_live import AirflowFailed, LiveAirflow, delivered_drops, live_airflow
+from tests.deployment import TEST_ONLY_SETTINGS, shared_airflow_settings
+from tests.integration.airflow_env import DAG_ID
+from tests.integration.airflow_live import (
+    AirflowFailed,
+    LiveAirflow,
+    delivered_drops,
+    live_airflow,
+    start_celery_worker,
+    wait_for_celery_workers,
+)
 
-from vehiclehub.airflow_support import WORKER_HOSTNAME_VARIABLE
 from vehiclehub.config import AGENCIES
 from vehiclehub.store.schema import intake_files, metadata
 from vehiclehub_samples import business_dates, generate_world
@@ -51,38 +59,8 @@ REDIS = "127.0.0.1:6379"
 NO_SCHEDULED_RUNS = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
 
 
-def _start_worker(airflow: LiveAirflow, name: str) -> None:
-    """``airflow celery worker`` as compose runs it, named ``name`` for Celery and for
-    the task instances it runs; stopped with the live Airflow."""
-    log = (airflow.home / f"{name}.log").open("wb")
-    command = ["celery", "worker", *AIRFLOW_COMMANDS["airflow-worker"][2:], "-H", f"{name}@%h"]
-    airflow.processes[name] = subprocess.Popen(
-        [str(AIRFLOW), *command],
-        env={**airflow.env, WORKER_HOSTNAME_VARIABLE: name},
-        cwd=airflow.home,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-
-
 def _worker_logs(airflow: LiveAirflow) -> str:
     return "\n".join(airflow.log_tail(name) for name in WORKERS)
-
-
-def _wait_for_workers(airflow: LiveAirflow, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        airflow.check_running()
-        logs = [(airflow.home / f"{name}.log").read_text(errors="replace") for name in WORKERS]
-        if all(
-            f"{name}@" in log and "ready." in log for name, log in zip(WORKERS, logs, strict=True)
-        ):
-            return
-        time.sleep(1)
-    raise AirflowFailed(f"Celery workers not ready within {timeout} s\n{_worker_logs(airflow)}")
 
 
 def _task_processes(ti_id: str) -> list[int]:
@@ -102,6 +80,15 @@ def _task_processes(ti_id: str) -> list[int]:
     return []
 
 
+def _killed_intake(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The task instance of the police events' intake (an instance of the mapped
+    ``intake_police``), or an empty dict before the intake is mapped."""
+    task_id = f"intake_{KILLED_AGENCY}"
+    return next(
+        (ti for ti in tasks.values() if ti["task_id"] == task_id and ti["map_index"] >= 0), {}
+    )
+
+
 def _kill_mid_intake(airflow: LiveAirflow, run_id: str, store_url: str, files: int) -> int:
     """SIGKILL the agency's intake once it loaded a file and has more to take; the
     number of its files loaded by then."""
@@ -113,7 +100,7 @@ def _kill_mid_intake(airflow: LiveAirflow, run_id: str, store_url: str, files: i
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
-            ti = airflow.task_instances(DAG_ID, run_id).get(task_id, {})
+            ti = _killed_intake(airflow.task_instances(DAG_ID, run_id))
             if ti.get("state") == "running":
                 with engine.connect() as conn:
                     taken = int(conn.execute(count).scalar_one()) if _has_tables(conn) else 0
@@ -197,16 +184,16 @@ def test_the_nightly_dag_on_celery_workers_delivers_what_vhub_run_delivers(
             home, executor=settings["AIRFLOW__CORE__EXECUTOR"], extra_env=settings
         ) as airflow:
             for name in WORKERS:
-                _start_worker(airflow, name)
+                start_celery_worker(airflow, name)
             airflow.wait_for_dag(DAG_ID)
-            _wait_for_workers(airflow)
+            wait_for_celery_workers(airflow, WORKERS)
             airflow.set_paused(DAG_ID, False)
             run_id = airflow.trigger(DAG_ID, {"business_date": day.isoformat()})
             taken_before_kill = _kill_mid_intake(airflow, run_id, store_url, police_files)
             run = airflow.wait_for_run(DAG_ID, run_id)
             tasks = airflow.task_instances(DAG_ID, run_id)
             table = "\n".join(
-                f"  {task:<18} {ti['state']:<8} try {ti['try_number']}  on {ti['hostname']}"
+                f"  {task:<30} {ti['state']:<8} try {ti['try_number']}  on {ti['hostname']}"
                 for task, ti in sorted(tasks.items())
             )
             with capsys.disabled():
@@ -222,7 +209,11 @@ def test_the_nightly_dag_on_celery_workers_delivers_what_vhub_run_delivers(
                 "CeleryExecutor"
             }
             assert {ti["hostname"] for ti in tasks.values()} == set(WORKERS), table
-            assert tasks[f"intake_{KILLED_AGENCY}"]["try_number"] >= 2, table
+            # The feeds' intakes, one mapped instance per feed, spread over both workers.
+            intakes = [t for t in tasks.values() if t["task_id"].startswith("intake_")]
+            assert all(t["map_index"] >= 0 for t in intakes), table
+            assert {t["hostname"] for t in intakes} == set(WORKERS), table
+            assert _killed_intake(tasks)["try_number"] >= 2, table
         output, _ = reference.communicate(timeout=600)
         assert reference.returncode == 0, output[-3000:]
         assert _feed_rows(store_url) == _feed_rows(reference_url)

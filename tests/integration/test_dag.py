@@ -25,11 +25,21 @@ __all__ = ["airflow_env"]  # the session fixture, used by the tests below
 
 AGENCIES = ["commerce", "police", "customs", "tax"]
 SENSOR_TASKS = [f"wait_{agency}" for agency in AGENCIES]
+FEED_TASKS = [f"feeds_{agency}" for agency in AGENCIES]
 AGENCY_TASKS = [f"intake_{agency}" for agency in AGENCIES]
+#: The intakes of the sample night: one mapped task instance per feed found.
+INTAKES = [
+    "intake_commerce[enterprises]",
+    "intake_commerce[licences]",
+    "intake_police[events]",
+    "intake_customs[declarations]",
+    "intake_tax[refunds]",
+]
 ALL_TASKS = [
     "preflight",
     "upgrade_store",
     *SENSOR_TASKS,
+    *FEED_TASKS,
     *AGENCY_TASKS,
     "reconcile",
     "publish",
@@ -106,16 +116,22 @@ def test_dag_parses_without_side_effects(
     assert dag.get_task("upgrade_store").upstream_task_ids == {"preflight"}
     assert dag.get_task("upgrade_store").downstream_task_ids == set(SENSOR_TASKS)
     for agency in AGENCIES:
-        sensor, intake = dag.get_task(f"wait_{agency}"), dag.get_task(f"intake_{agency}")
+        sensor, listing = dag.get_task(f"wait_{agency}"), dag.get_task(f"feeds_{agency}")
+        intake = dag.get_task(f"intake_{agency}")
         assert sensor.upstream_task_ids == {"upgrade_store"}
-        assert sensor.downstream_task_ids == {f"intake_{agency}"}
-        assert intake.upstream_task_ids == {f"wait_{agency}"}
+        assert sensor.downstream_task_ids == {f"feeds_{agency}"}
+        assert listing.upstream_task_ids == {f"wait_{agency}"}
+        assert listing.downstream_task_ids == {f"intake_{agency}"}
+        assert intake.upstream_task_ids == {f"feeds_{agency}"}
         assert intake.downstream_task_ids == {"reconcile", "files_accepted"}
-        # The sensor gives up (skipped) at the deadline, and the intake runs after it.
+        # The sensor gives up (skipped) at the deadline, and the listing runs after it.
         sensor_settings = (sensor.mode, sensor.soft_fail, sensor.poke_interval, sensor.timeout)
         assert sensor_settings == ("reschedule", True, 600, 24 * 3600)
         assert sensor.trigger_rule == "all_success"
-        assert intake.trigger_rule == "none_failed"
+        assert listing.trigger_rule == "none_failed"
+        # One intake per feed found: dynamic task mapping over the listing's result.
+        assert type(intake).__name__ == "DecoratedMappedOperator"
+        assert intake.trigger_rule == "all_success"
         assert [(type(o).__name__, o.name) for o in intake.outlets] == [
             ("AssetAlias", f"vehiclehub.{agency}.feeds")
         ]
@@ -125,8 +141,12 @@ def test_dag_parses_without_side_effects(
     assert dag.get_task("preflight").upstream_task_ids == set()
     assert dag.get_task("publish").downstream_task_ids == {"prune"}
     assert dag.get_task("prune").downstream_task_ids == set()
-    for task_id in ("reconcile", "publish", "prune"):
+    # An agency with nothing to take has its mapped intake skipped: the night goes on.
+    for task_id in ("reconcile", "files_accepted"):
+        assert dag.get_task(task_id).trigger_rule == "none_failed"
+    for task_id in ("publish", "prune"):
         assert dag.get_task(task_id).trigger_rule == "all_success"
+    for task_id in ("reconcile", "publish", "prune"):
         assert dag.get_task(task_id).outlets == []
 
     assert str(dag.timezone) == "Asia/Shanghai"
@@ -235,10 +255,12 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
     run_id = airflow_env.latest_run_id()
     states = airflow_env.task_states(run_id)
     # Commerce's trade-in claims never came: its sensor gave up at the deadline (long
-    # past for this date), and its intake ran all the same.
+    # past for this date), and its intakes ran all the same, one per feed found.
     # A tax file was rejected whole: files_accepted marks the night, skipped.
+    unmapped = [t for t in ALL_TASKS if t not in AGENCY_TASKS]
     assert states == {
-        **{task: ("success", 1) for task in ALL_TASKS},
+        **{task: ("success", 1) for task in unmapped},
+        **{intake: ("success", 1) for intake in INTAKES},
         "wait_commerce": ("skipped", 1),
         "files_accepted": ("skipped", 1),
     }, run.tail()
@@ -246,27 +268,41 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
     assert "not arrived for 2025-11-03: commerce/tradein_claims" in run.output
 
     # Every task worked on the previous Shanghai day of the run.
+    stamp = f"{BUSINESS_DATE:%Y%m%d}"
     returned: dict[str, Any] = airflow_env.return_values(run_id)
-    worked = ["preflight", *SENSOR_TASKS[1:], *AGENCY_TASKS, "reconcile", "publish", "prune"]
+    worked = ["preflight", *SENSOR_TASKS[1:], *INTAKES, "reconcile", "publish", "prune"]
     assert "wait_commerce" not in returned
     assert {t: returned[t]["business_date"] for t in worked} == {
         t: BUSINESS_DATE.isoformat() for t in worked
     }
     for task in SENSOR_TASKS[1:]:
         assert (returned[task]["done"], returned[task]["missing"]) == (True, []), task
-    assert returned["intake_commerce"]["feeds"] == {
-        "enterprises": "received",
-        "licences": "received",
-        "tradein_claims": "not received",
+    # Each agency's outbox listed once: per feed found, its files in name order.
+    assert returned["feeds_commerce"] == [
+        {"agency": "commerce", "feed": feed, "files": [f"commerce_{feed}_{stamp}_001.csv"]}
+        for feed in ("enterprises", "licences")
+    ]
+    assert returned["feeds_tax"] == [
+        {
+            "agency": "tax",
+            "feed": "refunds",
+            "files": [f"tax_refunds_{stamp}_{seq:03d}.csv" for seq in (1, 2, 3)],
+        }
+    ]
+    assert "commerce/tradein_claims for 2025-11-03: not received" in run.output
+    assert {
+        intake: (returned[intake]["feed"], returned[intake]["feeds"]) for intake in INTAKES
+    } == {
+        intake: (intake.split("[")[1][:-1], {intake.split("[")[1][:-1]: "received"})
+        for intake in INTAKES
     }
-    assert [(f["name"], f["status"]) for f in returned["intake_tax"]["files"]] == [
+    assert [(f["name"], f["status"]) for f in returned["intake_tax[refunds]"]["files"]] == [
         (f"tax_refunds_{BUSINESS_DATE:%Y%m%d}_{seq:03d}.csv", status)
         for seq, status in [(1, "loaded"), (2, "duplicate"), (3, "rejected")]
     ]
 
     # One asset event per loaded file, through the agency's alias; the duplicate and the
     # rejected tax files, and the trade-in claims that never came, emit none.
-    stamp = f"{BUSINESS_DATE:%Y%m%d}"
     loaded = {
         ("commerce", "enterprises"): (1, 1, 0),
         ("commerce", "licences"): (1, 1, 0),
@@ -290,14 +326,15 @@ def test_airflow_dags_test_runs_the_nightly_cycle(
         ]
         for (agency, feed), (rows, taken, rejected) in loaded.items()
     }
-    assert returned["intake_tax"]["assets"] == ["x-vehiclehub://tax/refunds"]
+    assert returned["intake_tax[refunds]"]["assets"] == ["x-vehiclehub://tax/refunds"]
 
     # The logs tell the night: the file rejected whole and why, each agency's rows,
     # and where the drops and the report are, each on a line of its own.
-    rejected = f"tax: tax_refunds_{stamp}_003.csv rejected whole: "
+    rejected = f"tax/refunds: tax_refunds_{stamp}_003.csv rejected whole: "
     assert rejected in run.output
     assert f"rejected whole: tax/tax_refunds_{stamp}_003.csv: " in run.output
-    assert "tax: 1 file(s) loaded, 1 rejected whole, 1 duplicate(s), 0 waiting; " in run.output
+    tax = "tax/refunds: 1 file(s) loaded, 1 rejected whole, 1 duplicate(s), 0 waiting; "
+    assert tax in run.output
     drops_dir = root / "work" / "drops" / BUSINESS_DATE.isoformat()
     assert re.search(rf"drops: {re.escape(str(drops_dir))}\s", run.output)
     assert re.search(r"report: \S+/index\.html\s", run.output)
@@ -372,7 +409,15 @@ def test_configuration_error_fails_at_once_without_retries(
     assert run.returncode != 0, run.tail()
     states = airflow_env.task_states(airflow_env.latest_run_id())
     assert states["preflight"] == ("failed", 1)
-    after = ["upgrade_store", *SENSOR_TASKS, *AGENCY_TASKS, "reconcile", "publish", "prune"]
+    after = [
+        "upgrade_store",
+        *SENSOR_TASKS,
+        *FEED_TASKS,
+        *AGENCY_TASKS,
+        "reconcile",
+        "publish",
+        "prune",
+    ]
     assert {t: states[t][0] for t in after} == {t: "upstream_failed" for t in after}
     assert f"configuration file {missing} does not exist" in run.output
     assert "ConfigError is not transient" in run.output
@@ -400,6 +445,7 @@ def test_preflight_stops_the_run_before_any_file_is_taken(
     after = [
         "upgrade_store",
         *SENSOR_TASKS,
+        *FEED_TASKS,
         *AGENCY_TASKS,
         "reconcile",
         "publish",
@@ -415,3 +461,35 @@ def test_preflight_stops_the_run_before_any_file_is_taken(
     assert "PreflightFailed is not transient" in run.output
     assert {p: sorted(p.iterdir()) for p in (root / "exchange").glob("*/outbox")} == outboxes
     assert not (root / "hub.db").exists()
+
+
+@pytest.mark.airflow
+def test_agencies_with_nothing_to_take_skip_their_intake_and_the_night_goes_on(
+    airflow_env: AirflowEnv, hub_config: Path
+) -> None:
+    """Only police sends: the other agencies' listings find no feed, their mapped
+    intakes have no instance (*skipped*), and reconcile, publish and prune run all the
+    same, as ``vhub run`` would."""
+    root = hub_config.parent
+    v = Vehicle()
+    send(root, "police", "events", [v.export_deregistration("E20251020001", "2025-10-20")])
+    run = airflow_env.run(
+        "dags", "test", DAG_ID, RUN_AT.isoformat(), extra_env={"VHUB_CONFIG": str(hub_config)}
+    )
+    assert run.returncode == 0, run.tail()
+    run_id = airflow_env.latest_run_id()
+    states = {task: state for task, (state, _) in airflow_env.task_states(run_id).items()}
+    quiet = ["commerce", "customs", "tax"]
+    assert states == {
+        **{task: "success" for task in ["preflight", "upgrade_store", *FEED_TASKS]},
+        "intake_police[events]": "success",
+        "wait_police": "success",
+        **{f"wait_{agency}": "skipped" for agency in quiet},
+        **{f"intake_{agency}": "skipped" for agency in quiet},
+        **{task: "success" for task in ("reconcile", "publish", "prune", "files_accepted")},
+    }, run.tail()
+    returned: dict[str, Any] = airflow_env.return_values(run_id)
+    assert {agency: returned[f"feeds_{agency}"] for agency in quiet} == {a: [] for a in quiet}
+    assert "customs/declarations for 2025-11-03: not received" in run.output
+    verification = f"hub_police_export_verification_{BUSINESS_DATE:%Y%m%d}_001.csv"
+    assert (root / "exchange" / "police" / "inbox" / verification).exists()

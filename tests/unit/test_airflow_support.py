@@ -33,6 +33,7 @@ from vehiclehub.airflow_support import (
     feed_alias,
     feed_asset,
     feed_asset_events,
+    feeds_to_take,
     hub_settings,
     intake_summary,
     is_transient,
@@ -42,6 +43,7 @@ from vehiclehub.airflow_support import (
     with_connection_endpoints,
 )
 from vehiclehub.config import AgencyEndpoint, ConfigError, QualitySettings, Settings, load_settings
+from vehiclehub.exchange.base import UNKNOWN_FEED, files_by_feed, outbox_entry
 from vehiclehub.exchange.sftp import HostKeyRejected
 from vehiclehub.pipeline import late_file_check
 from vehiclehub.preflight import PreflightFailed
@@ -533,6 +535,44 @@ def test_the_intake_emits_its_events_through_the_agency_alias(
         "commerce/enterprises for 2025-11-03: rejected",
         "commerce/tradein_claims for 2025-11-03: not received",
     ]
+
+
+def test_feeds_with_nothing_to_take_are_told_by_the_listing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    listed = {
+        "agency": "commerce",
+        "status": "received",
+        "feeds": [{"agency": "commerce", "feed": "licences", "files": ["a.csv", "b.csv"]}],
+    }
+    states = {"enterprises": "received", "licences": "not received", "tradein_claims": "waiting"}
+    with caplog.at_level("INFO", logger="vehiclehub.airflow_support"):
+        assert feeds_to_take(listed, states, DAY) == listed["feeds"]
+    # Licences is being taken: its intake tells its state once its files are in.
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["commerce/tradein_claims for 2025-11-03: waiting"]
+    assert feeds_to_take({"agency": "police", "status": "not received", "feeds": []}, {}, DAY) == []
+
+
+def test_an_outbox_is_taken_feed_by_feed_in_name_order() -> None:
+    names = [
+        "police_events_20251103_002.csv",
+        "police_events_20251102_001.csv",
+        "commerce_licences_20251103_001.csv",
+        "police_backlog.csv",
+        "police_events_20251103_001.csv",
+    ]
+    grouped = files_by_feed(outbox_entry(name) for name in names)
+    assert {feed: [e.data_name for e in entries] for feed, entries in grouped.items()} == {
+        "events": [
+            "police_events_20251102_001.csv",
+            "police_events_20251103_001.csv",
+            "police_events_20251103_002.csv",
+        ],
+        "licences": ["commerce_licences_20251103_001.csv"],
+        UNKNOWN_FEED: ["police_backlog.csv"],
+    }
+    assert grouped["events"][0].manifest_name == "police_events_20251102_001.manifest.json"
 
 
 def test_task_logs_keep_great_expectations_quiet(hub_config: Path) -> None:

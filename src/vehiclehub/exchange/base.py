@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from vehiclehub.errors import HubError
-from vehiclehub.icd.names import DATA_SUFFIX, manifest_name
+from vehiclehub.icd.names import DATA_SUFFIX, FileName, manifest_name
 
 PART_SUFFIX = ".part"
 
@@ -80,14 +80,37 @@ class Exchange(Protocol):
     def close(self) -> None: ...
 
 
+def outbox_entry(data_name: str) -> OutboxEntry:
+    """A data file and the manifest that completes it (``<name>.manifest.json``)."""
+    return OutboxEntry(data_name, manifest_name(data_name))
+
+
 def complete_files(names: Iterable[str]) -> list[OutboxEntry]:
     """The data files whose manifest has arrived, in name order; ``.part`` files never count."""
     present = {n for n in names if not n.endswith(PART_SUFFIX)}
-    entries = []
-    for name in sorted(present):
-        if name.endswith(DATA_SUFFIX) and manifest_name(name) in present:
-            entries.append(OutboxEntry(name, manifest_name(name)))
-    return entries
+    return [
+        outbox_entry(name)
+        for name in sorted(present)
+        if name.endswith(DATA_SUFFIX) and manifest_name(name) in present
+    ]
+
+
+#: The feed of the files whose name gives none (outside ICD §1's pattern).
+UNKNOWN_FEED = "unknown"
+
+
+def files_by_feed(entries: Iterable[OutboxEntry]) -> dict[str, list[OutboxEntry]]:
+    """Complete files by the feed their name gives (ICD §1), each feed's in name order.
+
+    A manifest must name the feed its file's name gives, so two files of one feed are
+    always in one group; files whose name gives no feed (to be rejected whole) are
+    together under :data:`UNKNOWN_FEED`.
+    """
+    grouped: dict[str, list[OutboxEntry]] = {}
+    for entry in sorted(entries, key=lambda e: e.data_name):
+        name = FileName.read(entry.data_name)
+        grouped.setdefault(name.feed if name else UNKNOWN_FEED, []).append(entry)
+    return dict(sorted(grouped.items()))
 
 
 def waiting_files(names: Iterable[str]) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -32,6 +32,7 @@ from vehiclehub.exchange.base import (
     Exchange,
     ExchangeUnavailable,
     NotRegularFile,
+    OutboxEntry,
     complete_files,
     waiting_files,
 )
@@ -199,11 +200,27 @@ def take_agency(
 ) -> AgencyIntake:
     """Take every complete file in the agency's outbox that the hub has not taken before,
     each prepared by ``preparer`` (whose worker, once started, serves every file)."""
-    agency = exchange.agency
     listing = exchange.list_outbox()
-    result = AgencyIntake(agency, waiting=waiting_files(listing))
-    entries = list(complete_files(listing))
-    with progress.step(f"{agency}: files taken", total=len(entries)) as advance:
+    result = AgencyIntake(exchange.agency, waiting=waiting_files(listing))
+    entries = complete_files(listing)
+    result.files = take_files(settings, engine, exchange, entries, run_date, preparer)
+    return result
+
+
+def take_files(
+    settings: Settings,
+    engine: Engine,
+    exchange: Exchange,
+    entries: Sequence[OutboxEntry],
+    run_date: date,
+    preparer: Preparer,
+    label: str | None = None,
+) -> list[FileOutcome]:
+    """Take the given complete files one after the other, in the order given, each in a
+    transaction of its own and prepared by ``preparer``; the outcomes of those not taken
+    before. ``label`` names them on the progress display (default: the agency)."""
+    outcomes = []
+    with progress.step(f"{label or exchange.agency}: files taken", total=len(entries)) as advance:
         for entry in entries:
             outcome = take_file(
                 settings,
@@ -215,9 +232,9 @@ def take_agency(
                 preparer=preparer,
             )
             if outcome is not None:
-                result.files.append(outcome)
+                outcomes.append(outcome)
             advance(1)
-    return result
+    return outcomes
 
 
 def take_file(

@@ -220,3 +220,15 @@ def upgrade(database_url: str) -> Upgrade:
             return upgrade_store(engine)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def stage_engine(database_url: str, *, create: bool = True, made: bool = False) -> Iterator[Engine]:
+    """The store for one stage of a run; its pooled connections (and their page caches)
+    are closed when the stage ends. Without ``create`` it is only read, never set up;
+    ``made`` as :func:`connect` takes it."""
+    engine = connect(database_url, create=create, made=made)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
