@@ -378,8 +378,21 @@ class RunFailed(HubError):
         )
 
 
+#: What a run that ended without finishing is recorded with by the next run.
+ENDED_UNFINISHED = (
+    "ended without finishing: its process was killed or lost its store, and its lease ran out"
+)
+
+
 def _begin_run(settings: Settings, day: date, holder: str) -> int:
+    """Record the run as running. A run still recorded as running holds no lease any
+    more (this one holds it): it was killed, and is recorded as failed."""
     with _store(settings) as engine, engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.status == RunStatus.RUNNING, runs.c.holder != holder)
+            .values(status=RunStatus.FAILED, error=ENDED_UNFINISHED)
+        )
         inserted = conn.execute(
             insert(runs).values(
                 run_date=day, holder=holder, started_at=_now(), status=RunStatus.RUNNING

@@ -58,3 +58,7 @@ def test_a_run_failing_after_intake_loses_no_rejection(
         ["customs_declarations_20251103_001.csv", "3", "hs_code"]
     ]
     assert _runs(settings)[-1] == (next_day, "completed", None)
+    report = (settings.reports_dir / next_day.isoformat() / "index.html").read_text()
+    assert "1 earlier run(s) did not complete" in report
+    assert "2025-11-03, started" in report
+    assert "failed at reconcile — the run for 2025-11-03 failed at reconcile" in report

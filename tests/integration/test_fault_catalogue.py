@@ -214,7 +214,12 @@ def test_a_run_killed_at_a_stage_is_completed_by_the_next(
     _outlive_lease(hub)
     assert hub.run() == 0
     assert outputs(hub) == undisturbed(backend)
-    assert ("completed", None) in _run_records(hub)
+    # The killed run is recorded as failed by the run that took the store over, and that
+    # run's report says so.
+    assert _run_records(hub) == [("failed", None), ("completed", None)]
+    report = next((hub.root / "work" / "reports").glob("*/index.html")).read_text()
+    assert "1 earlier run(s) did not complete" in report
+    assert pipeline.ENDED_UNFINISHED in report
 
 
 # --------------------------------------------------------------------------------------

@@ -393,7 +393,8 @@ run_leases = Table(
 )
 
 # One row per run of the nightly cycle (``vhub run``): a run that failed part-way is
-# recorded as failed, with the stage it failed at; one killed stays ``running``.
+# recorded as failed, with the stage it failed at; one killed is recorded as failed by
+# the next run that takes the store over.
 runs = Table(
     "runs",
     metadata,

@@ -3,7 +3,8 @@ reads back from the store, the page's template renders and the workbook reads.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
 from typing import Any
 
 from markupsafe import Markup
@@ -182,6 +183,18 @@ class NotEvaluated:
 
 
 @dataclass(frozen=True)
+class UnfinishedRun:
+    """A run since the last one that completed which did not complete: failed part-way
+    (with the stage and its message), or ended without a word (killed, or its store
+    lost), recorded as failed by the next run that took the store over."""
+
+    run_date: date
+    started_at: datetime
+    stage: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
 class Totals:
     files: int
     rows: int
@@ -230,6 +243,7 @@ class ReportData:
     verdicts: list[VerdictCount]
     totals: Totals
     proof: ExchangeProof
+    unfinished_runs: list[UnfinishedRun] = field(default_factory=list)
 
     @property
     def verdict_counts(self) -> dict[str, dict[str, int]]:

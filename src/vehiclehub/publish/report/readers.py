@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, case, distinct, func, select
 
@@ -21,9 +22,11 @@ from vehiclehub.publish.report.model import (
     RejectedRow,
     RuleStats,
     Signatures,
+    UnfinishedRun,
     VerdictCount,
 )
 from vehiclehub.quality.completeness import Completeness, missing_evidence
+from vehiclehub.results import RunStatus
 from vehiclehub.rules.engine import FINDING_FIELDS
 from vehiclehub.signing import hub_signing_key, keys_by_id
 from vehiclehub.store.exchange_log import log_head
@@ -36,6 +39,7 @@ from vehiclehub.store.schema import (
     not_evaluated,
     quality_validations,
     rejections,
+    runs,
     verdict_history,
 )
 from vehiclehub.store.verdicts import verdict_holds_on
@@ -231,6 +235,31 @@ def not_evaluated_records(conn: Connection, day: date) -> list[NotEvaluated]:
         .order_by(not_evaluated.c.rule_id, not_evaluated.c.reason)
     )
     return [NotEvaluated(str(r), str(why), int(n)) for r, why, n in rows]
+
+
+def unfinished_runs(conn: Connection, timezone: str) -> list[UnfinishedRun]:
+    """The runs since the last completed one that failed or were killed, oldest first,
+    their start in ``timezone``."""
+    completed = (
+        select(func.coalesce(func.max(runs.c.id), 0))
+        .where(runs.c.status == RunStatus.COMPLETED)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        select(runs.c.run_date, runs.c.started_at, runs.c.stage, runs.c.error)
+        .where(runs.c.status == RunStatus.FAILED, runs.c.id > completed)
+        .order_by(runs.c.id)
+    )
+    zone = ZoneInfo(timezone)
+    return [
+        UnfinishedRun(d, _aware(started).astimezone(zone), stage, error)
+        for d, started, stage, error in rows
+    ]
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored time with its zone: SQLite gives back the UTC it was given, without one."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def exchange_proof(

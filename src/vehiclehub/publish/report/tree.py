@@ -48,6 +48,7 @@ from vehiclehub.publish.report.readers import (
     rule_stats,
     run_files,
     signature_counts,
+    unfinished_runs,
     verdicts_held,
 )
 from vehiclehub.quality.completeness import Completeness, feed_completeness
@@ -278,4 +279,5 @@ def gather(
         verdicts=verdicts_held(conn, day),
         totals=totals(files, stats, completeness, agencies),
         proof=exchange_proof(conn, settings, completeness),
+        unfinished_runs=unfinished_runs(conn, settings.timezone),
     )
