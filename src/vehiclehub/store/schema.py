@@ -107,14 +107,15 @@ Index("ix_customs_declarations_licence", FEED_TABLES["customs", "declarations"].
 Index("ix_tax_refunds_decl_ref", FEED_TABLES["tax", "refunds"].c.decl_ref)
 # The look-ups of an incremental reconciliation (vehiclehub.rules.reach): an exporter's
 # licences, an applicant's claims, and the records a business date carries past a
-# threshold (exported, pending export, licences not issued, refunds pending).
+# threshold (exported, licences not issued, refunds pending). Police events have no
+# index by date: SQLite then plans POL-002, LIC-006 and TRD-003's correlated look-ups of
+# a VIN's events through it, a range scan per row, rather than by VIN.
 _licences, _claims = FEED_TABLES["commerce", "licences"], FEED_TABLES["commerce", "tradein_claims"]
-_items, _events = FEED_TABLES["customs", "declarations"], FEED_TABLES["police", "events"]
+_items = FEED_TABLES["customs", "declarations"]
 Index("ix_commerce_licences_uscc", _licences.c.uscc)
 Index("ix_commerce_licences_pending", _licences.c.issued_at, _licences.c.applied_at)
 Index("ix_commerce_tradein_claims_applicant", _claims.c.applicant_id)
 Index("ix_customs_declarations_exported", _items.c.exported_at)
-Index("ix_police_events_date", _events.c.event_type, _events.c.event_date)
 Index("ix_tax_refunds_pending", *FEED_TABLES["tax", "refunds"].c["status", "applied_at"])
 
 #: What a changed record of each feed is noted by in :data:`record_changes`: per column,

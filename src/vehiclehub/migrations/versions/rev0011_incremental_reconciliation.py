@@ -20,7 +20,6 @@ INDEXES = [
     ("ix_commerce_licences_pending", "commerce_licences", ["issued_at", "applied_at"]),
     ("ix_commerce_tradein_claims_applicant", "commerce_tradein_claims", ["applicant_id"]),
     ("ix_customs_declarations_exported", "customs_declarations", ["exported_at"]),
-    ("ix_police_events_date", "police_events", ["event_type", "event_date"]),
     ("ix_tax_refunds_pending", "tax_refunds", ["status", "applied_at"]),
     ("ix_findings_vin", "findings", ["vin"]),
 ]
