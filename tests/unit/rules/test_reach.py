@@ -4,14 +4,11 @@ reach leads from a changed record to the records it must (fires) and to no other
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from vehiclehub.config import RuleParameters
@@ -23,7 +20,6 @@ from vehiclehub.rules.police import PAST_PENDING_EXPORT_WINDOW
 from vehiclehub.rules.quality import BY_NEIGHBOUR
 from vehiclehub.rules.reach import BY_APPLICANT, BY_DECLARATION_REF, BY_EXPORTER, BY_VIN
 from vehiclehub.rules.service import LICENCES_PENDING_PAST_LIMIT, REFUNDS_PENDING_PAST_LIMIT
-from vehiclehub.store import connect
 from vehiclehub.store.load import load_records
 from vehiclehub.store.schema import CHANGE_KEYS, feed_table, intake_files
 
@@ -34,18 +30,6 @@ FAR_A = "LSVAU2180N2000111"  # two from VIN_A
 DECL = "222020251000000001"
 OTHER_DECL = "222020251000000002"
 _lines = count(2)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An empty store: SQLite in a file, then PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = connect(url)
-    yield engine
-    engine.dispose()
 
 
 def _load(engine: Engine, agency: str, feed: str, *rows: dict[str, Any]) -> None:
