@@ -35,6 +35,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from vehiclehub import progress
 from vehiclehub.config import RuleParameters
@@ -316,16 +317,23 @@ def record_findings(
         )
     )
     new_columns = ["identity", *FINDING_FIELDS]
-    conn.execute(
-        insert(findings).from_select(
-            [*new_columns, "first_seen", "last_seen"],
-            select(
-                *(staging.c[c] for c in new_columns),
-                literal(day, Date),
-                literal(day, Date),
-            ).where(~exists().where(findings.c.identity == staging.c.identity)),
+    found = select(*(staging.c[c] for c in new_columns), literal(day, Date), literal(day, Date))
+    targets = [*new_columns, "first_seen", "last_seen"]
+    if conn.dialect.name == "postgresql":
+        # The unique identity decides, not an anti-join: PostgreSQL may plan the anti-join
+        # as a nested loop whose every rescan reads the pages this statement has filled,
+        # quadratic in the findings of a first night.
+        conn.execute(
+            pg_insert(findings)
+            .from_select(targets, found)
+            .on_conflict_do_nothing(constraint="uq_findings_identity")
         )
-    )
+    else:
+        conn.execute(
+            insert(findings).from_select(
+                targets, found.where(~exists().where(findings.c.identity == staging.c.identity))
+            )
+        )
     staging.drop(conn)
     if unevaluated is not None and not unevaluated.empty:
         Table("stage_unevaluated", MetaData()).drop(conn)
