@@ -108,10 +108,11 @@ def _measure(args: argparse.Namespace, directory: Path, databases: ExitStack) ->
 
     env = child_environment(directory)
     warm_up(directory, args.date, env)
-    wall, largest, peak, status = run_hub(configs[reference], args.date, None, env)
+    night = run_hub(configs[reference], args.date, None, env, directory / "vhub-run.log")
+    status = night.status
     print(
-        f"vhub run: exit {status}, wall {wall:.1f} s, peak RSS {peak:.2f} GiB "
-        f"(largest process {largest:.2f} GiB)",
+        f"vhub run: exit {status}, wall {night.wall:.1f} s, peak RSS {night.peak_gib:.2f} GiB "
+        f"(largest process {night.process_gib:.2f} GiB)",
         flush=True,
     )
 
