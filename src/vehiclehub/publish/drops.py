@@ -49,7 +49,7 @@ from vehiclehub.icd.drops import (
 from vehiclehub.icd.manifest import Manifest
 from vehiclehub.icd.names import FileName, manifest_name
 from vehiclehub.review.cases import review_columns
-from vehiclehub.rules.engine import FINDING_FIELDS
+from vehiclehub.rules.runner import FINDING_FIELDS
 from vehiclehub.rules.subsidy import export_subsidy
 from vehiclehub.signing import HubKey, SignatureRejected, sign_manifest, verify_manifest
 from vehiclehub.store.exchange_log import LogHead, append_entry, log_head

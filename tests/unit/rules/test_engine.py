@@ -9,7 +9,8 @@ from sqlalchemy import select
 from tests.factories import Vehicle
 
 from vehiclehub.config import RuleParameters, Settings
-from vehiclehub.rules.engine import evaluate, reconcile
+from vehiclehub.rules.engine import reconcile
+from vehiclehub.rules.runner import evaluate
 from vehiclehub.store import connect
 from vehiclehub.store.schema import findings, verdict_history
 from vehiclehub.store.verdicts import verdict_holds_on

@@ -8,7 +8,7 @@ import pandas as pd
 from tests.factories import Vehicle
 
 from vehiclehub.config import Settings
-from vehiclehub.rules.engine import finding_identity
+from vehiclehub.rules.history import finding_identity
 from vehiclehub.rules.quality import near_vin_pairs
 from vehiclehub.vin import check_digit
 from vehiclehub_samples.identifiers import make_vin

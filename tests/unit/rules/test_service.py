@@ -16,7 +16,7 @@ from vehiclehub.config import CalendarYear, Settings
 from vehiclehub.publish.drops import build_drops, open_findings
 from vehiclehub.publish.report import write_report
 from vehiclehub.rules import RULES
-from vehiclehub.rules.engine import evaluate
+from vehiclehub.rules.runner import evaluate
 from vehiclehub.store import connect
 from vehiclehub.workdays import WorkingDays
 

@@ -21,7 +21,7 @@ from tests.factories import RNG, Vehicle, columns
 
 from vehiclehub import pipeline
 from vehiclehub.config import RuleParameters, Settings
-from vehiclehub.rules.engine import Evaluation, evaluate
+from vehiclehub.rules.runner import Evaluation, evaluate
 from vehiclehub.store import connect
 from vehiclehub_samples import write_feed
 from vehiclehub_samples.identifiers import make_resident_id

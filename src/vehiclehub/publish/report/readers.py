@@ -27,7 +27,7 @@ from vehiclehub.publish.report.model import (
 )
 from vehiclehub.quality.completeness import Completeness, missing_evidence
 from vehiclehub.results import RunStatus
-from vehiclehub.rules.engine import FINDING_FIELDS
+from vehiclehub.rules.runner import FINDING_FIELDS
 from vehiclehub.signing import hub_signing_key, keys_by_id
 from vehiclehub.store.exchange_log import log_head
 from vehiclehub.store.schema import (
