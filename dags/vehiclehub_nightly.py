@@ -23,24 +23,23 @@ from airflow.sdk import (
     task,
 )
 
-from vehiclehub.airflow_schedule import NightlyTimetable
-from vehiclehub.airflow_support import (
-    ARRIVAL_POKE_INTERVAL,
-    ARRIVAL_SENSOR_TIMEOUT,
+from vehiclehub.airflow.assets import feed_alias, intake_summary
+from vehiclehub.airflow.checks import check_before_taking, check_files_accepted, log_pruned
+from vehiclehub.airflow.dates import (
     BUSINESS_DATE_PARAM,
     BUSINESS_TIMEZONE,
-    TransientOnlyRetryPolicy,
     business_date_of_run,
-    check_before_taking,
-    check_files_accepted,
-    feed_alias,
-    feeds_to_take,
-    hub_settings,
-    intake_summary,
     lease_holder,
-    log_pruned,
+)
+from vehiclehub.airflow.retry import TransientOnlyRetryPolicy
+from vehiclehub.airflow.schedule import NightlyTimetable
+from vehiclehub.airflow.sensors import (
+    ARRIVAL_POKE_INTERVAL,
+    ARRIVAL_SENSOR_TIMEOUT,
+    feeds_to_take,
     poke_arrivals,
 )
+from vehiclehub.airflow.settings import hub_settings
 from vehiclehub.config import AGENCIES
 
 DAG_DOC = """
@@ -69,7 +68,7 @@ SFTP credentials, archive key, store). A problem fails the run there, at once an
 without retries, its log listing every problem with what to fix; nothing was taken.
 
 **Schedule.** Daily at 02:30 Asia/Shanghai (`NightlyTimetable("30 2 * * *")` in
-that zone, `vehiclehub.airflow_schedule`), one run at a time (runs share the store).
+that zone, `vehiclehub.airflow.schedule`), one run at a time (runs share the store).
 No catch-up: unpausing or first deploying the DAG creates no run for a night
 already past (a scheduled time more than an hour old is passed over for the next
 one). A missed night is caught up by an operator: trigger the DAG with the param
@@ -113,7 +112,7 @@ sensor's own 24 h timeout is only a backstop.
 `business_date` (the file's), `run_date` (the run's business date), `rows`, `loaded`,
 `rejected`, `ignored`. A rejected or duplicate file emits nothing. To run a DAG on a
 feed's new data, schedule it on
-`vehiclehub.airflow_support.feed_asset("<agency>", "<feed>")`.
+`vehiclehub.airflow.assets.feed_asset("<agency>", "<feed>")`.
 
 **Logs.** Great Expectations runs without progress bars and its INFO logging is
 kept out of task logs; each file gets one line from the quality gate and one with
@@ -182,7 +181,7 @@ current one left alone. The sensors' pokes only read the store.
 ACCEPTED_DOC = """
 Done (*success*) when every file the night's intakes took was accepted; *skipped*
 when files were rejected whole, each logged with its reason
-(`vehiclehub.airflow_support.check_files_accepted`). It marks such a night in the
+(`vehiclehub.airflow.checks.check_files_accepted`). It marks such a night in the
 grid without failing the run: the rejections go back to their senders in the drops.
 """
 

@@ -32,7 +32,7 @@ from tests.conftest import postgres_database
 from tests.deployment import AIRFLOW_COMMANDS
 from tests.integration.airflow_env import AIRFLOW, DAG_FILE, airflow_environment, instance_key
 
-from vehiclehub.airflow_support import WORKER_HOSTNAME_VARIABLE
+from vehiclehub.airflow.workers import WORKER_HOSTNAME_VARIABLE
 from vehiclehub.config import AGENCIES
 
 #: The Airflow processes a deployment runs (docker/compose.yaml): name -> CLI arguments.

@@ -16,7 +16,7 @@ import pytest
 from airflow.models import Connection
 from tests.factories import Vehicle, columns
 
-from vehiclehub.airflow_support import hub_settings
+from vehiclehub.airflow.settings import hub_settings
 from vehiclehub.config import AGENCIES, Settings
 from vehiclehub.pipeline import intake_agency, publish, reconcile
 from vehiclehub_samples import write_feed

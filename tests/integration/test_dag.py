@@ -150,7 +150,7 @@ def test_dag_parses_without_side_effects(
         assert dag.get_task(task_id).outlets == []
 
     assert str(dag.timezone) == "Asia/Shanghai"
-    timetable: Any = dag.timetable  # vehiclehub.airflow_schedule.NightlyTimetable
+    timetable: Any = dag.timetable  # vehiclehub.airflow.schedule.NightlyTimetable
     assert (timetable._expression, timetable._timezone.name) == ("30 2 * * *", "Asia/Shanghai")
     assert dag.catchup is False
     assert dag.max_active_runs == 1

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from tests.integration.airflow_live import free_port
 
-from vehiclehub.airflow_support import TransientOnlyRetryPolicy, is_transient
+from vehiclehub.airflow.retry import TransientOnlyRetryPolicy, is_transient
 from vehiclehub.store import StoreUnavailable, connect
 
 pytestmark = pytest.mark.postgres

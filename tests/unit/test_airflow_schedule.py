@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib.metadata import entry_points
 
 import pendulum
 import pytest
@@ -10,8 +11,8 @@ from airflow.timetables.base import DataInterval, TimeRestriction
 from airflow.timetables.trigger import CronTriggerTimetable
 from airflow.utils.types import DagRunType
 
-from vehiclehub import airflow_schedule
-from vehiclehub.airflow_schedule import NightlyTimetable, SchedulePlugin
+from vehiclehub.airflow import schedule
+from vehiclehub.airflow.schedule import NightlyTimetable, SchedulePlugin
 
 SHANGHAI = "Asia/Shanghai"
 START = pendulum.datetime(2025, 1, 1, tz=SHANGHAI)
@@ -21,7 +22,7 @@ NO_CATCHUP = TimeRestriction(earliest=START, latest=None, catchup=False)
 def _at(monkeypatch: pytest.MonkeyPatch, local: str) -> None:
     """Make it ``local`` (Shanghai time) for the timetables."""
     now = pendulum.parse(local, tz=SHANGHAI).in_timezone("UTC")
-    monkeypatch.setattr(airflow_schedule, "utcnow", lambda: now)
+    monkeypatch.setattr(schedule, "utcnow", lambda: now)
     monkeypatch.setattr("airflow.timetables.trigger.utcnow", lambda: now)
 
 
@@ -78,6 +79,11 @@ def test_the_timetable_survives_serialization_and_is_registered() -> None:
     again = NightlyTimetable.deserialize(nightly.serialize())
     assert again.grace == timedelta(minutes=20) and again.summary == nightly.summary
     assert NightlyTimetable in SchedulePlugin.timetables
+
+
+def test_airflow_finds_the_plugin_through_the_packages_entry_point() -> None:
+    found = {e.name: e for e in entry_points(group="airflow.plugins")}
+    assert found["vehiclehub_schedule"].load() is SchedulePlugin
 
 
 def test_scheduled_run_ids_carry_the_business_date() -> None:

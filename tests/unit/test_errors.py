@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vehiclehub import cli
-from vehiclehub.airflow_support import is_transient
+from vehiclehub.airflow.retry import is_transient
 from vehiclehub.config import ConfigError
 from vehiclehub.errors import CannotStart, ExitCode, HubError, exit_code_of
 from vehiclehub.pipeline import RunFailed

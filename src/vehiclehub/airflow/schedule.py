@@ -23,7 +23,7 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from vehiclehub.airflow_support import previous_local_day
+from vehiclehub.airflow.dates import previous_local_day
 
 if TYPE_CHECKING:
     from airflow.utils.types import DagRunType
