@@ -178,7 +178,12 @@ def test_connection_refused_is_retried_then_unavailable(
     message = str(failed.value)
     assert AGENCY in message and f"127.0.0.1:{sshd_server.port}" in message
     assert "3 attempt(s)" in message and "Unable to connect" in message
-    assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 2
+    retried = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    address = f"127.0.0.1:{sshd_server.port}"
+    assert [line.split(" failed (")[0] for line in retried] == [
+        f"{AGENCY}: connecting to {address}"
+    ] * 2
+    assert [line.split("); ")[-1] for line in retried] == ["retry 1/2 in 0.2s", "retry 2/2 in 0.4s"]
 
 
 def test_refused_then_server_back_within_retries(sshd_server: SshdServer) -> None:

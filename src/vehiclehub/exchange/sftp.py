@@ -7,7 +7,7 @@ user's ``~/.ssh``, never ``AutoAddPolicy``): an unknown or changed key refuses t
 connection at once, without retries, naming the key the server offered by its OpenSSH
 ``SHA256:`` fingerprint so an operator can check it with the agency. Network trouble
 (refused, timeouts, dropped connections) and authentication failures are retried with
-exponential backoff before the exchange is declared unavailable.
+exponential backoff (tenacity) before the exchange is declared unavailable.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import contextlib
 import hashlib
 import logging
 import stat
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NoReturn, TypeVar
 from urllib.parse import unquote, urlparse
 
 import paramiko
+import tenacity
 
 from vehiclehub.config import AgencyEndpoint
 from vehiclehub.exchange.base import PART_SUFFIX, ExchangeMisconfigured, ExchangeUnavailable
@@ -274,49 +274,65 @@ class SftpExchange:
             ) from exc
 
     def _session(self) -> paramiko.SFTPClient:
-        """The open SFTP session, (re)connecting with retries if there is none."""
+        """The open SFTP session, (re)connecting with retries if there is none.
+
+        ``endpoint.retries`` retries after the first attempt, waiting ``endpoint.backoff_s``
+        and doubling it each time; a refused host key is never retried.
+        """
         if self._sftp is not None and self._alive():
             return self._sftp
         self.close()
-        retries, delay = self.endpoint.retries, self.endpoint.backoff_s
-        last: BaseException | None = None
-        for attempt in range(retries + 1):
-            try:
-                self._connect_once()
-                assert self._sftp is not None
-                return self._sftp
-            except HostKeyRejected:
-                self.close()
-                raise
-            except paramiko.BadHostKeyException as exc:
-                self.close()
-                raise HostKeyRejected(
-                    f"{self.agency}: host key of {self.address} has CHANGED: the server "
-                    f"offered {exc.key.get_name()} {sha256_fingerprint(exc.key)} but "
-                    f"{self.endpoint.known_hosts} expects "
-                    f"{exc.expected_key.get_name()} {sha256_fingerprint(exc.expected_key)}. "
-                    "Refusing to connect (possible interception); confirm with the agency."
-                ) from exc
-            except _TRANSIENT as exc:  # includes AuthenticationException, retried by spec
-                self.close()
-                last = exc
-                if attempt < retries:
-                    log.warning(
-                        "%s: connecting to %s failed (%s); retry %d/%d in %.1fs",
-                        self.agency,
-                        self.address,
-                        _describe(exc),
-                        attempt + 1,
-                        retries,
-                        delay,
-                    )
-                    time.sleep(delay)
-                    delay *= 2
-        assert last is not None
-        raise ExchangeUnavailable(
-            f"{self.agency}: cannot reach {self.address} as {self.user} after "
-            f"{retries + 1} attempt(s): {_describe(last)}"
-        ) from last
+        retries = self.endpoint.retries
+        attempts = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(retries + 1),
+            wait=tenacity.wait_exponential(multiplier=self.endpoint.backoff_s, exp_base=2),
+            # includes AuthenticationException, retried by spec
+            retry=tenacity.retry_if_exception_type(_TRANSIENT),
+            before_sleep=self._log_retry,
+        )
+        try:
+            attempts(self._connect_checked)
+        except tenacity.RetryError as exhausted:
+            last = exhausted.last_attempt.exception()
+            raise ExchangeUnavailable(
+                f"{self.agency}: cannot reach {self.address} as {self.user} after "
+                f"{retries + 1} attempt(s): {_describe(last or exhausted)}"
+            ) from last
+        assert self._sftp is not None
+        return self._sftp
+
+    def _connect_checked(self) -> None:
+        """One attempt to connect; a changed host key becomes :class:`HostKeyRejected`."""
+        try:
+            self._connect_once()
+        except HostKeyRejected:
+            self.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            self.close()
+            raise HostKeyRejected(
+                f"{self.agency}: host key of {self.address} has CHANGED: the server "
+                f"offered {exc.key.get_name()} {sha256_fingerprint(exc.key)} but "
+                f"{self.endpoint.known_hosts} expects "
+                f"{exc.expected_key.get_name()} {sha256_fingerprint(exc.expected_key)}. "
+                "Refusing to connect (possible interception); confirm with the agency."
+            ) from exc
+        except _TRANSIENT:
+            self.close()
+            raise
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        """The warning before each retry: what failed, which retry comes, after how long."""
+        failed = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "%s: connecting to %s failed (%s); retry %d/%d in %.1fs",
+            self.agency,
+            self.address,
+            _describe(failed) if failed is not None else "?",
+            state.attempt_number,
+            self.endpoint.retries,
+            state.next_action.sleep if state.next_action is not None else 0.0,
+        )
 
     def _connect_once(self) -> None:
         known_hosts = self.endpoint.known_hosts
