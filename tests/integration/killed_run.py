@@ -23,7 +23,7 @@ from vehiclehub.intake.chunks import Preparer
 #: stage -> (module, function, which call stops): the points where the run is killed.
 STOPS = {
     # The third chunk loaded: earlier files committed, this one's transaction open.
-    "intake": ("vehiclehub.intake.take", "load_records", 3),
+    "intake": ("vehiclehub.intake.load", "load_records", 3),
     # Findings recorded in reconcile's transaction, verdicts not yet.
     "reconcile": ("vehiclehub.rules.engine", "store_verdicts", 1),
     # The drops written and the first agency's delivered, the others' not.

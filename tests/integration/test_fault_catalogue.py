@@ -36,7 +36,7 @@ from vehiclehub import pipeline
 from vehiclehub.cli import main
 from vehiclehub.config import Settings, load_settings
 from vehiclehub.errors import ExitCode
-from vehiclehub.intake import take
+from vehiclehub.intake import load
 from vehiclehub.store import connect
 from vehiclehub.store.schema import (
     FEED_TABLES,
@@ -236,7 +236,7 @@ def test_a_postgresql_store_lost_mid_load_ends_in_a_message(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     hub = _hub(tmp_path, pg_url, world)
-    real, calls = take.load_records, []
+    real, calls = load.load_records, []
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
 
     def cut_off(conn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -247,7 +247,7 @@ def test_a_postgresql_store_lost_mid_load_ends_in_a_message(
                 other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": backend})
         return real(conn, *args, **kwargs)
 
-    _fails(hub, capsys, "intake: OperationalError", take, "load_records", cut_off)
+    _fails(hub, capsys, "intake: OperationalError", load, "load_records", cut_off)
     admin.dispose()
     assert hub.run() == 0
     assert outputs(hub) == undisturbed("postgresql")

@@ -388,9 +388,9 @@ def test_a_bulk_first_load_and_a_later_correction_count_the_same(
 ) -> None:
     from sqlalchemy import inspect
 
-    from vehiclehub.intake import take
+    from vehiclehub.intake import load
 
-    monkeypatch.setattr(take, "BULK_ROWS", 1)  # every first load is a bulk load here
+    monkeypatch.setattr(load, "BULK_ROWS", 1)  # every first load is a bulk load here
     root = _root(settings)
     a, b = Vehicle(), Vehicle()
     send(root, "customs", "declarations", [a.item(), b.item(), a.item(fob_usd="1.00")])

@@ -338,7 +338,7 @@ def test_server_killed_mid_download_loads_nothing_of_that_file_then_all_of_it_on
                 sshd_server.start()  # the cut session stays dead; the others may go on
             return written
 
-    monkeypatch.setattr("vehiclehub.intake.take.ArchiveWriter", KillingArchiveWriter)
+    monkeypatch.setattr("vehiclehub.intake.fetch.ArchiveWriter", KillingArchiveWriter)
 
     summary = run_cycle(settings, D1).to_dict()
 
