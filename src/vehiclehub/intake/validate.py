@@ -10,6 +10,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from vehiclehub.contract import FeedSpec
+from vehiclehub.icd.drops import REJECTIONS_COLUMNS
 from vehiclehub.identifiers import (
     holds_personal_id,
     is_personal_id,
@@ -19,7 +20,9 @@ from vehiclehub.identifiers import (
 from vehiclehub.intake.manifest import FileRejected
 from vehiclehub.intake.shown import cut_values
 
-REJECTION_COLUMNS = ["line", "column", "value", "error"]
+#: A rejection as validation makes it: an ICD §4 rejections row but its ``file``, which
+#: the intake adds when it stores the rejection.
+REJECTION_COLUMNS = [column for column in REJECTIONS_COLUMNS if column != "file"]
 
 _BUILTIN_ERRORS = {
     "not_nullable": "required value is missing",

@@ -60,7 +60,6 @@ from vehiclehub.icd.codes import values as code_values
 from vehiclehub.store.schema import feed_table, reconcile_scope, record_changes
 from vehiclehub.workdays import WorkingDays, package_calendar
 
-FINDING_COLUMNS = ["vin", "record_key", "related", "detail"]
 #: The column in which a rule gives the reason it could not evaluate a record.
 NOT_EVALUATED = "not_evaluated"
 SEVERITIES = tuple(code_values(Severity))

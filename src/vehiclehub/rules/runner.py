@@ -14,13 +14,22 @@ from sqlalchemy import Connection
 
 from vehiclehub import progress
 from vehiclehub.config import RuleParameters
+from vehiclehub.icd.drops import FINDING_COLUMNS
 from vehiclehub.rules import RULES, RuleContext
 from vehiclehub.rules.base import NOT_EVALUATED
+from vehiclehub.store.schema import records_not_evaluated
 from vehiclehub.workdays import WorkingDays, package_calendar
 
-FINDING_FIELDS = ["rule_id", "severity", "vin", "agency", "record_key", "related", "detail"]
-#: A record a rule could not evaluate on a run, and why (rules.base, ``not_evaluated``).
-NOT_EVALUATED_FIELDS = ["rule_id", "agency", "record_key", "vin", "reason"]
+#: A finding as the hub keeps it (the ``findings`` table): the ICD §4 finding with the
+#: agency whose record it is on, before that record's key.
+FINDING_FIELDS = [
+    *FINDING_COLUMNS[: FINDING_COLUMNS.index("record_key")],
+    "agency",
+    *FINDING_COLUMNS[FINDING_COLUMNS.index("record_key") :],
+]
+#: A record a rule could not evaluate on a run, and why (rules.base, ``not_evaluated``):
+#: a row of ``records_not_evaluated``.
+NOT_EVALUATED_FIELDS = [column.name for column in records_not_evaluated.columns]
 
 
 @dataclass

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, func, select
 
 from vehiclehub.config import AGENCIES
 from vehiclehub.icd.codes import PoliceVerdict
-from vehiclehub.icd.drops import REJECTIONS_COLUMNS, reports_with_verdicts
+from vehiclehub.icd.drops import FINDING_COLUMNS, REJECTIONS_COLUMNS, reports_with_verdicts
 from vehiclehub.publish.drops import (
     columns_of,
     concerns,
@@ -49,9 +49,8 @@ MAX_ROWS = 200_000
 VERDICT_REPORTS = reports_with_verdicts()
 #: The verdict that needs no action: counted on the sheet, not listed.
 VERIFIED = PoliceVerdict.VERIFIED.value
-FINDING_COLUMNS = [
-    "rule_id", "severity", "vin", "record_key", "related", "detail", "first_seen", "status"
-]  # fmt: skip
+#: The findings sheet: an ICD §4 finding, when it was first seen and whether it is new.
+FINDINGS_SHEET_COLUMNS = [*FINDING_COLUMNS, "first_seen", "status"]
 FEED_COLUMNS = [
     "feed", "state", "files", "rows", "loaded", "rejected rows", "critical failed",
     "warnings failed",
@@ -83,7 +82,7 @@ def _count(conn: Connection, query: Any) -> int:
 
 def run_findings(conn: Connection, day: date) -> pd.DataFrame:
     """Every finding holding at the end of the run, by rule and record, new or still open."""
-    names = ["agency", *FINDING_COLUMNS[:-1]]
+    names = ["agency", *FINDINGS_SHEET_COLUMNS[:-1]]
     query = (
         select(*(findings.c[c] for c in names))
         .where(holds_on(day))
@@ -100,7 +99,7 @@ def findings_section(found: pd.DataFrame, day: date) -> Section:
     goes_to = pd.Series("", index=found.index, dtype="string")
     for agency in AGENCIES:
         goes_to = goes_to.mask(concerns(agency, found), goes_to + "; " + agency)
-    frame = found[FINDING_COLUMNS].assign(agencies=goes_to.str.removeprefix("; "))
+    frame = found[FINDINGS_SHEET_COLUMNS].assign(agencies=goes_to.str.removeprefix("; "))
     return Section(
         "findings",
         "every finding holding at the end of the run; agencies: whose findings drop has it",
