@@ -78,7 +78,7 @@ from vehiclehub.retention import prune as prune_files
 from vehiclehub.review.cases import lapse_changed, mark_run
 from vehiclehub.rules.engine import reconcile as run_rules
 from vehiclehub.signing import hub_signing_key, hub_verification_keys
-from vehiclehub.store.db import one_writer_at_a_time, stage_engine
+from vehiclehub.store.db import one_writer_at_a_time, stage_engine, writing
 from vehiclehub.store.db import upgrade as upgrade_schema
 from vehiclehub.store.exchange_log import log_head
 from vehiclehub.store.intakes import record_agency_intake
@@ -236,7 +236,9 @@ def reconcile(
         with engine.begin() as conn:
             mark_run(conn, day, began or _now())
         result = run_rules(engine, day, settings.rules, WorkingDays(settings.calendar), full)
-        with engine.begin() as conn:
+        # What it reads of the decisions holds when it writes: a decision the desk records
+        # meanwhile waits, rather than being overwritten.
+        with writing(engine) as conn:
             lapsed = lapse_changed(conn)
     for rule_id, reasons in result.not_evaluated.items():
         for reason, records in reasons.items():

@@ -31,6 +31,8 @@ from vehiclehub.rules.scope import (
     widen_scope,
 )
 from vehiclehub.rules.verdicts import VERDICT_READS, police_verdicts, tax_verdicts, verdicts_holding
+from vehiclehub.store.db import take_write_lock
+from vehiclehub.store.lease import renew_within
 from vehiclehub.store.schema import findings
 from vehiclehub.store.verdicts import record_run, store_verdicts
 from vehiclehub.workdays import WorkingDays, package_calendar
@@ -83,6 +85,9 @@ def reconcile(
     with engine.begin() as conn:
         ctx = RuleContext(conn, day, params, calendar, scoped=scoped)
         evaluation, read = evaluate_with_reads(ctx, sorted(RULES), worker_count(), VERDICT_READS)
+        # Written from here: on SQLite the store's write lock is taken now, not held over
+        # the evaluation's reads (the lease's renewals and the desk write meanwhile).
+        take_write_lock(conn)
         scope = re_evaluated(findings) if scoped else None
         kept = record_findings(conn, day, evaluation.findings, evaluation.not_evaluated, scope)
         keep_not_evaluated(conn, evaluation.not_evaluated, scoped)
@@ -107,6 +112,7 @@ def reconcile(
         clear_scope(conn)
         if scoped:
             per_rule, kept = open_per_rule(conn)
+        renew_within(conn)  # the lease runs on from when the lock is let go
     if not scoped:
         # The findings that hold at the end of the run: those found, and those kept open.
         per_rule = _counts(evaluation.findings["rule_id"])

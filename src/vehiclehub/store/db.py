@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from vehiclehub.errors import CannotStart
+from vehiclehub.errors import CannotStart, ExitCode, HubError
 from vehiclehub.store.migrate import (
     StoreNotCurrent,
     Upgrade,
@@ -81,11 +81,15 @@ class StoreUnavailable(CannotStart):
         self.transient = transient
 
 
+#: How long a statement on SQLite waits for another connection's write lock.
+BUSY_TIMEOUT_S = 600
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=600000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA cache_size=-262144")
     cursor.close()
@@ -155,6 +159,55 @@ def one_writer_at_a_time(database_url: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+class WriteLockHeld(HubError):
+    """Another connection held SQLite's write lock for longer than a writer would wait."""
+
+    exit_code = ExitCode.STORE_BUSY
+
+
+def take_write_lock(conn: Connection, wait_s: float = BUSY_TIMEOUT_S) -> None:
+    """From here on ``conn``'s transaction writes: on SQLite, take the store's write lock now.
+
+    SQLite lets one transaction write at a time, and one that has read may not begin to
+    write once another connection has committed since its first read (the store it read
+    is no longer the latest: SQLITE_BUSY_SNAPSHOT, "database is locked", which no
+    waiting cures). Reconcile reads for minutes before it writes, while the run's lease
+    is renewed and the review desk records decisions. So what the transaction read is
+    let go (nothing of the store is written before this point: only temporary tables,
+    which are kept) and it begins anew with BEGIN IMMEDIATE: the lock is waited for, up
+    to ``wait_s`` seconds, while another connection's write finishes, then held until
+    the transaction ends, its reads and writes seeing one store. Taking the lock for the
+    whole stage instead would keep the lease's renewals and the desk waiting for the
+    minutes the reads take. WriteLockHeld when the wait runs out.
+
+    PostgreSQL locks rows, not the store, and reads each statement's latest commits:
+    nothing to do.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    dbapi.commit()
+    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_s * 1000)}")
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as exc:
+        if "database is locked" not in str(exc):
+            raise
+        raise WriteLockHeld(f"another writer held the store for more than {wait_s:g} s") from exc
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+
+
+@contextmanager
+def writing(engine: Engine, wait_s: float = BUSY_TIMEOUT_S) -> Iterator[Connection]:
+    """A transaction that reads and then writes the store, holding SQLite's write lock
+    from its start (:func:`take_write_lock`): what it read still holds when it writes."""
+    with engine.begin() as conn:
+        take_write_lock(conn, wait_s)
+        yield conn
+
+
 @contextmanager
 def _usable(database_url: str) -> Iterator[None]:
     """What goes wrong opening or setting up the store, as StoreUnavailable."""
@@ -195,7 +248,7 @@ def connect(database_url: str, *, create: bool = True, made: bool = False) -> En
             )
     with _usable(database_url):
         if database_url.startswith("sqlite"):
-            engine = create_engine(database_url, connect_args={"timeout": 600})
+            engine = create_engine(database_url, connect_args={"timeout": BUSY_TIMEOUT_S})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(database_url, pool_pre_ping=True)

@@ -4,6 +4,11 @@ A run — one ``vhub run``, or one Airflow DAG run whose tasks share it by their
 takes the store's lease before it writes and renews it while it works. A second run
 waits for it up to a configured time, then gives up with :class:`StoreBusy`. A run
 that is killed stops renewing: its lease expires and the next run takes it over.
+
+On SQLite a stage holding the store's write lock (reconcile's writes) keeps the lease's
+renewals waiting, as it keeps any other run from taking the lease: that stage renews
+the lease within its own transaction as it commits (:func:`renew_within`), so that the
+lease runs its whole life from the moment the lock is let go, however long it was held.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from vehiclehub.errors import ExitCode, HubError
@@ -25,6 +31,9 @@ log = logging.getLogger(__name__)
 
 #: The one lease of a store: every run that writes takes it.
 LEASE_NAME = "run"
+
+#: The lease held while :func:`holding`'s block runs: its holder and life in seconds.
+_HELD: ContextVar[tuple[str, float] | None] = ContextVar("vhub_lease_held", default=None)
 
 
 class StoreBusy(HubError):
@@ -89,17 +98,31 @@ def acquire(engine: Engine, holder: str, *, ttl_s: float, wait_s: float) -> None
         time.sleep(min(1.0, left))
 
 
+def _renew(conn: Connection, holder: str, ttl_s: float) -> bool:
+    renewed = conn.execute(
+        update(run_leases)
+        .where(run_leases.c.name == LEASE_NAME, run_leases.c.holder == holder)
+        .values(expires_at=_now() + timedelta(seconds=ttl_s)),
+        execution_options={"preserve_rowcount": True},
+    ).rowcount
+    return bool(renewed)
+
+
 def renew(engine: Engine, holder: str, ttl_s: float) -> bool:
     """Extend ``holder``'s lease; False if it no longer holds it."""
-    now = _now()
     with engine.begin() as conn:
-        renewed = conn.execute(
-            update(run_leases)
-            .where(run_leases.c.name == LEASE_NAME, run_leases.c.holder == holder)
-            .values(expires_at=now + timedelta(seconds=ttl_s)),
-            execution_options={"preserve_rowcount": True},
-        ).rowcount
-    return bool(renewed)
+        return _renew(conn, holder, ttl_s)
+
+
+def renew_within(conn: Connection) -> None:
+    """On SQLite, extend the lease held here (if any) in ``conn``'s transaction: the
+    last write of a stage that holds the store's write lock. PostgreSQL renews the
+    lease beside the stage: nothing to do."""
+    held = _HELD.get()
+    if held is None or conn.dialect.name != "sqlite":
+        return
+    if not _renew(conn, *held):
+        log.error("the store's lease was taken from %s", held[0])
 
 
 def release(engine: Engine, holder: str) -> None:
@@ -120,6 +143,7 @@ def holding(
     which takes it again under the same ``holder``): the tasks of one DAG run.
     """
     acquire(engine, holder, ttl_s=ttl_s, wait_s=wait_s)
+    held = _HELD.set((holder, ttl_s))
     stop = threading.Event()
 
     def keep() -> None:
@@ -135,6 +159,7 @@ def holding(
     try:
         yield
     finally:
+        _HELD.reset(held)
         stop.set()
         keeper.join()
         if release_after:
