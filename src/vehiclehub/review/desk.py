@@ -27,6 +27,7 @@ from vehiclehub.review.auth import Sessions, User, audit, user_named
 from vehiclehub.review.cases import (
     REASONS,
     REVIEWS,
+    CaseError,
     Decision,
     as_utc,
     assign,
@@ -37,12 +38,16 @@ from vehiclehub.review.cases import (
 from vehiclehub.review.queue import PER_PAGE_MAX, SORTS, CaseFilter, get_case
 from vehiclehub.rules.base import SEVERITIES
 from vehiclehub.store import connect
+from vehiclehub.store.db import WriteLockHeld, take_write_lock
 from vehiclehub.store.review import audit_log
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "vhub_session"
 CSRF_COOKIE = "csrftoken"
 CSRF_HEADER = "X-CSRF-Token"
+#: How long a desk write waits for the nightly run to let go of SQLite's write lock.
+WRITE_WAIT_S = 20.0
+RUN_WRITING = "the nightly run is writing to the store: nothing was recorded; try again in a minute"
 
 
 class Unauthenticated(HubError):
@@ -71,7 +76,19 @@ class Desk:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        """A transaction recording what a user did, its reads and writes seeing one store.
+
+        On SQLite it takes the store's write lock first (see
+        :func:`~vehiclehub.store.db.take_write_lock`), waiting at most
+        :data:`WRITE_WAIT_S` for a writer holding it: the nightly run recording its
+        findings and verdicts may hold it for minutes. Then nothing is recorded and the
+        user is told so (CaseError, 503) rather than left waiting or shown an error page.
+        """
         with self.engine.begin() as conn:
+            try:
+                take_write_lock(conn, WRITE_WAIT_S)
+            except WriteLockHeld as exc:
+                raise CaseError(RUN_WRITING, 503) from exc
             yield conn
 
 

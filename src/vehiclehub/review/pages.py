@@ -22,6 +22,7 @@ from vehiclehub.config import AGENCIES
 from vehiclehub.review.auth import User, audit
 from vehiclehub.review.cases import REASONS, REVIEWS, CaseError, Decision
 from vehiclehub.review.desk import (
+    RUN_WRITING,
     assign_case,
     audit_page,
     case_filter,
@@ -222,7 +223,7 @@ def register(app: FastAPI) -> None:
             raise HTTPException(403, f"a {user.role} reads cases; operators decide them")
         desk = desk_of(request)
         done, refused = 0, []
-        for case_id in ids:
+        for position, case_id in enumerate(ids):
             try:
                 if action == "assign":
                     assign_case(desk, user, case_id, assignee or None)
@@ -236,6 +237,9 @@ def register(app: FastAPI) -> None:
             except (CaseError, HTTPException) as exc:
                 text = exc.detail if isinstance(exc, HTTPException) else str(exc)
                 refused.append(f"case {case_id}: {text}")
+                if text == RUN_WRITING:  # so would every case after it: none is waited for
+                    refused += [f"case {left}: not done" for left in ids[position + 1 :]]
+                    break
         target = safe_next(request, back)
         query = urlencode({"done": done, "refused": " | ".join(refused)[:1500]})
         return RedirectResponse(f"{target}{'&' if '?' in target else '?'}{query}", 303)
@@ -246,6 +250,7 @@ def register(app: FastAPI) -> None:
         case_id: int,
         message: str | None = None,
         status_code: int = 200,
+        asked: dict[str, str] | None = None,
     ) -> Response:
         with desk_of(request).read() as conn:
             c = get_case(conn, user, case_id)
@@ -287,6 +292,8 @@ def register(app: FastAPI) -> None:
                 "supervisors": _users(request, ("supervisor",)),
                 "deciders": _users(request, ("operator", "supervisor")),
                 "message": message,
+                # A decision not recorded is shown again as it was asked for.
+                "asked": asked or {},
                 "notice": request.query_params.get("notice"),
             },
             status_code,
@@ -297,16 +304,21 @@ def register(app: FastAPI) -> None:
         return _case_view(request, user, case_id)
 
     def _acted(
-        request: Request, user: User, case_id: int, act: Callable[[], Any], done: str
+        request: Request,
+        user: User,
+        case_id: int,
+        act: Callable[[], Any],
+        done: str,
+        asked: dict[str, str] | None = None,
     ) -> Response:
         try:
             act()
         except CaseError as exc:
-            return _case_view(request, user, case_id, str(exc), exc.status)
+            return _case_view(request, user, case_id, str(exc), exc.status, asked)
         except HTTPException as exc:
             if exc.status_code == 404:
                 raise
-            return _case_view(request, user, case_id, str(exc.detail), exc.status_code)
+            return _case_view(request, user, case_id, str(exc.detail), exc.status_code, asked)
         target = request.url_for("case_page", case_id=case_id).include_query_params(notice=done)
         return RedirectResponse(str(target), 303)
 
@@ -326,7 +338,8 @@ def register(app: FastAPI) -> None:
             decision = Decision(review, reason or None, note or None, assignee or None)
             decide_case(desk_of(request), user, case_id, decision)
 
-        return _acted(request, user, case_id, act, f"decided: {review}")
+        asked = {"review": review, "reason": reason, "note": note, "assignee": assignee}
+        return _acted(request, user, case_id, act, f"decided: {review}", asked)
 
     @app.post("/cases/{case_id}/reopen", include_in_schema=False, dependencies=[Depends(csrf)])
     def reopen_page(request: Request, case_id: int, user: Signed) -> Response:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import make_url
 
 from vehiclehub.config import Settings
+from vehiclehub.review import desk as desk_module
 from vehiclehub.review.app import create_app
+from vehiclehub.review.desk import RUN_WRITING
 from vehiclehub.store import connect
 
 from .desk import DECL, PASSWORD, build
@@ -202,3 +208,44 @@ def test_vehicle_exporter_and_programme_pages(desk, tmp_path: Path) -> None:
     book = openpyxl.load_workbook(tmp_path / "weekly.xlsx")
     assert book.sheetnames == ["weekly", "daily", "provinces", "prefectures"]
     assert book["weekly"]["A2"].value == "2025-W44"
+
+
+def test_a_decision_while_the_nightly_run_writes_is_refused_with_a_message(
+    desk, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, ids = desk
+    case = f"/api/cases/{ids['exp002']}"
+    headers = _login(client, "op1")
+    token = client.cookies["csrftoken"]
+    monkeypatch.setattr(desk_module, "WRITE_WAIT_S", 0.2)
+    run = sqlite3.connect(make_url(settings.database_url).database)
+    run.execute("BEGIN IMMEDIATE")  # the nightly run recording its findings
+
+    api = client.post(f"{case}/decision", json={"review": "confirmed"}, headers=headers)
+    assert api.status_code == 503 and api.json() == {"detail": RUN_WRITING}
+    page = client.post(
+        f"/cases/{ids['exp002']}/decision",
+        data={"review": "confirmed", "note": "请更正", "csrf_token": token},
+    )
+    assert page.status_code == 503 and "try again in a minute" in page.text
+    assert 'value="请更正"' in page.text  # the decision asked for, shown again to resend
+    started = time.monotonic()
+    bulk = client.post(
+        "/queue/bulk",
+        data={
+            "action": "dismiss",
+            "ids": [ids["exp002"], ids["lic001"]],
+            "reason": "false_positive",
+            "csrf_token": token,
+        },
+        follow_redirects=False,
+    )
+    refused = parse_qs(urlsplit(bulk.headers["location"]).query)["refused"][0]
+    assert refused == f"case {ids['exp002']}: {RUN_WRITING} | case {ids['lic001']}: not done"
+    assert time.monotonic() - started < 5  # waited for once, not once per case
+    run.rollback()
+    assert client.get(case).json()["review"] == "unreviewed"  # nothing half-recorded
+
+    again = client.post(f"{case}/decision", json={"review": "confirmed"}, headers=headers)
+    assert again.status_code == 200 and again.json()["review"] == "confirmed"
+    run.close()
