@@ -7,6 +7,17 @@ exchange root in ``schema`` (or the extra ``path``); the client key in the extra
 the extra ``host_key`` (``ssh-ed25519 AAAA...``), or a known_hosts file in
 ``known_hosts``. Host keys are always verified: a connection asking to skip the check
 is a configuration error.
+
+The extras are read here, not by the SSH provider's ``SSHHook`` (7.x), which cannot do
+it for us: it only parses a connection it looks up itself by id, so a connection handed
+in cannot be checked; a ``no_host_key_check`` extra makes it use ``AutoAddPolicy``, so it
+would have to be refused here anyway; it takes the key file and proxy command from the
+worker's ``~/.ssh/config`` and the login from the worker's user when the connection
+lacks them; it reads one host key only, and a bare key without its type as RSA; and it
+gives paramiko objects where the exchange takes a key file and a known_hosts file.
+Nothing else of the SFTP and SSH providers is used, so they are not dependencies:
+Airflow reads a connection of type sftp or ssh (``airflow connections add``,
+``AIRFLOW_CONN_SFTP_<AGENCY>``, a secrets backend) without them.
 """
 
 from __future__ import annotations
