@@ -262,27 +262,23 @@ def _vehicle_events(s: Stories, items: pd.DataFrame) -> list[pd.DataFrame]:
     ]
 
 
+def _claim_car(claims: pd.DataFrame, car: str) -> pd.DataFrame:
+    """Each claim's ``car`` (old or new) as a vehicle the police register."""
+    return pd.DataFrame(
+        {
+            "vin": claims[f"{car}_vin"],
+            "raw_vin": claims[f"{car}_vin"],
+            "plate": claims[f"{car}_plate"],
+            "registered": claims[f"{car}_registered"],
+            "model": claims[f"{car}_model"],
+        }
+    )
+
+
 def _claim_events(s: Stories) -> list[pd.DataFrame]:
     """Each trade-in claim's old vehicle registered, then scrapped or sold; and its new one."""
     c = s.claims
-    old = pd.DataFrame(
-        {
-            "vin": c["old_vin"],
-            "raw_vin": c["old_vin"],
-            "plate": c["old_plate"],
-            "registered": c["old_registered"],
-            "model": c["old_model"],
-        }
-    )
-    new = pd.DataFrame(
-        {
-            "vin": c["new_vin"],
-            "raw_vin": c["new_vin"],
-            "plate": c["new_plate"],
-            "registered": c["new_registered"],
-            "model": c["new_model"],
-        }
-    )
+    old, new = _claim_car(c, "old"), _claim_car(c, "new")
     ended = c["old_ended"].notna().to_numpy()
     scrap = np.flatnonzero((c["claim_type"] == "scrap").to_numpy() & ended)
     sold = np.flatnonzero((c["claim_type"] != "scrap").to_numpy() & ended)

@@ -8,12 +8,41 @@ from vehiclehub_samples.plants.registry import Planted, near_miss, plant
 from vehiclehub_samples.stories import Stories, by_story
 
 
+def _old_car_never_ended(s: Stories, count: int, claim_type: str) -> Planted:
+    """Claims of the type whose old car's end (its scrapping or its sale) the police never
+    registered."""
+    rows = s.take_claims(s.claim_count(count), s.claim_is(claim_type))
+    s.set_claims(rows, old_ended=np.nan)
+    return [(rows, "claim")]
+
+
+def _old_car_ended_days_after(s: Stories, count: int, claim_type: str) -> None:
+    """Claims of the type whose old car's end was registered days after the claim."""
+    applied = s.claims["applied"].to_numpy()
+    rows = s.take_claims(s.claim_count(count), s.claim_is(claim_type) & (applied + 10 <= s.last))
+    s.set_claims(rows, old_ended=applied[rows] + s.days(rows, 1, 10))
+
+
+#: What a claim says of each of its cars, as the vehicles frame has it.
+CAR_COLUMNS = ("vin", "plate", "model")
+
+
+def _cars_exported(s: Stories, claims: np.ndarray, car: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``car`` (old or new) of the claims is an export vehicle (complete story), as far
+    as there are such vehicles: (vehicles, claims)."""
+    rows = s.take(len(claims), s.complete())
+    claims = claims[: len(rows)]
+    v = s.vehicles
+    s.set_claims(
+        claims, **{f"{car}_{column}": v[column].iloc[rows].to_numpy() for column in CAR_COLUMNS}
+    )
+    return rows, claims
+
+
 @plant("TRD-001")
 def _scrap_claim_never_deregistered(s: Stories, count: int) -> Planted:
     """A 报废更新 claim whose old car the police never deregistered."""
-    rows = s.take_claims(s.claim_count(count), s.claim_is("scrap"))
-    s.set_claims(rows, old_ended=np.nan)
-    return [(rows, "claim")]
+    return _old_car_never_ended(s, count, "scrap")
 
 
 @plant("TRD-001")
@@ -27,24 +56,13 @@ def _scrap_claim_car_deregistered_otherwise(s: Stories, count: int) -> Planted:
 @near_miss("TRD-001")
 def _scrapped_after_the_claim(s: Stories, count: int) -> None:
     """The old car scrapped days after the 报废更新 claim was applied for."""
-    applied = s.claims["applied"].to_numpy()
-    rows = s.take_claims(s.claim_count(count), s.claim_is("scrap") & (applied + 10 <= s.last))
-    s.set_claims(rows, old_ended=applied[rows] + s.days(rows, 1, 10))
+    _old_car_ended_days_after(s, count, "scrap")
 
 
 def _scrap_claims_on_exports(s: Stories, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Scrap claims whose old car is an export vehicle (complete story): (vehicles, claims)."""
     claims = s.take_claims(s.claim_count(count), s.claim_is("scrap"))
-    rows = s.take(len(claims), s.complete())
-    claims = claims[: len(rows)]
-    v = s.vehicles
-    s.set_claims(
-        claims,
-        old_vin=v["vin"].iloc[rows].to_numpy(),
-        old_plate=v["plate"].iloc[rows].to_numpy(),
-        old_model=v["model"].iloc[rows].to_numpy(),
-    )
-    return rows, claims
+    return _cars_exported(s, claims, "old")
 
 
 @plant("TRD-002")
@@ -65,9 +83,7 @@ def _scrapped_car_stopped_at_customs(s: Stories, count: int) -> None:
 @plant("TRD-003")
 def _replaced_car_never_sold(s: Stories, count: int) -> Planted:
     """A 置换更新 claim whose old car's sale was never registered."""
-    rows = s.take_claims(s.claim_count(count), s.claim_is("replace"))
-    s.set_claims(rows, old_ended=np.nan)
-    return [(rows, "claim")]
+    return _old_car_never_ended(s, count, "replace")
 
 
 @plant("TRD-003")
@@ -83,9 +99,7 @@ def _replaced_car_of_another_person(s: Stories, count: int) -> Planted:
 @near_miss("TRD-003")
 def _replaced_car_sold_after_the_claim(s: Stories, count: int) -> None:
     """The old car's sale registered days after the 置换更新 claim was applied for."""
-    applied = s.claims["applied"].to_numpy()
-    rows = s.take_claims(s.claim_count(count), s.claim_is("replace") & (applied + 10 <= s.last))
-    s.set_claims(rows, old_ended=applied[rows] + s.days(rows, 1, 10))
+    _old_car_ended_days_after(s, count, "replace")
 
 
 def _claim_pairs(s: Stories, count: int, first: str, second: str) -> tuple[np.ndarray, np.ndarray]:
@@ -130,19 +144,11 @@ def _new_car_is_export(s: Stories, count: int, waited: tuple[int, int]) -> np.nd
     """Claims whose new car is an export vehicle transferred pending export ``waited`` days
     (low, high; the first exactly low) after the claim; returns the claims."""
     claims = s.take_claims(s.claim_count(count), np.ones(len(s.claims), bool))
-    rows = s.take(len(claims), s.complete())
-    claims = claims[: len(rows)]
+    rows, claims = _cars_exported(s, claims, "new")
     days = s.days(rows, *waited)
     days[:1] = waited[0]
     applied = s.step("pending")[rows] - days
     s.shift_claims(claims, applied - s.claims["applied"].to_numpy()[claims])
-    v = s.vehicles
-    s.set_claims(
-        claims,
-        new_vin=v["vin"].iloc[rows].to_numpy(),
-        new_plate=v["plate"].iloc[rows].to_numpy(),
-        new_model=v["model"].iloc[rows].to_numpy(),
-    )
     return claims
 
 
