@@ -12,7 +12,16 @@ import numpy as np
 import pandas as pd
 
 from vehiclehub.contract import feed
-from vehiclehub.icd.codes import POLICE_VERDICT_RULES, TAX_VERDICT_RULES
+from vehiclehub.icd.codes import (
+    POLICE_VERDICT_RULES,
+    TAX_VERDICT_RULES,
+    DeregReason,
+    EventType,
+    PoliceVerdict,
+    RecordStatus,
+    RefundStatus,
+    TaxVerdict,
+)
 from vehiclehub_samples.columns import calendar_day
 from vehiclehub_samples.plan import FilePlan, snapshot
 from vehiclehub_samples.records import CHANGES, record_keys
@@ -143,17 +152,19 @@ def expected_police_verdicts(
 ) -> pd.DataFrame:
     events = snapshot(records["police", "events"], (), last)
     dereg = events[
-        (events["event_type"] == "deregister")
-        & (events["dereg_reason"] == "export")
-        & (events["record_status"] == "active")
+        (events["event_type"] == EventType.DEREGISTER)
+        & (events["dereg_reason"] == DeregReason.EXPORT)
+        & (events["record_status"] == RecordStatus.ACTIVE)
     ]
-    verdict = _first_rule(dereg["event_id"], findings, POLICE_VERDICTS).fillna("verified")
+    verdict = _first_rule(dereg["event_id"], findings, POLICE_VERDICTS).fillna(
+        PoliceVerdict.VERIFIED.value
+    )
     deregs = pd.DataFrame(
         {
             "event_id": dereg["event_id"],
             "vin": dereg["_vin"],
             "verdict": verdict,
-            "decl_no": dereg["decl_no"].where(verdict != "no_export"),
+            "decl_no": dereg["decl_no"].where(verdict != PoliceVerdict.NO_EXPORT),
         }
     )
     overdue = findings[findings["rule_id"] == "EXP-003"]
@@ -161,7 +172,7 @@ def expected_police_verdicts(
         {
             "event_id": None,
             "vin": overdue["vin"],
-            "verdict": "overdue",
+            "verdict": PoliceVerdict.OVERDUE.value,
             "decl_no": overdue["record_key"].str.split("/").str[0],
         }
     )
@@ -172,14 +183,14 @@ def expected_tax_verdicts(
     records: dict[tuple[str, str], pd.DataFrame], findings: pd.DataFrame, last: int
 ) -> pd.DataFrame:
     lines = snapshot(records["tax", "refunds"], CHANGES["tax", "refunds"], last)
-    lines = lines[lines["status"] != "rejected"]
+    lines = lines[lines["status"] != RefundStatus.REJECTED]
     keys = record_keys(feed("tax", "refunds"), lines)
     return pd.DataFrame(
         {
             "refund_no": lines["refund_no"],
             "decl_ref": lines["decl_ref"],
             "vin": lines["_vin"],
-            "verdict": _first_rule(keys, findings, TAX_VERDICTS).fillna("verified"),
+            "verdict": _first_rule(keys, findings, TAX_VERDICTS).fillna(TaxVerdict.VERIFIED.value),
         }
     ).reset_index(drop=True)
 

@@ -26,6 +26,16 @@ class FindingStatus(StrEnum):
     OPEN = "open"
 
 
+class Review(StrEnum):
+    """A case's review on the hub's review desk: none yet, or an operator's decision
+    (ICD §4, review columns); a findings drop shows those of :class:`ShownReview`."""
+
+    UNREVIEWED = "unreviewed"
+    CONFIRMED = "confirmed"
+    DISMISSED = "dismissed"
+    ESCALATED = "escalated"
+
+
 class ShownReview(StrEnum):
     """An operator's decision as a findings drop shows it (ICD §4); a dismissed finding
     is left out instead, and one without a decision shows an empty ``review``."""

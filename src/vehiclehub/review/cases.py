@@ -21,14 +21,15 @@ import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from vehiclehub.errors import HubError
-from vehiclehub.icd.codes import FindingStatus, ShownReview
+from vehiclehub.icd.codes import FindingStatus, Review, ShownReview
 from vehiclehub.icd.codes import values as code_values
 from vehiclehub.review.evidence import evidence_of
 from vehiclehub.store.review import case_events, case_states, review_runs, review_users
 from vehiclehub.store.schema import findings
 
-REVIEWS = ("unreviewed", "confirmed", "dismissed", "escalated")
-DECISIONS = ("confirmed", "dismissed", "escalated")
+REVIEWS = tuple(code_values(Review))
+#: What an operator may decide: every review but none.
+DECISIONS = tuple(review for review in REVIEWS if review != Review.UNREVIEWED)
 REASONS = ("false_positive", "corrected_at_source", "duplicate_case", "known_exception", "other")
 #: Reviews the drops show (ICD §4): a dismissed finding is left out instead.
 SHOWN_REVIEWS = tuple(code_values(ShownReview))
@@ -130,14 +131,14 @@ def validate(conn: Connection, decision: Decision) -> Decision:
         raise CaseError(f"review: one of {', '.join(DECISIONS)} (got {decision.review!r})")
     note = clean_note(decision.note)
     reason, assignee = decision.reason or None, decision.assignee or None
-    if decision.review == "dismissed":
+    if decision.review == Review.DISMISSED:
         if reason not in REASONS:
             raise CaseError(f"reason: a dismissal gives one of {', '.join(REASONS)}")
         if reason == "other" and not note:
             raise CaseError("note: a dismissal for reason 'other' says why in the note")
     elif reason is not None:
         raise CaseError("reason: only a dismissal has a reason")
-    if decision.review == "escalated":
+    if decision.review == Review.ESCALATED:
         assignee = _supervisor(conn, assignee)
     return Decision(decision.review, reason, note, assignee)
 
@@ -167,8 +168,8 @@ def decide(
         raise CaseError(f"case {finding_id} is resolved: the data no longer supports it", 409)
     decision = validate(conn, decision)
     state = _state(conn, finding_id)
-    current = state.review if state is not None else "unreviewed"
-    if current != "unreviewed" and not (supervisor and current == "escalated"):
+    current = state.review if state is not None else Review.UNREVIEWED
+    if current != Review.UNREVIEWED and not (supervisor and current == Review.ESCALATED):
         raise CaseError(f"case {finding_id} is already {current}: a supervisor re-opens it", 409)
     evidence = evidence_of(conn, [(row.id, row.agency, row.record_key, row.related)])[row.id]
     at = now()
@@ -203,10 +204,10 @@ def reopen(conn: Connection, finding_id: int, actor: str) -> None:
     """A supervisor sets a decided case back to unreviewed (its history keeps the decision)."""
     _finding(conn, finding_id)
     state = _state(conn, finding_id)
-    if state is None or state.review == "unreviewed":
+    if state is None or state.review == Review.UNREVIEWED:
         raise CaseError(f"case {finding_id} is not decided", 409)
-    _set_state(conn, finding_id, review="unreviewed", assignee=state.assignee)
-    _event(conn, finding_id, actor, "reopen", review="unreviewed")
+    _set_state(conn, finding_id, review=Review.UNREVIEWED.value, assignee=state.assignee)
+    _event(conn, finding_id, actor, "reopen", review=Review.UNREVIEWED.value)
 
 
 def assign(conn: Connection, finding_id: int, actor: str, assignee: str | None) -> None:
@@ -221,7 +222,7 @@ def assign(conn: Connection, finding_id: int, actor: str, assignee: str | None) 
     if state is None:
         conn.execute(
             insert(case_states).values(
-                finding_id=finding_id, review="unreviewed", assignee=assignee or None
+                finding_id=finding_id, review=Review.UNREVIEWED.value, assignee=assignee or None
             )
         )
     else:
@@ -270,7 +271,7 @@ def lapse_changed(conn: Connection) -> int:
             case_states.c.evidence,
         )
         .join(case_states, case_states.c.finding_id == findings.c.id)
-        .where(case_states.c.review != "unreviewed", findings.c.resolved_on.is_(None))
+        .where(case_states.c.review != Review.UNREVIEWED.value, findings.c.resolved_on.is_(None))
     ).all()
     current = evidence_of(conn, [(r.id, r.agency, r.record_key, r.related) for r in decided])
     lapsed = [r for r in decided if current[r.id] != r.evidence]
@@ -278,9 +279,17 @@ def lapse_changed(conn: Connection) -> int:
         conn.execute(
             update(case_states)
             .where(case_states.c.finding_id == row.id)
-            .values(review="unreviewed", reason=None, note=None, decided_by=None, decided_at=None)
+            .values(
+                review=Review.UNREVIEWED.value,
+                reason=None,
+                note=None,
+                decided_by=None,
+                decided_at=None,
+            )
         )
-        _event(conn, row.id, "hub", "lapse", review="unreviewed", evidence=current[row.id])
+        _event(
+            conn, row.id, "hub", "lapse", review=Review.UNREVIEWED.value, evidence=current[row.id]
+        )
     return len(lapsed)
 
 
@@ -336,9 +345,9 @@ def review_columns(conn: Connection, day: date, found: pd.DataFrame) -> pd.DataF
     """
     counted = counted_decisions(conn, day).set_index("finding_id")
     review = found["id"].map(counted["review"])
-    dismissed = review.eq("dismissed").fillna(False).astype(bool)
+    dismissed = review.eq(Review.DISMISSED.value).fillna(False).astype(bool)
     shown = review.where(review.isin(SHOWN_REVIEWS))
-    note = found["id"].map(counted["note"]).where(review.eq("confirmed").fillna(False))
+    note = found["id"].map(counted["note"]).where(review.eq(Review.CONFIRMED.value).fillna(False))
     first_seen = pd.to_datetime(found["first_seen"]).dt.date
     out = found.assign(
         status=first_seen.map(lambda d: _status(d, day)).astype(object),

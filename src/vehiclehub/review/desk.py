@@ -25,6 +25,7 @@ from vehiclehub.crypto import session_key
 from vehiclehub.errors import HubError
 from vehiclehub.review.auth import Sessions, User, audit, user_named
 from vehiclehub.review.cases import (
+    DECISIONS,
     REASONS,
     REVIEWS,
     CaseError,
@@ -224,7 +225,7 @@ class CaseItem(BaseModel):
     record_key: str
     related: str
     status: Literal["new", "open", "resolved"]
-    review: Literal["unreviewed", "confirmed", "dismissed", "escalated"]
+    review: Literal[REVIEWS]  # type: ignore[valid-type]
     reason: str | None = None
     assignee: str | None
     first_seen: date
@@ -256,7 +257,7 @@ class CaseDetail(CaseItem):
 
 
 class DecisionIn(BaseModel):
-    review: Literal["confirmed", "dismissed", "escalated"]
+    review: Literal[DECISIONS]  # type: ignore[valid-type]
     reason: Literal[REASONS] | None = None  # type: ignore[valid-type]
     note: str | None = Field(None, description="at most 500 characters, one line")
     assignee: str | None = Field(None, description="the supervisor an escalation goes to")

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import select
 
 from vehiclehub.config import AGENCIES
+from vehiclehub.icd.codes import Review
 from vehiclehub.review.auth import User, audit
 from vehiclehub.review.cases import REASONS, REVIEWS, CaseError, Decision
 from vehiclehub.review.desk import (
@@ -229,7 +230,10 @@ def register(app: FastAPI) -> None:
                     assign_case(desk, user, case_id, assignee or None)
                 elif action == "dismiss":
                     decide_case(
-                        desk, user, case_id, Decision("dismissed", reason or None, note or None)
+                        desk,
+                        user,
+                        case_id,
+                        Decision(Review.DISMISSED.value, reason or None, note or None),
                     )
                 else:
                     raise CaseError(f"unknown action {action!r}")
@@ -272,8 +276,8 @@ def register(app: FastAPI) -> None:
         title, _, body = doc.partition("\n")
         open_case = c["status"] != "resolved"
         can_decide = open_case and (
-            (user.can_decide and c["review"] == "unreviewed")
-            or (user.is_supervisor and c["review"] == "escalated")
+            (user.can_decide and c["review"] == Review.UNREVIEWED)
+            or (user.is_supervisor and c["review"] == Review.ESCALATED)
         )
         return _render(
             request,
@@ -287,7 +291,7 @@ def register(app: FastAPI) -> None:
                 "compared": COMPARED.get(c["rule_id"], ()),
                 "vin_marks": ("vin", "old_vin", "new_vin"),
                 "can_decide": can_decide,
-                "can_reopen": user.is_supervisor and c["review"] != "unreviewed",
+                "can_reopen": user.is_supervisor and c["review"] != Review.UNREVIEWED,
                 "reasons": REASONS,
                 "supervisors": _users(request, ("supervisor",)),
                 "deciders": _users(request, ("operator", "supervisor")),

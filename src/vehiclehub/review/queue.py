@@ -25,7 +25,7 @@ from sqlalchemy import (
     union,
 )
 
-from vehiclehub.icd.codes import FindingStatus
+from vehiclehub.icd.codes import FindingStatus, Review
 from vehiclehub.review.auth import User
 from vehiclehub.review.cases import as_utc
 from vehiclehub.store.review import case_events, case_states, review_runs
@@ -99,7 +99,7 @@ def _status(day: date | None) -> ColumnElement[str]:
 
 def case_conditions(f: CaseFilter, day: date | None, today: date) -> list[ColumnElement[bool]]:
     """The filters as conditions on ``findings`` joined with ``case_states``."""
-    review = func.coalesce(case_states.c.review, "unreviewed")
+    review = func.coalesce(case_states.c.review, Review.UNREVIEWED.value)
     out: list[ColumnElement[bool]] = []
     if f.rule_id:
         out.append(findings.c.rule_id == f.rule_id)
@@ -168,7 +168,7 @@ def _columns(day: date | None, today: date) -> list[ColumnElement[Any]]:
         findings.c.related,
         findings.c.detail,
         _status(day).label("status"),
-        func.coalesce(case_states.c.review, "unreviewed").label("review"),
+        func.coalesce(case_states.c.review, Review.UNREVIEWED.value).label("review"),
         case_states.c.reason,
         case_states.c.assignee,
         findings.c.first_seen,
@@ -220,7 +220,7 @@ def list_cases(
     where = [visible_to(user), *case_conditions(f, day, today)]
     total = conn.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
     order_column: Any = {
-        "review": func.coalesce(case_states.c.review, "unreviewed"),
+        "review": func.coalesce(case_states.c.review, Review.UNREVIEWED.value),
         "assignee": case_states.c.assignee,
     }.get(sort, findings.c.get(sort, findings.c.id))
     order = [order_column.desc() if descending else order_column.asc()]

@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 from markupsafe import Markup
 
-SEVERITY_COLOURS = {"error": "#cf222e", "warning": "#bf8700", "info": "#0969da"}
+from vehiclehub.icd.codes import Severity
+
+SEVERITY_COLOURS: dict[str, str] = {
+    Severity.ERROR: "#cf222e",
+    Severity.WARNING: "#bf8700",
+    Severity.INFO: "#0969da",
+}
 NEW_RESOLVED_COLOURS = {"new": "#cf222e", "resolved": "#1a7f37"}
 SERIES_COLOURS = ("#0969da", "#1a7f37", "#bf3989", "#bf8700", "#8250df", "#cf222e", "#57606a")
 
