@@ -36,7 +36,7 @@ from vehiclehub.review.cases import (
     decide,
     reopen,
 )
-from vehiclehub.review.queue import PER_PAGE_MAX, SORTS, CaseFilter, get_case
+from vehiclehub.review.queue import CASE_STATUSES, PER_PAGE_MAX, SORTS, CaseFilter, get_case
 from vehiclehub.rules.base import SEVERITIES
 from vehiclehub.store import connect
 from vehiclehub.store.db import WriteLockHeld, take_write_lock
@@ -174,7 +174,7 @@ def case_filter(
     rule_id: Annotated[str | None, Query(max_length=16)] = None,
     agency: Annotated[str | None, _choice(AGENCIES)] = None,
     severity: Annotated[str | None, _choice(SEVERITIES)] = None,
-    status: Annotated[str | None, _choice(("new", "open", "resolved"))] = None,
+    status: Annotated[str | None, _choice(CASE_STATUSES)] = None,
     review: Annotated[str | None, _choice(REVIEWS)] = None,
     exporter: Annotated[str | None, Query(max_length=18, description="exporter USCC")] = None,
     assignee: Annotated[str | None, Query(max_length=64)] = None,
@@ -224,7 +224,7 @@ class CaseItem(BaseModel):
     agency: str
     record_key: str
     related: str
-    status: Literal["new", "open", "resolved"]
+    status: Literal[CASE_STATUSES]  # type: ignore[valid-type]
     review: Literal[REVIEWS]  # type: ignore[valid-type]
     reason: str | None = None
     assignee: str | None

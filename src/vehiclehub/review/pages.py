@@ -40,6 +40,7 @@ from vehiclehub.review.programme import Programme, default_period, exporter, pro
 from vehiclehub.review.queue import (
     CASE_COLUMNS,
     PER_PAGE_MAX,
+    RESOLVED,
     SORTS,
     CaseFilter,
     get_case,
@@ -274,7 +275,7 @@ def register(app: FastAPI) -> None:
                 records.append({"ref": ref, "role": role, "rows": views})
         doc = (RULES[c["rule_id"]].find.__doc__ or "").strip()
         title, _, body = doc.partition("\n")
-        open_case = c["status"] != "resolved"
+        open_case = c["status"] != RESOLVED
         can_decide = open_case and (
             (user.can_decide and c["review"] == Review.UNREVIEWED)
             or (user.is_supervisor and c["review"] == Review.ESCALATED)

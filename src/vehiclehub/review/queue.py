@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 from vehiclehub.icd.codes import FindingStatus, Review
+from vehiclehub.icd.codes import values as code_values
 from vehiclehub.review.auth import User
 from vehiclehub.review.cases import as_utc
 from vehiclehub.store.review import case_events, case_states, review_runs
@@ -33,6 +34,10 @@ from vehiclehub.store.schema import feed_table, findings
 
 PER_PAGE_MAX = 200
 SORTS = ("id", "rule_id", "severity", "vin", "first_seen", "last_seen", "review", "assignee")
+#: A case's finding no longer holds.
+RESOLVED = "resolved"
+#: A case's status on the desk: its finding's status in the findings drops, or resolved.
+CASE_STATUSES = (*code_values(FindingStatus), RESOLVED)
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,9 @@ def _exporter_vins(uscc: str) -> Select[Any]:
 
 def _status(day: date | None) -> ColumnElement[str]:
     return case(
-        (findings.c.resolved_on.is_not(None), "resolved"),
-        (findings.c.first_seen == day, "new"),
-        else_="open",
+        (findings.c.resolved_on.is_not(None), RESOLVED),
+        (findings.c.first_seen == day, FindingStatus.NEW.value),
+        else_=FindingStatus.OPEN.value,
     )
 
 
@@ -107,7 +112,7 @@ def case_conditions(f: CaseFilter, day: date | None, today: date) -> list[Column
         out.append(or_(findings.c.agency == f.agency, findings.c.related.like(f"%{f.agency}:%")))
     if f.severity:
         out.append(findings.c.severity == f.severity)
-    if f.status == "resolved":
+    if f.status == RESOLVED:
         out.append(findings.c.resolved_on.is_not(None))
     elif f.status in (FindingStatus.NEW, FindingStatus.OPEN):
         out.append(findings.c.resolved_on.is_(None))
