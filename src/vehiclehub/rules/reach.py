@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, select, union
+import pandas as pd
+from sqlalchemy import Select, or_, select
 
 from vehiclehub.rules.base import Night, Reach
 from vehiclehub.store.schema import feed_table
+
+#: Declarations whose citing lines one query looks up (its ranges OR-ed).
+DECLARATIONS_PER_QUERY = 500
 
 
 def _same_vin(night: Night) -> Select[Any]:
@@ -31,19 +35,21 @@ def _applicants_claims(night: Night) -> Select[Any]:
     return select(claims.c.old_vin).where(claims.c.applicant_id.in_(night.changed("applicant")))
 
 
-def _same_declaration_item(night: Night) -> Select[Any]:
+def _same_declaration_item(night: Night) -> pd.Series:
+    """The declaration references changed tonight and those citing a changed customs
+    item's declaration. A reference is the declaration number and a three-digit item
+    number (ICD §3: 21 digits), so the lines citing any item of a declaration lie in one
+    range of the refunds' index: one range looked up per declaration (a join of the
+    ranges lets SQLite scan every refund line once per changed declaration)."""
+    conn = night.ctx.conn
     refunds = feed_table("tax", "refunds")
-    declarations = night.changed("declaration").subquery("declaration")
-    # A declaration reference is the declaration number and a three-digit item number
-    # (ICD §3: 21 digits): the lines citing any item of a declaration lie in one range.
-    citing = select(refunds.c.decl_ref).join(
-        declarations,
-        and_(
-            refunds.c.decl_ref >= declarations.c.value + "000",
-            refunds.c.decl_ref <= declarations.c.value + "999",
-        ),
-    )
-    return union(night.changed("decl_ref"), citing)  # type: ignore[return-value]
+    found = set(conn.execute(night.changed("decl_ref")).scalars())
+    declarations = sorted(set(conn.execute(night.changed("declaration")).scalars()))
+    for start in range(0, len(declarations), DECLARATIONS_PER_QUERY):
+        chunk = declarations[start : start + DECLARATIONS_PER_QUERY]
+        ranges = (refunds.c.decl_ref.between(f"{d}000", f"{d}999") for d in chunk)
+        found.update(conn.execute(select(refunds.c.decl_ref).where(or_(*ranges))).scalars())
+    return pd.Series(sorted(found), dtype="str")
 
 
 #: A changed record reaches every record of its VINs (a claim's old and new one), under
