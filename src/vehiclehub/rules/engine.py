@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -71,19 +72,20 @@ def reconcile(
     ``calendar``: the working days the SLA rules count (the package's alone by default).
     """
     calendar = calendar or package_calendar()
+    carried: dict[str, Any] = {}
     with engine.begin() as conn:
         basis = basis_now(conn, params, calendar)
         why = "asked for" if full else why_in_full(conn, day, basis)
         clear_scope(conn)
         if why is None:
-            reached = widen_scope(RuleContext(conn, day, params, calendar))
+            reached = widen_scope(RuleContext(conn, day, params, calendar, carried=carried))
             log.info("reconciling %s incrementally: reached %s", day, reached)
         else:
             log.info("reconciling %s in full: %s", day, why)
     scoped = why is None
     # Committed before the rules run: they read the scope on connections of their own.
     with engine.begin() as conn:
-        ctx = RuleContext(conn, day, params, calendar, scoped=scoped)
+        ctx = RuleContext(conn, day, params, calendar, scoped=scoped, carried=carried)
         evaluation, read = evaluate_with_reads(ctx, sorted(RULES), worker_count(), VERDICT_READS)
         # Written from here: on SQLite the store's write lock is taken now, not held over
         # the evaluation's reads (the lease's renewals and the desk write meanwhile).

@@ -153,7 +153,9 @@ def _neighbouring_vins(night: Night) -> pd.Series:
     changed = pd.Series(night.ctx.conn.execute(night.changed("vin")).scalars().all(), dtype="str")
     if changed.empty:
         return changed
-    held = _vins_by_feed(night.ctx)["vin"].drop_duplicates()
+    vins = _vins_by_feed(night.ctx)
+    night.ctx.carried[_VINS_BY_FEED] = vins  # VIN-003 reads them next
+    held = vins["vin"].drop_duplicates()
     return near_vin_pairs(changed, held)["candidate"]
 
 
@@ -168,7 +170,8 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
     The candidates are shown for an operator to decide; nothing is linked, so the findings
     the typo causes elsewhere (EXP-001, LIC-001, ...) still fire.
     """
-    vins = _vins_by_feed(ctx)
+    vins = ctx.carried.pop(_VINS_BY_FEED, None)
+    vins = _vins_by_feed(ctx) if vins is None else vins
     alone = vins[vins.groupby("vin")["feed"].transform("size") == 1]
     if ctx.scoped:
         alone = alone[alone["vin"].isin(ctx.conn.execute(ctx.in_scope()).scalars().all())]
@@ -295,6 +298,10 @@ def near_vin_pairs(left: pd.Series, right: pd.Series) -> pd.DataFrame:
         }
     )
     return pairs.sort_values(["vin", "candidate", "kind"], ignore_index=True)
+
+
+#: The VINs of every feed, read by the neighbouring-VIN reach and carried to VIN-003.
+_VINS_BY_FEED = "vins_by_feed"
 
 
 def _vins_by_feed(ctx: RuleContext) -> pd.DataFrame:
