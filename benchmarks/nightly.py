@@ -53,8 +53,10 @@ from vehiclehub.store.schema import findings, intake_files
 from vehiclehub_samples import business_dates, generate_world
 from vehiclehub_samples.stream import BLOCK_VEHICLES, WrittenWorld, write_world
 
-TARGET_SECONDS = 180
-TARGET_RSS_GIB = 3.0
+#: The first night of 1M vehicles on a quiet 2-core machine: at most this wall time and
+#: peak memory of the whole process tree.
+TARGET_SECONDS = 150
+TARGET_RSS_GIB = 2.0
 #: A steady night's wall time at most this share of the first night's.
 TARGET_STEADY_SHARE = 0.25
 #: A steady night's growth of the store at most this (MB).
@@ -352,9 +354,9 @@ def print_targets(nights: list[tuple[date, int, Night, int, int]]) -> None:
         f"processes together; largest single process {first.process_gib:.2f} GiB)"
     )
     print(
-        f"targets (1M vehicles, 2 cores): first night < {TARGET_SECONDS} s "
-        f"[{'met' if first.wall < TARGET_SECONDS else 'MISSED'}], peak RSS < "
-        f"{TARGET_RSS_GIB} GiB [{'met' if first.peak_gib < TARGET_RSS_GIB else 'MISSED'}]"
+        f"targets (1M vehicles, 2 cores): first night <= {TARGET_SECONDS} s "
+        f"[{'met' if first.wall <= TARGET_SECONDS else 'MISSED'}], peak RSS <= "
+        f"{TARGET_RSS_GIB} GiB [{'met' if first.peak_gib <= TARGET_RSS_GIB else 'MISSED'}]"
     )
     for number, (day, _, night, _, growth) in enumerate(nights[1:], start=2):
         share = night.wall / first.wall
