@@ -172,3 +172,36 @@ def test_the_sql_from_a_store_stops_before_a_step_that_moves_data() -> None:
     later = upgrade_sql("postgresql+psycopg://hub@db/hub", start="0007")
     assert "ALTER TABLE police_events ALTER COLUMN event_id TYPE VARCHAR(64)" in later
     assert "Stopped before" not in later
+
+
+def _storage_parameters(url: str) -> dict[str, list[str]]:
+    """The storage parameters (``WITH (...)``) of the store's tables on PostgreSQL."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT relname, reloptions FROM pg_class WHERE relkind = 'r' "
+                "AND reloptions IS NOT NULL AND relnamespace = 'public'::regnamespace"
+            )
+        ).all()
+    engine.dispose()
+    return {name: sorted(options) for name, options in rows}
+
+
+def _defined_storage_parameters() -> dict[str, list[str]]:
+    return {
+        table.name: sorted(f"{k}={v}" for k, v in options.items())
+        for table in store_metadata().sorted_tables
+        if (options := table.dialect_options["postgresql"]["with"])
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("made", ["new", "migrated"])
+def test_a_store_on_postgresql_holds_the_tables_storage_parameters(pg_url: str, made: str) -> None:
+    if made == "new":
+        connect(pg_url).dispose()
+    else:
+        _migrate_from_empty(pg_url)
+    assert _defined_storage_parameters() == {"findings": ["fillfactor=50"]}
+    assert _storage_parameters(pg_url) == _defined_storage_parameters()
