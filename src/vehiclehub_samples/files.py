@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from vehiclehub.icd.manifest import Manifest
+from vehiclehub.icd.manifest import SCHEMA_VERSION, Manifest
 from vehiclehub.icd.names import FileName, manifest_name
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -115,6 +115,7 @@ def write_manifest(
         rows=rows,
         sha256=sha256,
         encoding=encoding,
+        schema_version=SCHEMA_VERSION,
         generated_at=datetime.combine(day + timedelta(days=1), datetime.min.time())
         .replace(hour=1, tzinfo=SHANGHAI)
         .isoformat(),

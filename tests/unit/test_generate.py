@@ -12,8 +12,9 @@ import pytest
 from tests.factories import read_whole
 
 from vehiclehub.contract import feed, feeds
+from vehiclehub.icd.manifest import ENCODINGS
 from vehiclehub.identifiers import is_resident_id, is_uscc
-from vehiclehub.intake.manifest import ENCODINGS, parse_manifest
+from vehiclehub.intake.manifest import parse_manifest
 from vehiclehub.intake.validate import check_header, validate_rows
 from vehiclehub.rules import RULES
 from vehiclehub.vin import check_digit, normalise_vins

@@ -84,6 +84,7 @@ def _job(tmp_path: Path, data: bytes, rows: int) -> FileJob:
         rows=rows,
         sha256=hashlib.sha256(data).hexdigest(),
         encoding="utf-8",
+        schema_version="1",
     )
     baseline = VolumeBaseline(0, reason="no history")
     return FileJob("tax", "refunds", manifest, writer.path, KEY, b"pseudonyms", baseline)

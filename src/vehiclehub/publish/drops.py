@@ -46,7 +46,7 @@ from vehiclehub.icd.drops import (
     REPORT_COLUMNS,
     check_drop,
 )
-from vehiclehub.icd.manifest import Manifest
+from vehiclehub.icd.manifest import SCHEMA_VERSION, Manifest
 from vehiclehub.icd.names import FileName, manifest_name
 from vehiclehub.review.cases import review_columns
 from vehiclehub.rules.runner import FINDING_FIELDS
@@ -270,6 +270,7 @@ def manifest_for(drop: Drop, sha256: str, timezone: str, seal: Seal, head: LogHe
         rows=len(drop.frame),
         sha256=sha256,
         encoding="utf-8",
+        schema_version=SCHEMA_VERSION,
         generated_at=datetime.now(ZoneInfo(timezone)).isoformat(timespec="seconds"),
         missing_evidence=sorted(seal.missing_evidence),
         log_head=head.as_json(),
