@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pandas as pd
 from pydantic import ValidationError
 
 from vehiclehub.errors import HubError
 from vehiclehub.icd.manifest import Manifest
 from vehiclehub.icd.names import BadFileName, FileName
+from vehiclehub.identifiers import mask_id_shaped
 
 
 class FileRejected(HubError):
@@ -32,8 +34,9 @@ _MAX_DEPTH = 32
 
 
 def _quoted(value: object) -> str:
-    """A manifest value as a rejection quotes it: its first 64 characters, repr-escaped."""
-    text = repr(value)
+    """A manifest value as a rejection quotes it: repr-escaped, masked where it holds
+    id-shaped characters (ICD §5), its first 64 characters (ICD §1)."""
+    text = str(mask_id_shaped(pd.Series([repr(value)])).iloc[0])
     return text if len(text) <= 64 else text[:64] + "…"
 
 

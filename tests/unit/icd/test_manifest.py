@@ -165,3 +165,13 @@ def test_a_writer_cannot_make_a_manifest_intake_would_reject() -> None:
     unversioned = {k: v for k, v in _manifest().dump().items() if k != "schema_version"}
     with pytest.raises(ValidationError, match="schema_version"):
         Manifest.model_validate(unversioned)
+
+
+def test_a_wrong_value_holding_a_resident_id_is_shown_masked() -> None:
+    with pytest.raises(FileRejected) as rejected:
+        _parsed(_sent(file="110101199003071234.csv"))
+    assert "'110101************.csv'" in str(rejected.value)
+    assert "1990" not in str(rejected.value)
+    with pytest.raises(FileRejected) as near:  # eight digits are a date, not an id
+        _parsed(_sent(business_date=20251103))
+    assert "20251103" in str(near.value)
