@@ -52,6 +52,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: Tests that run Airflow's own processes: on one worker, one after another (each starts
+#: a scheduler or task processes of its own, and two at once starve each other's
+#: heartbeats on a small machine), while the other workers share the rest.
+AIRFLOW_MARKERS = ("airflow", "airflow_live", "celery")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(name) for name in AIRFLOW_MARKERS):
+            item.add_marker(pytest.mark.xdist_group("airflow"))
+
+
 @pytest.fixture
 def hub_config(tmp_path: Path) -> Path:
     """A configuration file for a hub on SQLite with local agency folders."""
