@@ -306,17 +306,32 @@ _VINS_BY_FEED = "vins_by_feed"
 
 def _vins_by_feed(ctx: RuleContext) -> pd.DataFrame:
     """Each distinct VIN of each of the four feeds, as ``vin``, ``feed``."""
-    parts = []
+    by_feed: dict[str, list[np.ndarray]] = {}
     for source in VIN_COLUMNS:
-        table = source.evidence(ctx)
-        # Millions of rows: streamed as plain strings and made distinct here, a chunk at a
-        # time (SQLite answers DISTINCT over the evidence by walking the VIN index, slowly).
-        query = select(table.c[source.column]).execution_options(yield_per=_CHUNK)
-        result = ctx.conn.execute(query)
-        chunks = [pd.Series(part, dtype="str").unique() for part in result.scalars().partitions()]
-        vins = pd.Series(np.concatenate(chunks) if chunks else [], dtype="str").unique()
-        parts.append(pd.DataFrame({"vin": vins, "feed": source.source}))
-    return pd.concat(parts, ignore_index=True).drop_duplicates(ignore_index=True)
+        by_feed.setdefault(source.source, []).append(_distinct_vins(ctx, source))
+    parts = []
+    for feed, columns in by_feed.items():
+        # A trade-in claim's two VIN columns are one feed.
+        vins = columns[0] if len(columns) == 1 else pd.unique(np.concatenate(columns))
+        parts.append(pd.DataFrame({"vin": pd.Series(vins, dtype="str"), "feed": feed}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _distinct_vins(ctx: RuleContext, source: VinColumn) -> np.ndarray:
+    """The distinct VINs of one VIN column of a feed's evidence.
+
+    Made distinct by the store (a scan of a covering VIN index) and read off the driver's
+    cursor a chunk at a time as plain strings: millions of rows never become row objects.
+    """
+    table = source.evidence(ctx)
+    result = ctx.conn.execute(select(table.c[source.column]).distinct())
+    chunks = []
+    try:
+        while rows := result.cursor.fetchmany(_CHUNK):
+            chunks.append(np.array([vin for (vin,) in rows], dtype=object))
+    finally:
+        result.close()
+    return np.concatenate(chunks) if chunks else np.array([], dtype=object)
 
 
 def _records_of(ctx: RuleContext, wanted: np.ndarray) -> pd.DataFrame:

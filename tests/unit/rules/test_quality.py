@@ -24,9 +24,13 @@ def valid(draft: str) -> str:
 
 
 def swapped(vin: str, i: int) -> str:
-    """``vin`` with the characters at (0-based) ``i`` and ``i + 1`` swapped."""
-    assert vin[i] != vin[i + 1]
-    return vin[:i] + vin[i + 1] + vin[i] + vin[i + 2 :]
+    """``vin`` with two adjacent different characters swapped: those at (0-based) ``i``
+    and ``i + 1``, or where they are equal the next such pair (from the start past the
+    end): the random VINs of the factories may repeat a character."""
+    for j in [*range(i, 16), *range(i)]:
+        if vin[j] != vin[j + 1]:
+            return vin[:j] + vin[j + 1] + vin[j] + vin[j + 2 :]
+    raise AssertionError(f"{vin} has no two adjacent different characters")
 
 
 def substituted(vin: str, i: int, char: str) -> str:
