@@ -153,10 +153,9 @@ def _neighbouring_vins(night: Night) -> pd.Series:
     changed = pd.Series(night.ctx.conn.execute(night.changed("vin")).scalars().all(), dtype="str")
     if changed.empty:
         return changed
-    vins = _vins_by_feed(night.ctx)
-    night.ctx.carried[_VINS_BY_FEED] = vins  # VIN-003 reads them next
-    held = vins["vin"].drop_duplicates()
-    return near_vin_pairs(changed, held)["candidate"]
+    held = HeldVins.read(night.ctx)
+    night.ctx.carried[_HELD_VINS] = held  # VIN-003 reads them next
+    return near_vin_pairs(changed, held.distinct)["candidate"]
 
 
 #: A changed record reaches the records of the VINs one typo away from its VINs (VIN-003).
@@ -170,15 +169,16 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
     The candidates are shown for an operator to decide; nothing is linked, so the findings
     the typo causes elsewhere (EXP-001, LIC-001, ...) still fire.
     """
-    vins = ctx.carried.pop(_VINS_BY_FEED, None)
-    vins = _vins_by_feed(ctx) if vins is None else vins
-    alone = vins[vins.groupby("vin")["feed"].transform("size") == 1]
+    held = ctx.carried.pop(_HELD_VINS, None)
+    held = HeldVins.read(ctx) if held is None else held
+    alone = held.alone
     if ctx.scoped:
         alone = alone[alone["vin"].isin(ctx.conn.execute(ctx.in_scope()).scalars().all())]
     # Blocked near-match search (no all-pairs): lone VINs against every VIN held.
-    pairs = near_vin_pairs(alone["vin"], vins["vin"].drop_duplicates())
+    pairs = near_vin_pairs(alone["vin"], held.distinct)
+    candidates = held.by_feed[held.by_feed["vin"].isin(pairs["candidate"])]
     pairs = pairs.merge(alone, on="vin").merge(
-        vins.rename(columns={"vin": "candidate", "feed": "candidate_feed"}), on="candidate"
+        candidates.rename(columns={"vin": "candidate", "feed": "candidate_feed"}), on="candidate"
     )
     pairs = pairs[pairs["feed"] != pairs["candidate_feed"]]
     records = _records_of(ctx, pd.concat([pairs["vin"], pairs["candidate"]]).unique())
@@ -301,7 +301,29 @@ def near_vin_pairs(left: pd.Series, right: pd.Series) -> pd.DataFrame:
 
 
 #: The VINs of every feed, read by the neighbouring-VIN reach and carried to VIN-003.
-_VINS_BY_FEED = "vins_by_feed"
+_HELD_VINS = "held_vins"
+
+
+@dataclass(frozen=True)
+class HeldVins:
+    """The VINs the store holds, as the neighbouring-VIN reach and VIN-003 read them."""
+
+    #: Each distinct VIN of each feed, as ``vin``, ``feed`` (:func:`_vins_by_feed`).
+    by_feed: pd.DataFrame
+    #: Each VIN once, whatever its feeds.
+    distinct: pd.Series
+    #: The rows of ``by_feed`` whose VIN is on that one feed only.
+    alone: pd.DataFrame
+
+    @classmethod
+    def read(cls, ctx: RuleContext) -> HeldVins:
+        """Read them from the store; the VINs are hashed once for both views."""
+        by_feed = _vins_by_feed(ctx)
+        codes, distinct = pd.factorize(by_feed["vin"])  # a missing VIN is -1
+        # Feeds per VIN, a missing VIN's counted in slot 0.
+        feeds = np.bincount(codes + 1, minlength=len(distinct) + 1)
+        alone = (codes >= 0) & (feeds[codes + 1] == 1)
+        return cls(by_feed, pd.Series(distinct, dtype="str"), by_feed[alone])
 
 
 def _vins_by_feed(ctx: RuleContext) -> pd.DataFrame:
