@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,6 @@ BRAND_COLUMN = {("commerce", "licences"): "brand", ("police", "events"): "brand"
 _CHUNK = 250_000  # VINs fetched at a time by VIN-003
 #: Per VIN position, an odd 64-bit multiplier: a VIN's key is the wrapping sum of its
 #: characters times these, so that masking or swapping characters updates it in O(1).
-_SORTED_QUERIES = 50_000  # more keys than this are bisected in sorted order
 _KEY_WEIGHTS = np.random.default_rng(3779).integers(1, 2**63, 17, dtype=np.uint64) | np.uint64(1)
 #: The check digit is mandatory for WMIs starting so (China, North America), advisory
 #: otherwise (ICD §2): foreign VINs failing it are no VIN-002.
@@ -155,7 +155,7 @@ def _neighbouring_vins(night: Night) -> pd.Series:
         return changed
     held = HeldVins.read(night.ctx)
     night.ctx.carried[_HELD_VINS] = held  # VIN-003 reads them next
-    return near_vin_pairs(changed, held.distinct)["candidate"]
+    return near_vin_pairs(changed, held.codes)["candidate"]
 
 
 #: A changed record reaches the records of the VINs one typo away from its VINs (VIN-003).
@@ -175,7 +175,7 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
     if ctx.scoped:
         alone = alone[alone["vin"].isin(ctx.conn.execute(ctx.in_scope()).scalars().all())]
     # Blocked near-match search (no all-pairs): lone VINs against every VIN held.
-    pairs = near_vin_pairs(alone["vin"], held.distinct)
+    pairs = near_vin_pairs(alone["vin"], held.codes)
     candidates = held.by_feed[held.by_feed["vin"].isin(pairs["candidate"])]
     pairs = pairs.merge(alone, on="vin").merge(
         candidates.rename(columns={"vin": "candidate", "feed": "candidate_feed"}), on="candidate"
@@ -208,22 +208,40 @@ def _keys(codes: np.ndarray) -> np.ndarray:
 
 
 def _equal_keys(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every (i, j) with ``left[i] == right[j]``: the smaller side sorted, the other bisected
-    into it (in its own sorted order when there are many: numpy bisects sorted keys from
-    where the previous one landed, far faster than at random)."""
+    """Every (i, j) with ``left[i] == right[j]``: the smaller side's distinct keys in a
+    hash table, each key of the other side looked up in it once."""
     if len(right) > len(left):
         j, i = _equal_keys(right, left)
         return i, j
-    order = np.argsort(right)
-    ranked = right[order]
-    queries = np.argsort(left) if len(left) > _SORTED_QUERIES else np.arange(len(left))
-    wanted = left[queries]
-    low = np.searchsorted(ranked, wanted, "left")
-    count = np.searchsorted(ranked, wanted, "right") - low
-    i = np.repeat(queries, count)
-    # The positions low .. low + count - 1 of each query, laid end to end.
-    starts = np.repeat(low - np.cumsum(count) + count, count)
-    return i, order[starts + np.arange(len(i))]
+    distinct, which = np.unique(right, return_inverse=True)
+    at = pd.Index(distinct).get_indexer(left)  # -1: no key of ``right``
+    i = np.flatnonzero(at >= 0)
+    at = at[i]
+    # The positions in ``right`` of key k: order[first[k] : first[k] + count[k]].
+    order = np.argsort(which, kind="stable")
+    count = np.bincount(which, minlength=len(distinct))
+    first = np.cumsum(count) - count
+    # Each looked-up key's positions, laid end to end.
+    n = count[at]
+    starts = np.repeat(first[at] - np.cumsum(n) + n, n)
+    return np.repeat(i, n), order[starts + np.arange(len(starts))]
+
+
+@dataclass(frozen=True)
+class VinCodes:
+    """Distinct legal VINs as the near-match search reads them: their characters' codes,
+    their keys and the codes as 64-bit words."""
+
+    vins: np.ndarray
+    codes: np.ndarray
+    keys: np.ndarray
+    words: np.ndarray
+
+    @classmethod
+    def of(cls, vins: pd.Series) -> VinCodes:
+        legal = _legal_unique(vins)
+        codes = char_matrix(pd.Series(legal), 17) if len(legal) else np.zeros((0, 17), np.uint8)
+        return cls(legal, codes, _keys(codes), _words(codes))
 
 
 def _words(codes: np.ndarray) -> np.ndarray:
@@ -246,24 +264,24 @@ def _same_but(left: np.ndarray, right: np.ndarray, *places: int) -> np.ndarray:
     return same
 
 
-def near_vin_pairs(left: pd.Series, right: pd.Series) -> pd.DataFrame:
+def near_vin_pairs(left: pd.Series | VinCodes, right: pd.Series | VinCodes) -> pd.DataFrame:
     """Pairs of a legal VIN of ``left`` and a distinct legal VIN of ``right`` one edit apart.
 
     An edit is one substituted character (``kind`` ``substitution``) or one swap of two
     adjacent different characters (``transposition``). Blocked, never all pairs: each VIN
     gets a 64-bit key (characters times position weights); a substitution at position i
     leaves the key minus that position's term unchanged, and a swap changes the key by a
-    known amount, so the candidates are found by equal keys (sorting and bisecting) and
-    then confirmed character by character (a key collision costs a comparison, never a
-    wrong pair). Returns columns ``vin``, ``candidate``, ``kind``, sorted.
+    known amount, so the candidates are found by equal keys (looked up in a hash table)
+    and then confirmed character by character (a key collision costs a comparison, never
+    a wrong pair). Either side may come prepared (:class:`VinCodes`), for a side searched
+    more than once. Returns columns ``vin``, ``candidate``, ``kind``, sorted.
     """
-    lv, rv = _legal_unique(left), _legal_unique(right)
-    if len(lv) == 0 or len(rv) == 0:
+    lhs = left if isinstance(left, VinCodes) else VinCodes.of(left)
+    rhs = right if isinstance(right, VinCodes) else VinCodes.of(right)
+    if len(lhs.vins) == 0 or len(rhs.vins) == 0:
         return pd.DataFrame({"vin": [], "candidate": [], "kind": []}, dtype="str")
-    lc = char_matrix(pd.Series(lv), 17)
-    rc = char_matrix(pd.Series(rv), 17)
-    lk, rk = _keys(lc), _keys(rc)
-    lwords, rwords = _words(lc), _words(rc)
+    lv, lc, lk, lwords = lhs.vins, lhs.codes, lhs.keys, lhs.words
+    rv, rc, rk, rwords = rhs.vins, rhs.codes, rhs.keys, rhs.words
     found: list[tuple[np.ndarray, np.ndarray, str]] = []
     for i in range(17):
         weight = _KEY_WEIGHTS[i]
@@ -324,6 +342,11 @@ class HeldVins:
         feeds = np.bincount(codes + 1, minlength=len(distinct) + 1)
         alone = (codes >= 0) & (feeds[codes + 1] == 1)
         return cls(by_feed, pd.Series(distinct, dtype="str"), by_feed[alone])
+
+    @cached_property
+    def codes(self) -> VinCodes:
+        """The distinct VINs prepared for the near-match search, once for both searches."""
+        return VinCodes.of(self.distinct)
 
 
 def _vins_by_feed(ctx: RuleContext) -> pd.DataFrame:

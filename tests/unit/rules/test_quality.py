@@ -9,7 +9,7 @@ from tests.factories import Vehicle
 
 from vehiclehub.config import Settings
 from vehiclehub.rules.history import finding_identity
-from vehiclehub.rules.quality import near_vin_pairs
+from vehiclehub.rules.quality import VinCodes, near_vin_pairs
 from vehiclehub.vin import check_digit
 from vehiclehub_samples.identifiers import make_vin
 
@@ -306,6 +306,22 @@ def test_near_vin_pairs_finds_every_single_edit_and_nothing_else() -> None:
         ("LSVAA0000A0000001", "LSVAA0000A0000002", "substitution"),
         ("LSVAA0000A0000001", "LSVAA0000A0000010", "transposition"),
     }
+
+
+def test_near_vin_pairs_from_a_prepared_side_are_the_same() -> None:
+    """A side searched twice (the VINs held, by the reach and by VIN-003) is prepared once;
+    VINs alike but for one place meet the same candidate through one masked key."""
+    rng = random.Random(17)
+    held = [make_vin(rng) for _ in range(40)]
+    alike = [substituted(held[0], 16, c) for c in "ABC" if held[0][16] != c]
+    left = pd.Series([*held[:10], *alike])
+    right = pd.Series([*held, *(substituted(v, 3, "Z" if v[3] != "Z" else "Y") for v in held)])
+    got = near_vin_pairs(left, VinCodes.of(right))
+    assert got.equals(near_vin_pairs(left, right))
+    assert set(got.itertuples(index=False, name=None)) == _near_pairs_by_comparing_every_pair(
+        list(left), list(right)
+    )
+    assert set(got.loc[got["vin"].isin(alike), "candidate"]) >= {held[0]}
 
 
 def test_near_vin_pairs_of_nothing() -> None:
