@@ -51,6 +51,7 @@ from vehiclehub.publish.drops import (
     build_drops,
     deliver_pending,
     log_delivery,
+    open_findings,
     pending_deliveries,
     register_deliveries,
     write_logged_drop,
@@ -290,7 +291,8 @@ def publish(settings: Settings, day: date) -> PublishResult:
     key = hub_signing_key(settings)
     with timed_stage(settings, "publish"), _store(settings) as engine:
         with engine.connect() as conn:
-            drops = build_drops(conn, day, settings.rules)
+            found = open_findings(conn, day)  # the drops and the workbook list them
+            drops = build_drops(conn, day, settings.rules, found)
             seal = Seal(missing_evidence(feed_completeness(conn, settings, day)), key)
         counts = {d.name: len(d.frame) for d in drops}
         written = [
@@ -303,7 +305,7 @@ def publish(settings: Settings, day: date) -> PublishResult:
         for agency, status in delivered.items():
             if not status.startswith("delivered"):
                 record_delivery_failure(settings, agency)
-        report = write_report(engine, settings, day, delivered)
+        report = write_report(engine, settings, day, delivered, found)
         with engine.connect() as conn:
             head = log_head(conn)
     # Last, each on a line of its own: where an operator looks next.

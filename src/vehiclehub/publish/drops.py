@@ -49,6 +49,7 @@ from vehiclehub.icd.drops import (
 from vehiclehub.icd.manifest import SCHEMA_VERSION, Manifest
 from vehiclehub.icd.names import FileName, manifest_name
 from vehiclehub.review.cases import review_columns
+from vehiclehub.rules.base import read_frame
 from vehiclehub.rules.runner import FINDING_FIELDS
 from vehiclehub.rules.subsidy import export_subsidy
 from vehiclehub.signing import HubKey, SignatureRejected, sign_manifest, verify_manifest
@@ -100,15 +101,18 @@ def holds_on(day: date) -> ColumnElement[bool]:
 
 
 def open_findings(conn: Connection, day: date) -> pd.DataFrame:
-    """Every finding that holds at the end of the run for ``day``, with its case ``id``
-    and ``first_seen``."""
+    """Every finding that holds at the end of the run for ``day``, by rule and record,
+    with its case ``id`` and ``first_seen`` (ISO text).
+
+    A publish reads them once: the findings drops and the run's workbook both list them.
+    """
     names = ["id", *FINDING_FIELDS, "first_seen"]
     query = (
         select(*(findings.c[c] for c in names))
         .where(holds_on(day))
         .order_by(findings.c.rule_id, findings.c.record_key)
     )
-    return columns_of(conn, query, names)
+    return read_frame(conn, query)
 
 
 def concerns(agency: str, found: pd.DataFrame) -> pd.Series:
@@ -212,14 +216,21 @@ def changed_verdicts(conn: Connection, report: str, day: date) -> pd.DataFrame:
     return verdict_rows(conn, query.order_by(current.c.record_key), report)
 
 
-def build_drops(conn: Connection, day: date, params: RuleParameters | None = None) -> list[Drop]:
+def build_drops(
+    conn: Connection,
+    day: date,
+    params: RuleParameters | None = None,
+    found: pd.DataFrame | None = None,
+) -> list[Drop]:
     """Every drop of the run for ``day``, for every agency.
 
     ``params`` are the rule parameters of the configuration (the subsidy's threshold and
-    amount); RULES.md's defaults when not given.
+    amount); RULES.md's defaults when not given. ``found`` are the findings holding at
+    the end of the run when the caller has read them already (:func:`open_findings`).
     """
+    found = open_findings(conn, day) if found is None else found
     # Dismissed findings left out, the others with their review columns (ICD §4).
-    found = review_columns(conn, day, open_findings(conn, day))
+    found = review_columns(conn, day, found)
     drops = []
     for agency in AGENCIES:
         for report in AGENCY_REPORTS[agency]:

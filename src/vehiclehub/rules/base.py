@@ -246,30 +246,35 @@ class RuleContext:
         )
 
     def frame(self, query: Select[Any] | CompoundSelect[Any]) -> pd.DataFrame:
-        """Run a query; dates come back as ISO text, nulls as NA.
-
-        Rows are read straight from the driver's cursor a batch at a time and turned
-        into columns as they come, so a large result never exists as row objects:
-        text columns go to the compact string dtype batch by batch.
-        """
-        result = self.conn.execute(query)
-        names = list(result.keys())
-        processors = _processors(query, self.conn.dialect)
-        parts: list[list[_Part]] = [[] for _ in names]
-        cursor = result.cursor
-        try:
-            while rows := cursor.fetchmany(FETCH_BATCH):
-                for i, values in enumerate(zip(*rows, strict=True)):
-                    parts[i].append(_part(values, processors[i]))
-                del rows
-        finally:
-            result.close()
-        frame = pd.DataFrame({i: _column(column) for i, column in enumerate(parts)})
-        frame.columns = pd.Index(names)
-        return frame
+        """Run a query; dates come back as ISO text, nulls as NA (:func:`read_frame`)."""
+        return read_frame(self.conn, query)
 
 
-#: Rows fetched from the driver at a time by :meth:`RuleContext.frame`.
+def read_frame(conn: Connection, query: Select[Any] | CompoundSelect[Any]) -> pd.DataFrame:
+    """Run a query; dates come back as ISO text, nulls as NA.
+
+    Rows are read straight from the driver's cursor a batch at a time and turned
+    into columns as they come, so a large result never exists as row objects:
+    text columns go to the compact string dtype batch by batch.
+    """
+    result = conn.execute(query)
+    names = list(result.keys())
+    processors = _processors(query, conn.dialect)
+    parts: list[list[_Part]] = [[] for _ in names]
+    cursor = result.cursor
+    try:
+        while rows := cursor.fetchmany(FETCH_BATCH):
+            for i, values in enumerate(zip(*rows, strict=True)):
+                parts[i].append(_part(values, processors[i]))
+            del rows
+    finally:
+        result.close()
+    frame = pd.DataFrame({i: _column(column) for i, column in enumerate(parts)})
+    frame.columns = pd.Index(names)
+    return frame
+
+
+#: Rows fetched from the driver at a time by :func:`read_frame`.
 FETCH_BATCH = 100_000
 
 _NOT_PROCESSED = (Date, DateTime, String, Integer)

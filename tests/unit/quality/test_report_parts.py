@@ -18,6 +18,7 @@ from tests.factories import loaded_file
 from vehiclehub import xlsx
 from vehiclehub.config import Settings
 from vehiclehub.icd.drops import EXPORT_VERIFICATION_COLUMNS
+from vehiclehub.publish.drops import open_findings
 from vehiclehub.publish.report import workbook
 from vehiclehub.publish.report.charts import (
     _nice_top,
@@ -257,6 +258,45 @@ def test_a_section_longer_than_its_limit_says_what_it_leaves_out(
     assert ["police", 0, 0, 5, 0] in [r[:5] for r in summary]  # all five counted
     note = next(r[0] for r in summary if str(r[0]).startswith("findings lists its first 3 of 5"))
     assert "findings drop lists every one of its own" in note
+
+
+def test_the_findings_sheet_lists_the_findings_the_publish_read(
+    settings: Settings, tmp_path: Path
+) -> None:
+    engine = connect(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(findings),
+            [
+                {
+                    "identity": f"i{n}",
+                    "rule_id": "EXP-001",
+                    "severity": "error",
+                    "vin": None,
+                    "agency": "police",
+                    "record_key": f"E{n}",
+                    "related": "",
+                    "detail": "no export",
+                    "first_seen": first_seen,
+                    "last_seen": D,
+                }
+                for n, first_seen in enumerate((date(2025, 11, 1), D))
+            ],
+        )
+    read, given, fewer = tmp_path / "read.xlsx", tmp_path / "given.xlsx", tmp_path / "fewer.xlsx"
+    with engine.connect() as conn:
+        found = open_findings(conn, D)
+        write_workbook(conn, D, read, {})
+        write_workbook(conn, D, given, {}, found=found)
+        write_workbook(conn, D, fewer, {}, found=found.iloc[:1])
+    sheet = _rows(given, "findings")
+    assert sheet == _rows(read, "findings")
+    assert [(r[3], r[6], r[7]) for r in sheet[1:]] == [
+        ("E0", datetime(2025, 11, 1), "still open"),
+        ("E1", datetime(2025, 11, 3), "new"),
+    ]
+    # Near miss: a finding the publish did not read is not listed.
+    assert [r[3] for r in _rows(fewer, "findings")[1:]] == ["E0"]
 
 
 def test_workbook_text_is_escaped_for_xml_and_excel(settings: Settings, tmp_path: Path) -> None:

@@ -67,8 +67,18 @@ _ENV = Environment(
 )
 
 
-def write_report(engine: Engine, settings: Settings, day: date, delivered: dict[str, str]) -> Path:
-    """Render the day's report, its Data Docs and its workbook; return the report's path."""
+def write_report(
+    engine: Engine,
+    settings: Settings,
+    day: date,
+    delivered: dict[str, str],
+    found: pd.DataFrame | None = None,
+) -> Path:
+    """Render the day's report, its Data Docs and its workbook; return the report's path.
+
+    ``found`` are the findings holding at the end of the run when the publish has read
+    them already for the drops (:func:`~vehiclehub.publish.drops.open_findings`).
+    """
     from vehiclehub.quality.datadocs import build_run_docs
 
     folder = settings.reports_dir / day.isoformat()
@@ -87,7 +97,7 @@ def write_report(engine: Engine, settings: Settings, day: date, delivered: dict[
     with engine.connect() as conn:
         tree = gather(conn, settings, day, pages)
         truncated = write_workbook(
-            conn, day, workbook_path, tree.feeds_by_agency, tree.verdict_counts
+            conn, day, workbook_path, tree.feeds_by_agency, tree.verdict_counts, found
         )
     drops_dir = settings.drops_dir / day.isoformat()
     html_text = _ENV.get_template("report.html").render(

@@ -33,12 +33,12 @@ from vehiclehub.publish.drops import (
     columns_of,
     concerns,
     drop_name,
-    holds_on,
+    open_findings,
     rejections_query,
     verdict_rows,
 )
 from vehiclehub.publish.report.model import FeedRow
-from vehiclehub.store.schema import findings, verdict_history
+from vehiclehub.store.schema import verdict_history
 from vehiclehub.store.verdicts import verdict_holds_on
 from vehiclehub.workfiles import written_whole
 from vehiclehub.xlsx import HEADER, TITLE, Sheet, package_parts
@@ -80,18 +80,13 @@ def _count(conn: Connection, query: Any) -> int:
     return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar() or 0)
 
 
-def run_findings(conn: Connection, day: date) -> pd.DataFrame:
-    """Every finding holding at the end of the run, by rule and record, new or still open."""
+def run_findings(found: pd.DataFrame, day: date) -> pd.DataFrame:
+    """Every finding holding at the end of the run, by rule and record, new or still open;
+    ``found`` are those findings as the drops read them (:func:`open_findings`)."""
     names = ["agency", *FINDINGS_SHEET_COLUMNS[:-1]]
-    query = (
-        select(*(findings.c[c] for c in names))
-        .where(holds_on(day))
-        .order_by(findings.c.rule_id, findings.c.record_key)
-    )
-    found = columns_of(conn, query, names)
     new = found["first_seen"].astype("string").eq(day.isoformat())
-    found["status"] = new.map({True: "new", False: "still open"}).astype("string")
-    return found
+    status = new.map({True: "new", False: "still open"}).astype("string")
+    return found[names].assign(status=status)
 
 
 def findings_section(found: pd.DataFrame, day: date) -> Section:
@@ -247,18 +242,21 @@ def write_workbook(
     target: Path,
     feeds: Mapping[str, Sequence[FeedRow]],
     counted: Mapping[str, Mapping[str, int]] | None = None,
+    found: pd.DataFrame | None = None,
 ) -> list[str]:
     """Write the run's workbook; ``feeds`` are the report's per-agency feed rows
     (:attr:`~vehiclehub.publish.report.model.ReportData.feeds_by_agency`).
 
-    ``counted`` are the day's records per verification report and verdict when the
-    caller has them already (:func:`verdict_counts`). Returns the sheets that list
-    fewer rows than there are.
+    ``counted`` are the day's records per verification report and verdict
+    (:func:`verdict_counts`), ``found`` the findings holding at the end of the run
+    (:func:`open_findings`), each when the caller has them already. Returns the sheets
+    that list fewer rows than there are.
     """
     counted = verdict_counts(conn, day) if counted is None else counted
+    found = open_findings(conn, day) if found is None else found
     sections = [
         feeds_section(feeds),
-        findings_section(run_findings(conn, day), day),
+        findings_section(run_findings(found, day), day),
         rejections_section(conn, day),
         *verdict_sections(conn, day, counted),
     ]
