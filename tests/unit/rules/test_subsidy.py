@@ -106,3 +106,23 @@ def test_export_subsidy_defaults_and_empty_store(settings: Settings) -> None:
             "amount_cny",
         ]
     empty.dispose()
+
+
+def test_a_vehicle_two_deregistrations_verify_counts_once(tmp_path: Path, store_url: str) -> None:
+    settings = load_settings(write_config(tmp_path, store_url))
+    world = World()
+    twice = world.vehicle()["vehicle"]
+    # A second export deregistration after the item left verifies it again.
+    world.event(twice, "deregister", "2025-10-25", dereg_reason="export", decl_no=twice.decl_no)
+    # Near miss: both export deregistrations dated before the item left verify nothing.
+    early = Vehicle(uscc=twice.uscc)
+    world.vehicle(early, dereg={"event_date": "2025-10-01"})
+    world.event(early, "deregister", "2025-10-02", dereg_reason="export", decl_no=early.decl_no)
+    world.load(settings)
+    engine = connect(settings.database_url)
+    with engine.connect() as conn:
+        rows = export_subsidy(conn, D, RuleParameters())
+    engine.dispose()
+    assert rows[["uscc", "year", "vehicles"]].to_dict("records") == [
+        {"uscc": twice.uscc, "year": 2025, "vehicles": 1}
+    ]
