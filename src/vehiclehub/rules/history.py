@@ -123,7 +123,9 @@ def record_findings(
         )
     conn.execute(
         update(findings)
-        .where(held)
+        # By identity (IN, not EXISTS): the findings found again are looked up through
+        # their unique identity, not every finding held scanned for them.
+        .where(findings.c.identity.in_(select(staging.c.identity)))
         .values(
             last_seen=day,
             resolved_on=None,

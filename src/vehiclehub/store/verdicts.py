@@ -188,7 +188,9 @@ def _rewrite(
     bulk_insert(conn, stage, changes)
     conn.exec_driver_sql("CREATE INDEX ix_stage_verdicts_key ON stage_verdicts (record_key)")
     h = verdict_history
-    ours = and_(h.c.report == report, exists().where(stage.c.record_key == h.c.record_key))
+    # Named by key (IN, not EXISTS): each changed record's rows are looked up through the
+    # primary key, not the report's whole history scanned for them.
+    ours = and_(h.c.report == report, h.c.record_key.in_(select(stage.c.record_key)))
     if later is not None:
         # What held on ``day`` and went on past the next run keeps holding from then.
         conn.execute(
@@ -217,7 +219,7 @@ def _rewrite(
     )
     conn.execute(
         update(h)
-        .where(h.c.report == report, h.c.valid_to == day, same_as_new)
+        .where(ours, h.c.valid_to == day, same_as_new)
         .values(valid_to=literal(later, Date))
     )
     extended = exists().where(
