@@ -186,6 +186,28 @@ class Night:
     peak_gib: float  # peak RSS of its whole process tree
     status: int
     output: str  # what it printed: the run summary
+    #: The process tree's resident memory (KiB) sampled every 0.1 s: seconds since the
+    #: start, KiB.
+    samples: tuple[tuple[float, int], ...] = ()
+
+    def stage_peaks_gib(self) -> dict[str, float]:
+        """The tree's peak memory in each stage of the summary's ``took:`` line.
+
+        The stages are laid end to end back from the run's end (the start-up before
+        them is ``start-up``), so a stage's window is as exact as the sampling and the
+        few tenths of a second the run takes after its last stage."""
+        bounds: dict[str, tuple[float, float]] = {}
+        end = self.samples[-1][0] if self.samples else 0.0
+        for stage, seconds in reversed(stage_seconds(self.output).items()):
+            bounds[stage] = (end - seconds, end)
+            end -= seconds
+        bounds["start-up"] = (0.0, end)
+        peaks = {}
+        for stage, (start, stop) in sorted(bounds.items(), key=lambda b: b[1][0]):
+            inside = [kib for at, kib in self.samples if start <= at <= stop]
+            if inside:
+                peaks[stage] = max(inside) / 2**20
+        return peaks
 
 
 def run_hub(config: Path, day: date, profile: Path | None, env: dict[str, str], log: Path) -> Night:
@@ -204,29 +226,34 @@ def run_hub(config: Path, day: date, profile: Path | None, env: dict[str, str], 
     started = time.perf_counter()
     with log.open("w") as sink:
         child = subprocess.Popen(command, env=env, stdout=sink)
-        tree_peak_kib, process_peaks = _sample_until_done(child)
+        samples, process_peaks = _sample_until_done(child)
     wall = time.perf_counter() - started
     largest_kib = max(process_peaks.values(), default=0)
+    tree_peak_kib = max((kib for _, kib in samples), default=0)
     return Night(
         wall,
         largest_kib / 2**20,
         max(tree_peak_kib, largest_kib) / 2**20,
         child.returncode,
         log.read_text(),
+        tuple(samples),
     )
 
 
-def _sample_until_done(child: subprocess.Popen[bytes]) -> tuple[int, dict[int, int]]:
-    """The peak resident memory of the child's process tree and of each of its processes
-    (KiB), sampled every 0.1 s until it exits."""
-    tree_peak_kib, process_peaks = 0, dict[int, int]()
+def _sample_until_done(
+    child: subprocess.Popen[bytes],
+) -> tuple[list[tuple[float, int]], dict[int, int]]:
+    """The resident memory of the child's process tree (seconds since the start, KiB),
+    sampled every 0.1 s until it exits, and the peak of each of its processes (KiB)."""
+    samples, process_peaks = list[tuple[float, int]](), dict[int, int]()
+    started = time.perf_counter()
     while child.poll() is None:
         total, peaks = _tree_memory_kib(child.pid)
-        tree_peak_kib = max(tree_peak_kib, total)
+        samples.append((time.perf_counter() - started, total))
         for pid, peak in peaks.items():
             process_peaks[pid] = max(process_peaks.get(pid, 0), peak)
         time.sleep(0.1)
-    return tree_peak_kib, process_peaks
+    return samples, process_peaks
 
 
 def stage_seconds(output: str) -> dict[str, float]:
@@ -250,9 +277,10 @@ def store_bytes(database_url: str) -> int:
 
 def night_line(number: int, day: date, rows: int, night: Night, size: int, growth: int) -> str:
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in stage_seconds(night.output).items())
+    stage_peaks = ", ".join(f"{k} {v:.2f}" for k, v in night.stage_peaks_gib().items())
     return (
         f"night {number} {day}: exit {night.status}, wall {night.wall:.1f} s ({stages}), "
-        f"rows in {rows:,}, peak RSS {night.peak_gib:.2f} GiB, "
+        f"rows in {rows:,}, peak RSS {night.peak_gib:.2f} GiB ({stage_peaks}), "
         f"store {size / 1e6:,.1f} MB (+{growth / 1e6:,.1f} MB)"
     )
 
