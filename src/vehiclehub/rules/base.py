@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 from typing import Any, Literal
 
 import pandas as pd
@@ -264,8 +265,8 @@ def read_frame(conn: Connection, query: Select[Any] | CompoundSelect[Any]) -> pd
     cursor = result.cursor
     try:
         while rows := cursor.fetchmany(FETCH_BATCH):
-            for i, values in enumerate(zip(*rows, strict=True)):
-                parts[i].append(_part(values, processors[i]))
+            for i, part in enumerate(parts):
+                part.append(_part(list(map(itemgetter(i), rows)), processors[i]))
             del rows
     finally:
         result.close()
@@ -304,19 +305,19 @@ class _Part:
     values: Any
 
 
-def _part(values: tuple[Any, ...], processor: Callable[[Any], Any] | None) -> _Part:
+def _part(values: list[Any], processor: Callable[[Any], Any] | None) -> _Part:
     if processor is not None:
-        values = tuple(processor(v) for v in values)
+        values = [processor(v) for v in values]
     kinds = set(map(type, values))
     kinds.discard(type(None))
     if not kinds:
         return _Part("null", len(values))
     if all(issubclass(k, date) for k in kinds):
-        values = tuple(None if v is None else v.isoformat() for v in values)
+        values = [None if v is None else v.isoformat() for v in values]
         kinds = {str}
     if kinds == {str}:
-        return _Part("text", pd.array(list(values), dtype="str"))
-    return _Part("other", list(values))
+        return _Part("text", pd.array(values, dtype="str"))
+    return _Part("other", values)
 
 
 def _column(parts: list[_Part]) -> pd.Series:

@@ -42,7 +42,6 @@ EXPORTER_COLUMN = {
     ("customs", "declarations"): "uscc",
 }
 BRAND_COLUMN = {("commerce", "licences"): "brand", ("police", "events"): "brand"}
-_CHUNK = 250_000  # VINs fetched at a time by VIN-003
 #: Per VIN position, an odd 64-bit multiplier: a VIN's key is the wrapping sum of its
 #: characters times these, so that masking or swapping characters updates it in O(1).
 _KEY_WEIGHTS = np.random.default_rng(3779).integers(1, 2**63, 17, dtype=np.uint64) | np.uint64(1)
@@ -337,10 +336,10 @@ class HeldVins:
     def read(cls, ctx: RuleContext) -> HeldVins:
         """Read them from the store; the VINs are hashed once for both views."""
         by_feed = _vins_by_feed(ctx)
-        codes, distinct = pd.factorize(by_feed["vin"])  # a missing VIN is -1
+        which, distinct = pd.factorize(by_feed["vin"])  # a missing VIN is -1
         # Feeds per VIN, a missing VIN's counted in slot 0.
-        feeds = np.bincount(codes + 1, minlength=len(distinct) + 1)
-        alone = (codes >= 0) & (feeds[codes + 1] == 1)
+        feeds = np.bincount(which + 1, minlength=len(distinct) + 1)
+        alone = (which >= 0) & (feeds[which + 1] == 1)
         return cls(by_feed, pd.Series(distinct, dtype="str"), by_feed[alone])
 
     @cached_property
@@ -351,32 +350,18 @@ class HeldVins:
 
 def _vins_by_feed(ctx: RuleContext) -> pd.DataFrame:
     """Each distinct VIN of each of the four feeds, as ``vin``, ``feed``."""
-    by_feed: dict[str, list[np.ndarray]] = {}
+    by_feed: dict[str, list[pd.Series]] = {}
     for source in VIN_COLUMNS:
-        by_feed.setdefault(source.source, []).append(_distinct_vins(ctx, source))
+        table = source.evidence(ctx)
+        # Made distinct by the store, over its covering VIN index.
+        query = select(table.c[source.column].label("vin")).distinct()
+        by_feed.setdefault(source.source, []).append(ctx.frame(query)["vin"])
     parts = []
     for feed, columns in by_feed.items():
         # A trade-in claim's two VIN columns are one feed.
-        vins = columns[0] if len(columns) == 1 else pd.unique(np.concatenate(columns))
-        parts.append(pd.DataFrame({"vin": pd.Series(vins, dtype="str"), "feed": feed}))
+        vins = columns[0] if len(columns) == 1 else pd.concat(columns).drop_duplicates()
+        parts.append(pd.DataFrame({"vin": vins.reset_index(drop=True), "feed": feed}))
     return pd.concat(parts, ignore_index=True)
-
-
-def _distinct_vins(ctx: RuleContext, source: VinColumn) -> np.ndarray:
-    """The distinct VINs of one VIN column of a feed's evidence.
-
-    Made distinct by the store (a scan of a covering VIN index) and read off the driver's
-    cursor a chunk at a time as plain strings: millions of rows never become row objects.
-    """
-    table = source.evidence(ctx)
-    result = ctx.conn.execute(select(table.c[source.column]).distinct())
-    chunks = []
-    try:
-        while rows := result.cursor.fetchmany(_CHUNK):
-            chunks.append(np.array([vin for (vin,) in rows], dtype=object))
-    finally:
-        result.close()
-    return np.concatenate(chunks) if chunks else np.array([], dtype=object)
 
 
 def _records_of(ctx: RuleContext, wanted: np.ndarray) -> pd.DataFrame:
