@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, Engine, insert
 from tests.factories import loaded_file
 
 from vehiclehub import xlsx
@@ -95,6 +95,28 @@ def _police_verdict(event_id: str, verdict: str, decl_no: str = "530420250040970
 
 def _store_police_verdicts(conn: Connection, rows: list[dict]) -> None:
     store_verdicts(conn, D, "export_verification", pd.DataFrame(rows), EXPORT_VERIFICATION_COLUMNS)
+
+
+def _open_exp001_findings(engine: Engine, first_seen: list[date]) -> None:
+    """EXP-001 findings on the police events E0, E1, ..., first seen on the dates given,
+    all seen on ``D``."""
+    rows = [
+        {
+            "identity": f"i{n}",
+            "rule_id": "EXP-001",
+            "severity": "error",
+            "vin": None,
+            "agency": "police",
+            "record_key": f"E{n}",
+            "related": "",
+            "detail": "no export",
+            "first_seen": day,
+            "last_seen": D,
+        }
+        for n, day in enumerate(first_seen)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(findings), rows)
 
 
 def _rows(path: Path, sheet: str) -> list[list[Any]]:
@@ -229,25 +251,7 @@ def test_a_section_longer_than_its_limit_says_what_it_leaves_out(
     monkeypatch.setattr(workbook, "MAX_ROWS", 3)
     monkeypatch.setattr(xlsx, "CHUNK_ROWS", 2)
     engine = connect(settings.database_url)
-    with engine.begin() as conn:
-        conn.execute(
-            insert(findings),
-            [
-                {
-                    "identity": f"i{n}",
-                    "rule_id": "EXP-001",
-                    "severity": "error",
-                    "vin": None,
-                    "agency": "police",
-                    "record_key": f"E{n}",
-                    "related": "",
-                    "detail": "no export",
-                    "first_seen": D,
-                    "last_seen": D,
-                }
-                for n in range(5)
-            ],
-        )
+    _open_exp001_findings(engine, [D] * 5)
     target = tmp_path / "book.xlsx"
     with engine.connect() as conn:
         assert write_workbook(conn, D, target, {}) == ["findings"]
@@ -264,25 +268,7 @@ def test_the_findings_sheet_lists_the_findings_the_publish_read(
     settings: Settings, tmp_path: Path
 ) -> None:
     engine = connect(settings.database_url)
-    with engine.begin() as conn:
-        conn.execute(
-            insert(findings),
-            [
-                {
-                    "identity": f"i{n}",
-                    "rule_id": "EXP-001",
-                    "severity": "error",
-                    "vin": None,
-                    "agency": "police",
-                    "record_key": f"E{n}",
-                    "related": "",
-                    "detail": "no export",
-                    "first_seen": first_seen,
-                    "last_seen": D,
-                }
-                for n, first_seen in enumerate((date(2025, 11, 1), D))
-            ],
-        )
+    _open_exp001_findings(engine, [date(2025, 11, 1), D])
     read, given, fewer = tmp_path / "read.xlsx", tmp_path / "given.xlsx", tmp_path / "fewer.xlsx"
     with engine.connect() as conn:
         found = open_findings(conn, D)
