@@ -3,8 +3,9 @@
 :func:`prepare_file` reads an archived file in chunks and yields each chunk's
 records ready for the store, then the file's verdict: its rejection rows and its
 quality gate. What needs the whole file is gathered as the chunks go by: the row
-count, the keys seen (a key repeated across chunks is caught) and the few columns
-the quality gate reads. The file is never held whole.
+count, the keys seen (a key repeated across chunks is caught) and the quality gate's
+frame, each chunk reduced at once to the few typed columns the gate reads. The file is
+never held whole.
 
 It runs in a worker process (:class:`Preparer`) while the intake's own process
 loads the previous chunk into the store — the store has one writer, and the two
@@ -46,7 +47,7 @@ from vehiclehub.intake.validate import (
     rejection_rows,
     validate_rows,
 )
-from vehiclehub.quality.frame import source_columns
+from vehiclehub.quality.frame import QualityFrame
 from vehiclehub.quality.gate import FileQuality, judge_file
 from vehiclehub.quality.history import VolumeBaseline
 from vehiclehub.quality.suites import suite
@@ -96,10 +97,9 @@ class _FileRows:
     """What is gathered of a file while its chunks go by, for the whole-file checks."""
 
     spec: FeedSpec
-    gate_columns: list[str]
+    gate: QualityFrame
     rows: int = 0
     problems: list[pd.DataFrame] = field(default_factory=list)
-    gate_rows: list[pd.DataFrame] = field(default_factory=list)
     first_keys: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
     first_hashes: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.uint64))
     first_lines: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
@@ -183,7 +183,7 @@ def _prepare_chunk(
         seen.problems.append(_malformed_rejections(chunk.malformed))
     bad_index = pd.Index(problems["line"].astype("int64") - 2).unique()
     records = prepare_records(spec, chunk.frame.drop(index=bad_index), pseudonym_key)
-    seen.gate_rows.append(records[seen.gate_columns])
+    seen.gate.add(records)
     return records[~seen.repeated_keys(records)]
 
 
@@ -215,8 +215,7 @@ def prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
 def _prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
     spec = feed(job.agency, job.feed)
     manifest = job.manifest
-    suite_spec = suite(spec.agency, spec.feed)
-    seen = _FileRows(spec, [*source_columns(spec, suite_spec.columns), "line"])
+    seen = _FileRows(spec, QualityFrame(spec, suite(spec.agency, spec.feed).columns))
     for chunk in read_chunks(read_archive(job.archive_path, job.archive_key), manifest.codec):
         if not seen.rows:
             check_header(spec, list(chunk.frame.columns))
@@ -233,23 +232,14 @@ def _prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
         if seen.problems
         else pd.DataFrame(columns=REJECTION_COLUMNS)
     )
-    gate_rows, seen.gate_rows = seen.gate_rows, []
+    gate = seen.gate
     del seen  # the keys seen are of no more use: their memory goes to the gate
-    # The quality gate sees the file's valid rows, repeated keys still in. It gets the
-    # only reference to them, and drops them once its frame is built.
-    quality = judge_file(
-        spec, manifest.business_date, manifest.rows, _concat(gate_rows), job.baseline
-    )
+    # The quality gate sees the file's valid rows, repeated keys still in.
+    quality = judge_file(spec, manifest.business_date, gate.build(rows), job.baseline)
+    del gate
     # Arrow keeps freed blocks for reuse; the next file may be a small one.
     pa.default_memory_pool().release_unused()
     yield Finished(rows, problems, quality)
-
-
-def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """One frame of ``parts``, emptying the list as it goes."""
-    frame = pd.concat(parts)
-    parts.clear()
-    return frame
 
 
 # --------------------------------------------------------------------------------------

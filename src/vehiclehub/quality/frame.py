@@ -12,6 +12,10 @@ frame at all, so neither validation results nor Data Docs can show one. What is
 costly for GX on a million rows is computed here, set-based, and handed over as a
 derived column (:data:`DERIVED`): the key as one 64-bit fingerprint, the VIN flags,
 and a few per-feed measures.
+
+A file is read chunk by chunk, and so is its frame built (:class:`QualityFrame`): each
+chunk's records are reduced at once to the frame's typed columns, a few bytes a row, so
+that what waits for the gate is the frame, not the file's records.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from vehiclehub.contract import FeedSpec
 
@@ -34,16 +39,24 @@ Derivation = Callable[[FeedSpec, pd.DataFrame], pd.Series]
 DERIVED: dict[tuple[str, str], dict[str, Derivation]] = {}
 #: (agency, feed) -> derived column name -> the record columns it is computed from.
 SOURCES: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
+#: (agency, feed) -> derived columns whose value for a row depends on the file's other rows.
+WHOLE_FILE: dict[tuple[str, str], set[str]] = {}
 
 
 def derived(
-    agency: str, feed: str, name: str, sources: tuple[str, ...]
+    agency: str, feed: str, name: str, sources: tuple[str, ...], *, whole_file: bool = False
 ) -> Callable[[Derivation], Derivation]:
-    """Register a derived column of one feed's quality frame, computed from ``sources``."""
+    """Register a derived column of one feed's quality frame, computed from ``sources``.
+
+    ``whole_file``: a row's value depends on the file's other rows (a count over the
+    file), so it is computed once every chunk is read, from its sources kept till then.
+    """
 
     def register(function: Derivation) -> Derivation:
         DERIVED.setdefault((agency, feed), {})[name] = function
         SOURCES.setdefault((agency, feed), {})[name] = sources
+        if whole_file:
+            WHOLE_FILE.setdefault((agency, feed), set()).add(name)
         return function
 
     return register
@@ -68,24 +81,6 @@ def _generic(spec: FeedSpec) -> dict[str, Derivation]:
 
 def derivations(spec: FeedSpec) -> dict[str, Derivation]:
     return {**_generic(spec), **DERIVED.get((spec.agency, spec.feed), {})}
-
-
-def source_columns(spec: FeedSpec, columns: set[str]) -> list[str]:
-    """The prepared record columns the quality frame's ``columns`` are computed from.
-
-    A file's records need not be kept whole until its gate runs: these columns of
-    them are enough for :func:`quality_frame`.
-    """
-    sources = {
-        "record_key": tuple(spec.key),
-        **{f: (f,) for v in spec.vin_columns for f in (f"{v}_check_ok", f"{v}_substituted")},
-        **SOURCES.get((spec.agency, spec.feed), {}),
-    }
-    needed: set[str] = set()
-    for name in columns - {"passed_schema"}:
-        needed.update(sources.get(name, (name,)))
-    order = [c for c in (*(c.name for c in spec.columns), *(sorted(sources))) if c in needed]
-    return list(dict.fromkeys([*order, *sorted(needed - set(order))]))
 
 
 def available_columns(spec: FeedSpec) -> set[str]:
@@ -135,19 +130,82 @@ def quality_frame(
     ``records`` are the file's rows that passed the schema, prepared for the store
     (pseudonymised, VINs normalised), indexed by row position, repeated keys included.
     """
-    index = pd.RangeIndex(rows)
-    built = derivations(spec)
+    frame = QualityFrame(spec, columns)
+    frame.add(records)
+    return frame.build(rows)
+
+
+class QualityFrame:
+    """A file's quality frame of ``columns``, built as its chunks are read.
+
+    :meth:`add` takes each chunk's records (those that passed the schema, prepared for
+    the store, indexed by row position, repeated keys included) and keeps only their
+    typed frame columns; :meth:`build` gives the frame of the whole file. Derived columns
+    that count over the file (:data:`WHOLE_FILE`) keep their sources, as categories,
+    until then.
+    """
+
+    def __init__(self, spec: FeedSpec, columns: set[str]) -> None:
+        self.spec = spec
+        self.columns = sorted(columns - {"passed_schema"})
+        self._built = derivations(spec)
+        contract = {c.name for c in spec.columns}
+        unknown = [n for n in self.columns if n not in self._built and n not in contract]
+        if unknown:
+            raise KeyError(f"{spec.table}: no column {unknown[0]!r} in the quality frame")
+        whole = WHOLE_FILE.get((spec.agency, spec.feed), set())
+        self._whole = [n for n in self.columns if n in whole]
+        sources = SOURCES.get((spec.agency, spec.feed), {})
+        self._kept = sorted({s for n in self._whole for s in sources[n]})
+        self._parts: list[pd.DataFrame] = []
+        self._sources: list[pd.DataFrame] = []
+
+    def add(self, records: pd.DataFrame) -> None:
+        """Reduce one chunk's records to their frame columns and keep those."""
+        part = pd.DataFrame(index=records.index)
+        for name in self.columns:
+            if name not in self._whole:
+                part[name] = self._column(name, records)
+        self._parts.append(part)
+        if self._kept:
+            self._sources.append(
+                pd.DataFrame({c: _category(records[c]) for c in self._kept}, index=records.index)
+            )
+
+    def _column(self, name: str, records: pd.DataFrame) -> pd.Series:
+        if name in self._built:
+            return self._built[name](self.spec, records)
+        return _typed(self.spec, name, records[name])
+
+    def build(self, rows: int) -> pd.DataFrame:
+        """The frame of a file of ``rows`` data rows; the chunks kept are let go."""
+        if not self._parts:
+            raise ValueError("a quality frame is built from at least one chunk")
+        kept = _united(self._parts)
+        sources = _united(self._sources) if self._kept else kept
+        index = pd.RangeIndex(rows)
+        frame = pd.DataFrame(index=index)
+        frame["passed_schema"] = index.isin(kept.index)
+        for name in self.columns:
+            if name in self._whole:
+                values = self._built[name](self.spec, sources)
+            else:
+                values = kept.pop(name)
+            frame[name] = values.reindex(index)
+        return frame
+
+
+def _united(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One frame of ``parts``, emptying the list; the parts' categories are united."""
+    index = parts[0].index.append([p.index for p in parts[1:]])
     frame = pd.DataFrame(index=index)
-    frame["passed_schema"] = index.isin(records.index)
-    contract = {c.name for c in spec.columns}
-    for name in sorted(columns - {"passed_schema"}):
-        if name in built:
-            values = built[name](spec, records)
-        elif name in contract:
-            values = _typed(spec, name, records[name])
+    for name in list(parts[0].columns):
+        pieces = [p.pop(name) for p in parts]
+        if all(isinstance(p.dtype, pd.CategoricalDtype) for p in pieces):
+            frame[name] = pd.Series(union_categoricals(pieces), index=index)
         else:
-            raise KeyError(f"{spec.table}: no column {name!r} in the quality frame")
-        frame[name] = values.reindex(index)
+            frame[name] = pd.concat(pieces).set_axis(index)
+    parts.clear()
     return frame
 
 
@@ -162,11 +220,13 @@ def _goods_name_marked_used(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     return records["goods_name"].str.startswith("旧").astype("boolean")
 
 
-@derived("commerce", "licences", "vehicles_per_licence_hs", ("licence_no", "hs_code", "vin"))
+@derived(
+    "commerce", "licences", "vehicles_per_licence_hs", ("licence_no", "hs_code"), whole_file=True
+)
 def _vehicles_per_licence_hs(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     """Rows of the file on the same licence and HS code (at most 20 vehicles, ICD §3)."""
-    sizes = records.groupby(["licence_no", "hs_code"], sort=False)["vin"].transform("size")
-    return sizes.astype("float64")
+    groups = records.groupby(["licence_no", "hs_code"], sort=False, observed=True)
+    return groups["licence_no"].transform("size").astype("float64")
 
 
 @derived("commerce", "enterprises", "filing_days", ("valid_from", "valid_to"))

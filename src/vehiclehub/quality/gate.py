@@ -27,7 +27,6 @@ from sqlalchemy import Connection, insert
 
 from vehiclehub.contract import FeedSpec
 from vehiclehub.quality import runtime
-from vehiclehub.quality.frame import quality_frame
 from vehiclehub.quality.history import VolumeBaseline
 from vehiclehub.quality.suites import ExpectationSpec, SuiteSpec, suite
 from vehiclehub.store.schema import expectation_results, quality_validations
@@ -235,22 +234,12 @@ def run_suite(
 
 
 def judge_file(
-    spec: FeedSpec,
-    business_date: date,
-    rows: int,
-    records: pd.DataFrame,
-    baseline: VolumeBaseline,
+    spec: FeedSpec, business_date: date, frame: pd.DataFrame, baseline: VolumeBaseline
 ) -> FileQuality:
-    """Run the feed's suite on a file that passed the schema check, against ``baseline``.
-
-    ``records`` are its valid rows as prepared for the store (pseudonymised, repeated
-    keys still in), indexed by row position, with at least the columns the suite's
-    quality frame is computed from; the file has ``rows`` rows (its manifest's count)
-    and is of ``business_date``.
+    """Run the feed's suite on the quality frame of a file of ``business_date`` that passed
+    the schema check (:class:`vehiclehub.quality.frame.QualityFrame`), against ``baseline``.
     """
     suite_spec = suite(spec.agency, spec.feed)
-    frame = quality_frame(spec, records, rows, suite_spec.columns)
-    del records  # the caller may have handed over its only reference: GX needs the memory
     return run_suite(spec, suite_spec, frame, _parameters(business_date, baseline), baseline)
 
 

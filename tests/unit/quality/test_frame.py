@@ -7,7 +7,7 @@ from tests.factories import Vehicle
 
 from vehiclehub.contract import feed
 from vehiclehub.intake.prepare import prepare_records
-from vehiclehub.quality.frame import available_columns, quality_frame
+from vehiclehub.quality.frame import QualityFrame, available_columns, quality_frame
 from vehiclehub.quality.suites import suite
 
 KEY = b"k" * 16
@@ -67,3 +67,31 @@ def test_vehicles_per_licence_and_hs_code_are_counted_set_based() -> None:
     spec = feed("commerce", "licences")
     frame = quality_frame(spec, records, 3, {"vehicles_per_licence_hs"})
     assert frame["vehicles_per_licence_hs"].tolist() == [2.0, 2.0, 1.0]
+
+
+def test_a_frame_built_chunk_by_chunk_is_the_frame_of_the_whole_file() -> None:
+    """Chunks with their own code lists and a licence spread over two chunks."""
+    a, b, c, d = Vehicle(), Vehicle(), Vehicle(), Vehicle()
+    rows = [
+        a.licence(),
+        b.licence(licence_no=a.licence_no),
+        c.licence(record_status="corrected"),
+        # The same licence on another HS code: a group of its own.
+        d.licence(licence_no=a.licence_no, hs_code="8703239000"),
+        c.licence(),
+    ]
+    spec = feed("commerce", "licences")
+    columns = suite("commerce", "licences").columns
+    records = _records("commerce", "licences", rows, index=[0, 1, 3, 4, 6])
+    whole = quality_frame(spec, records, 7, columns)
+
+    chunked = QualityFrame(spec, columns)
+    for part in (records.loc[[0]], records.loc[[1, 3]], records.iloc[:0], records.loc[[4, 6]]):
+        chunked.add(part)
+    frame = chunked.build(7)
+
+    pd.testing.assert_frame_equal(frame, whole)
+    assert frame["passed_schema"].tolist() == [True, True, False, True, True, False, True]
+    assert isinstance(frame["record_status"].dtype, pd.CategoricalDtype)
+    # Licence a on its HS code twice, on another once; licence c twice (chunks 2 and 4).
+    assert frame["vehicles_per_licence_hs"].fillna(0).tolist() == [2, 2, 0, 2, 1, 0, 2]
