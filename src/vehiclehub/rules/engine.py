@@ -31,7 +31,13 @@ from vehiclehub.rules.scope import (
     why_in_full,
     widen_scope,
 )
-from vehiclehub.rules.verdicts import VERDICT_READS, police_verdicts, tax_verdicts, verdicts_holding
+from vehiclehub.rules.verdicts import (
+    VERDICT_READS,
+    VERDICT_RULE_FRAMES,
+    police_verdicts,
+    tax_verdicts,
+    verdicts_holding,
+)
 from vehiclehub.store.db import take_write_lock
 from vehiclehub.store.lease import renew_within
 from vehiclehub.store.schema import findings
@@ -86,7 +92,9 @@ def reconcile(
     # Committed before the rules run: they read the scope on connections of their own.
     with engine.begin() as conn:
         ctx = RuleContext(conn, day, params, calendar, scoped=scoped, carried=carried)
-        evaluation, read = evaluate_with_reads(ctx, sorted(RULES), worker_count(), VERDICT_READS)
+        evaluation, read = evaluate_with_reads(
+            ctx, sorted(RULES), worker_count(), VERDICT_READS, keep_raw=VERDICT_RULE_FRAMES
+        )
         # Written from here: on SQLite the store's write lock is taken now, not held over
         # the evaluation's reads (the lease's renewals and the desk write meanwhile).
         take_write_lock(conn)

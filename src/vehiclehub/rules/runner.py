@@ -4,10 +4,11 @@ more connections of the store."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import TypeVar, cast
 
 import pandas as pd
 from sqlalchemy import Connection
@@ -35,8 +36,18 @@ NOT_EVALUATED_FIELDS = [column.name for column in records_not_evaluated.columns]
 @dataclass
 class Evaluation:
     findings: pd.DataFrame  # FINDING_FIELDS, one row per finding
-    raw: dict[str, pd.DataFrame]  # each rule's own findings frame, extra columns included
+    #: Each rule's own findings frame, extra columns included (of the rules asked for).
+    raw: dict[str, pd.DataFrame]
     not_evaluated: pd.DataFrame  # NOT_EVALUATED_FIELDS, one row per record and rule
+
+
+@dataclass
+class _RuleOutcome:
+    """One rule's findings, gathered; what it declared not evaluated; its own frame if kept."""
+
+    findings: pd.DataFrame
+    declared: pd.DataFrame
+    raw: pd.DataFrame | None
 
 
 def _split(rule_id: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -98,6 +109,20 @@ SLOW_FIRST = ("VIN-003", "POL-003", "LIC-006", "TRD-005")
 MAX_WORKERS = 2
 
 Job = Callable[[RuleContext], pd.DataFrame]
+#: What a job of a run gives: a rule's outcome, or a further read's frame.
+_Result = _RuleOutcome | pd.DataFrame
+T = TypeVar("T")
+
+
+def _rule_job(rule_id: str, keep_raw: bool) -> Callable[[RuleContext], _RuleOutcome]:
+    """Evaluate a rule and gather its findings at once: its own frame, often many times
+    the size of its findings, is let go unless ``keep_raw``."""
+
+    def run(ctx: RuleContext) -> _RuleOutcome:
+        found, declared = _split(rule_id, RULES[rule_id].find(ctx))
+        return _RuleOutcome(_gather(rule_id, found), declared, found if keep_raw else None)
+
+    return run
 
 
 def evaluate(
@@ -120,32 +145,51 @@ def evaluate(
 
 
 def evaluate_with_reads(
-    ctx: RuleContext, rule_ids: list[str], workers: int, reads: dict[str, Job]
+    ctx: RuleContext,
+    rule_ids: list[str],
+    workers: int,
+    reads: dict[str, Job],
+    keep_raw: Collection[str] | None = None,
 ) -> tuple[Evaluation, dict[str, pd.DataFrame]]:
-    """:func:`evaluate`, with further ``reads`` of the store done alongside the rules."""
-    jobs: dict[str, Job] = {rule_id: RULES[rule_id].find for rule_id in rule_ids} | reads
-    done = _run_all(ctx, jobs, workers)
-    split = {rule_id: _split(rule_id, done[rule_id]) for rule_id in rule_ids}
-    raw = {rule_id: found for rule_id, (found, _) in split.items()}
-    gathered = [_gather(rule_id, frame) for rule_id, frame in raw.items()]
+    """:func:`evaluate`, with further ``reads`` of the store done alongside the rules.
+
+    ``keep_raw``: the rules whose own frames :attr:`Evaluation.raw` keeps (all by default).
+    """
+    jobs: dict[str, Callable[[RuleContext], _Result]] = {
+        rule_id: _rule_job(rule_id, keep_raw is None or rule_id in keep_raw) for rule_id in rule_ids
+    }
+    done = _run_all(ctx, {**jobs, **reads}, workers)
+    ruled = _taken(done, rule_ids, _RuleOutcome)
+    gathered = [o.findings for o in ruled]
     frame = pd.concat([g for g in gathered if not g.empty] or [gathered[0]], ignore_index=True)
     frame["vin"] = frame["vin"].astype(object).where(frame["vin"].notna(), None)
-    declared = [skipped for _, skipped in split.values() if not skipped.empty]
+    declared = [o.declared for o in ruled if not o.declared.empty]
     skipped = pd.concat(declared, ignore_index=True) if declared else _none_declared()
+    raw = {r: o.raw for r, o in zip(rule_ids, ruled, strict=True) if o.raw is not None}
     evaluation = Evaluation(
         frame.sort_values(["rule_id", "record_key"], ignore_index=True),
         raw,
         skipped.sort_values(["rule_id", "record_key"], ignore_index=True),
     )
-    return evaluation, {name: done[name] for name in reads}
+    return evaluation, dict(zip(reads, _taken(done, list(reads), pd.DataFrame), strict=True))
 
 
-def _run_all(ctx: RuleContext, jobs: dict[str, Job], workers: int) -> dict[str, pd.DataFrame]:
-    """Each job's frame; slow ones first, shared out among ``workers`` connections."""
+def _taken(done: dict[str, _Result], names: list[str], kind: type[T]) -> list[T]:
+    """The results of the jobs ``names``, of type ``kind``, taken out of ``done``."""
+    taken = [done.pop(name) for name in names]
+    if not all(isinstance(t, kind) for t in taken):
+        raise TypeError(f"a job's result is not a {kind.__name__}")
+    return cast(list[T], taken)
+
+
+def _run_all(
+    ctx: RuleContext, jobs: dict[str, Callable[[RuleContext], _Result]], workers: int
+) -> dict[str, _Result]:
+    """Each job's result; slow ones first, shared out among ``workers`` connections."""
     conn = ctx.conn
     queue = [j for j in SLOW_FIRST if j in jobs] + [j for j in jobs if j not in SLOW_FIRST]
     workers = min(workers, len(queue)) if _shareable(conn) else 1
-    done: dict[str, pd.DataFrame] = {}
+    done: dict[str, _Result] = {}
 
     def drain(ctx: RuleContext, advance: progress.Advance) -> None:
         # list.pop is atomic under the GIL: each job is taken by one worker only.

@@ -134,6 +134,9 @@ VERDICT_READS: dict[str, Job] = {
     "export_verification": deregistration_items,
     "refund_verification": refund_line_vins,
 }
+#: The rules whose own findings frames the verdicts read (``Evaluation.raw``): EXP-003's
+#: exports overdue for deregistration are the police report's ``overdue`` rows.
+VERDICT_RULE_FRAMES = ("EXP-003",)
 
 
 def verdicts_holding(conn: Connection, report: str, day: date) -> dict[str, int]:
