@@ -83,6 +83,11 @@ class StoreUnavailable(CannotStart):
 
 #: How long a statement on SQLite waits for another connection's write lock.
 BUSY_TIMEOUT_S = 600
+#: Each SQLite connection's page cache, in KiB. The operating system caches the store's
+#: file too: a connection's own cache need hold little more than the B-trees' upper
+#: levels. A night evaluates the rules on two connections at once; at 1M vehicles, caches
+#: of 256 MiB each made reconcile's peak 0.46 GiB higher for 4 % less CPU time.
+CACHE_KIB = 65_536
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -91,7 +96,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA temp_store=MEMORY")
-    cursor.execute("PRAGMA cache_size=-262144")
+    cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     cursor.close()
 
 

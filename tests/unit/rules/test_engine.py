@@ -9,11 +9,14 @@ from sqlalchemy import select
 from tests.factories import Vehicle
 
 from vehiclehub.config import RuleParameters, Settings
+from vehiclehub.rules import RULES, RuleContext
 from vehiclehub.rules.engine import reconcile
-from vehiclehub.rules.runner import evaluate
+from vehiclehub.rules.runner import evaluate, evaluate_with_reads
+from vehiclehub.rules.verdicts import VERDICT_READS, VERDICT_RULE_FRAMES
 from vehiclehub.store import connect
 from vehiclehub.store.schema import findings, verdict_history
 from vehiclehub.store.verdicts import verdict_holds_on
+from vehiclehub.workdays import package_calendar
 
 from .test_all_rules import every_rule_world
 from .world import D, World
@@ -30,6 +33,26 @@ def test_rules_on_two_connections_find_what_one_finds(settings: Settings) -> Non
     assert list(alone.raw) == list(shared.raw)
     for rule_id, frame in alone.raw.items():
         pd.testing.assert_frame_equal(frame, shared.raw[rule_id], obj=rule_id)
+
+
+def test_only_the_rule_frames_asked_for_are_kept_and_the_findings_are_the_same(
+    settings: Settings,
+) -> None:
+    every_rule_world().load(settings)
+    engine = connect(settings.database_url)
+    with engine.connect() as conn:
+        every = evaluate(conn, D, RuleParameters(), workers=2)
+        ctx = RuleContext(conn, D, RuleParameters(), package_calendar())
+        kept, read = evaluate_with_reads(
+            ctx, sorted(RULES), 2, VERDICT_READS, keep_raw=VERDICT_RULE_FRAMES
+        )
+    engine.dispose()
+    assert list(kept.raw) == ["EXP-003"]
+    assert not kept.raw["EXP-003"].empty
+    pd.testing.assert_frame_equal(kept.raw["EXP-003"], every.raw["EXP-003"])
+    pd.testing.assert_frame_equal(kept.findings, every.findings)
+    pd.testing.assert_frame_equal(kept.not_evaluated, every.not_evaluated)
+    assert sorted(read) == sorted(VERDICT_READS)
 
 
 def test_an_in_memory_store_is_evaluated_on_its_own_connection() -> None:

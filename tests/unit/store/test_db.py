@@ -1,5 +1,5 @@
-"""The store's indexes and text sizes: a store made by an earlier release is brought up to
-date by the upgrade."""
+"""The store: its connections' pragmas, its indexes and text sizes; a store made by an
+earlier release is brought up to date by the upgrade."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect
 
 from vehiclehub.store import connect
-from vehiclehub.store.db import upgrade
+from vehiclehub.store.db import CACHE_KIB, upgrade
 from vehiclehub.store.schema import VIN_LOOKUP_COLUMNS
 
 
@@ -65,3 +65,12 @@ def test_an_earlier_postgresql_store_gets_the_contracts_text_sizes(pg_url: str) 
         engine.dispose()
         assert sizes["brand"].length == 200  # type: ignore[attr-defined]
         assert sizes["event_id"].length == 64  # type: ignore[attr-defined]
+
+
+def test_every_sqlite_connection_has_the_hub_s_pragmas(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'hub.db'}")
+    with engine.connect() as first, engine.connect() as second:
+        for conn in (first, second):
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -CACHE_KIB
+    engine.dispose()
