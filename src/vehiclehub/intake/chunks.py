@@ -234,9 +234,9 @@ def _prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
     )
     gate = seen.gate
     del seen  # the keys seen are of no more use: their memory goes to the gate
-    # The quality gate sees the file's valid rows, repeated keys still in.
+    # The quality gate sees the file's valid rows, repeated keys still in; building its
+    # frame lets the chunks' parts go.
     quality = judge_file(spec, manifest.business_date, gate.build(rows), job.baseline)
-    del gate
     # Arrow keeps freed blocks for reuse; the next file may be a small one.
     pa.default_memory_pool().release_unused()
     yield Finished(rows, problems, quality)
