@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -172,14 +171,12 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
     held = HeldVins.read(ctx) if held is None else held
     alone = held.alone
     if ctx.scoped:
-        alone = alone[alone["vin"].isin(ctx.conn.execute(ctx.in_scope()).scalars().all())]
+        scope = ctx.conn.execute(ctx.in_scope()).scalars().all()
+        in_scope = _legal_unique(pd.Series(scope, dtype="str"))
+        alone = alone[np.isin(held.codes.labels[alone], in_scope)]
     # Blocked near-match search (no all-pairs): lone VINs against every VIN held.
-    pairs = near_vin_pairs(alone["vin"], held.codes)
-    candidates = held.by_feed[held.by_feed["vin"].isin(pairs["candidate"])]
-    pairs = pairs.merge(alone, on="vin").merge(
-        candidates.rename(columns={"vin": "candidate", "feed": "candidate_feed"}), on="candidate"
-    )
-    pairs = pairs[pairs["feed"] != pairs["candidate_feed"]]
+    lone, candidate, kind = near_vin_rows(held.codes.take(alone), held.codes)
+    pairs = held.across_feeds(alone[lone], candidate, kind)
     records = _records_of(ctx, pd.concat([pairs["vin"], pairs["candidate"]]).unique())
     theirs = records.rename(columns=lambda c: f"candidate_{c}" if c != "vin" else "candidate")
     found = pairs.merge(records, on=["vin", "feed"]).merge(
@@ -195,14 +192,23 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
 
 
 def _legal_unique(vins: pd.Series) -> np.ndarray:
-    """The distinct legal VINs (17 characters of the VIN alphabet) of a Series."""
+    """The distinct legal VINs (17 characters of the VIN alphabet) of a Series, as bytes."""
     distinct = pd.Series(vins.dropna().unique(), dtype="str")
-    return distinct[distinct.str.fullmatch(VIN_PATTERN)].to_numpy(dtype=str)
+    return _legal(distinct)
+
+
+def _legal(vins: pd.Series) -> np.ndarray:
+    """The legal VINs of a Series of text, in their order, as 17 bytes each."""
+    legal = vins.str.fullmatch(VIN_PATTERN).to_numpy(dtype=bool, na_value=False)
+    return vins[legal].to_numpy(dtype="S17")
 
 
 def _keys(codes: np.ndarray) -> np.ndarray:
-    """Each code row's key: the wrapping sum of character x position weight."""
-    keys: np.ndarray = (codes.astype(np.uint64) * _KEY_WEIGHTS).sum(axis=1, dtype=np.uint64)
+    """Each code row's key: the wrapping sum of character x position weight (position by
+    position: a temporary of 8 bytes a row, not 8 a character)."""
+    keys = np.zeros(len(codes), np.uint64)
+    for i, weight in enumerate(_KEY_WEIGHTS):
+        keys += codes[:, i] * weight
     return keys
 
 
@@ -228,26 +234,50 @@ def _equal_keys(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.nda
 
 @dataclass(frozen=True)
 class VinCodes:
-    """Distinct legal VINs as the near-match search reads them: their characters' codes,
-    their keys and the codes as 64-bit words."""
+    """Distinct legal VINs as the near-match search reads them: each VIN's character codes
+    zero-padded to 24 bytes (so that a row also reads as three 64-bit words, and as the VIN
+    itself), and its key. 32 bytes a VIN, and no Python string."""
 
-    vins: np.ndarray
-    codes: np.ndarray
+    chars: np.ndarray
     keys: np.ndarray
-    words: np.ndarray
 
     @classmethod
     def of(cls, vins: pd.Series) -> VinCodes:
-        legal = _legal_unique(vins)
-        codes = char_matrix(pd.Series(legal), 17) if len(legal) else np.zeros((0, 17), np.uint8)
-        return cls(legal, codes, _keys(codes), _words(codes))
+        """The distinct legal VINs of a Series; any other value is left out."""
+        return cls.of_legal(_legal_unique(vins))
 
+    @classmethod
+    def of_legal(cls, vins: np.ndarray) -> VinCodes:
+        """Legal VINs given as 17 bytes each (``S17``)."""
+        chars = np.zeros((len(vins), 24), np.uint8)
+        chars[:, :17] = vins.view(np.uint8).reshape(-1, 17)
+        return cls(chars, _keys(chars))
 
-def _words(codes: np.ndarray) -> np.ndarray:
-    """Code rows as three 64-bit words each (17 characters, zero-padded to 24)."""
-    padded = np.zeros((len(codes), 24), np.uint8)
-    padded[:, :17] = codes
-    return padded.view(np.uint64)
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """The characters' codes, a row of 17 per VIN (a view)."""
+        return self.chars[:, :17]
+
+    @property
+    def words(self) -> np.ndarray:
+        """The characters as three 64-bit words a VIN (a view)."""
+        return self.chars.view(np.uint64)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The VINs as bytes, for look-ups and comparisons (a view)."""
+        return self.chars.view("S24")[:, 0]
+
+    def take(self, rows: np.ndarray) -> VinCodes:
+        """The VINs of ``rows``, in that order."""
+        return VinCodes(self.chars[rows], self.keys[rows])
+
+    def vins(self, rows: np.ndarray) -> pd.Series:
+        """The VINs of ``rows`` as text: only for the few a search found."""
+        return pd.Series(self.labels[rows].astype("U17"), dtype="str")
 
 
 def _words_mask(*places: int) -> np.ndarray:
@@ -261,6 +291,49 @@ def _same_but(left: np.ndarray, right: np.ndarray, *places: int) -> np.ndarray:
     """Whether each pair of word rows agrees on every character but those at ``places``."""
     same: np.ndarray = (((left ^ right) & _words_mask(*places)) == 0).all(axis=1)
     return same
+
+
+#: The kinds of edit :func:`near_vin_rows` finds, by their number in its ``kind``.
+EDITS = ("substitution", "transposition")
+
+
+def near_vin_rows(lhs: VinCodes, rhs: VinCodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs of :func:`near_vin_pairs` as row numbers: of ``lhs``, of ``rhs``, and the
+    edit's number in :data:`EDITS`; in no particular order."""
+    if len(lhs) == 0 or len(rhs) == 0:
+        nothing = np.zeros(0, np.intp)
+        return nothing, nothing, np.zeros(0, np.uint8)
+    lc, lk, lwords = lhs.codes, lhs.keys, lhs.words
+    rc, rk, rwords = rhs.codes, rhs.keys, rhs.words
+    found: list[tuple[np.ndarray, np.ndarray, int]] = []
+    for i in range(17):
+        weight = _KEY_WEIGHTS[i]
+        li, ri = _equal_keys(lk - lc[:, i] * weight, rk - rc[:, i] * weight)
+        # Two VINs one substitution apart never share their whole key (odd weights): equal
+        # keys are a VIN met on both sides, dropped before the characters are compared.
+        other = lk[li] != rk[ri]
+        li, ri = li[other], ri[other]
+        keep = _same_but(lwords[li], rwords[ri], i) & (lc[li, i] != rc[ri, i])
+        found.append((li[keep], ri[keep], 0))
+    for i in range(16):
+        a, b = lc[:, i], lc[:, i + 1]
+        swappable = np.flatnonzero(a != b)
+        a64, b64 = a[swappable].astype(np.uint64), b[swappable].astype(np.uint64)
+        # The key with the two characters swapped: (b - a) x w_i + (a - b) x w_i+1 added.
+        swapped = lk[swappable] + (b64 - a64) * _KEY_WEIGHTS[i] + (a64 - b64) * _KEY_WEIGHTS[i + 1]
+        at, ri = _equal_keys(swapped, rk)
+        li = swappable[at]
+        keep = (
+            _same_but(lwords[li], rwords[ri], i, i + 1)
+            & (lc[li, i] == rc[ri, i + 1])
+            & (lc[li, i + 1] == rc[ri, i])
+        )
+        found.append((li[keep], ri[keep], 1))
+    return (
+        np.concatenate([li for li, _, _ in found]).astype(np.intp),
+        np.concatenate([ri for _, ri, _ in found]).astype(np.intp),
+        np.concatenate([np.full(len(li), k, np.uint8) for li, _, k in found]),
+    )
 
 
 def near_vin_pairs(left: pd.Series | VinCodes, right: pd.Series | VinCodes) -> pd.DataFrame:
@@ -277,41 +350,12 @@ def near_vin_pairs(left: pd.Series | VinCodes, right: pd.Series | VinCodes) -> p
     """
     lhs = left if isinstance(left, VinCodes) else VinCodes.of(left)
     rhs = right if isinstance(right, VinCodes) else VinCodes.of(right)
-    if len(lhs.vins) == 0 or len(rhs.vins) == 0:
-        return pd.DataFrame({"vin": [], "candidate": [], "kind": []}, dtype="str")
-    lv, lc, lk, lwords = lhs.vins, lhs.codes, lhs.keys, lhs.words
-    rv, rc, rk, rwords = rhs.vins, rhs.codes, rhs.keys, rhs.words
-    found: list[tuple[np.ndarray, np.ndarray, str]] = []
-    for i in range(17):
-        weight = _KEY_WEIGHTS[i]
-        li, ri = _equal_keys(lk - lc[:, i] * weight, rk - rc[:, i] * weight)
-        # Two VINs one substitution apart never share their whole key (odd weights): equal
-        # keys are a VIN met on both sides, dropped before the characters are compared.
-        other = lk[li] != rk[ri]
-        li, ri = li[other], ri[other]
-        keep = _same_but(lwords[li], rwords[ri], i) & (lc[li, i] != rc[ri, i])
-        found.append((li[keep], ri[keep], "substitution"))
-    for i in range(16):
-        a, b = lc[:, i], lc[:, i + 1]
-        swappable = np.flatnonzero(a != b)
-        a64, b64 = a[swappable].astype(np.uint64), b[swappable].astype(np.uint64)
-        # The key with the two characters swapped: (b - a) x w_i + (a - b) x w_i+1 added.
-        swapped = lk[swappable] + (b64 - a64) * _KEY_WEIGHTS[i] + (a64 - b64) * _KEY_WEIGHTS[i + 1]
-        at, ri = _equal_keys(swapped, rk)
-        li = swappable[at]
-        keep = (
-            _same_but(lwords[li], rwords[ri], i, i + 1)
-            & (lc[li, i] == rc[ri, i + 1])
-            & (lc[li, i + 1] == rc[ri, i])
-        )
-        found.append((li[keep], ri[keep], "transposition"))
+    li, ri, kind = near_vin_rows(lhs, rhs)
     pairs = pd.DataFrame(
         {
-            "vin": pd.Series(np.concatenate([lv[li] for li, _, _ in found]), dtype="str"),
-            "candidate": pd.Series(np.concatenate([rv[ri] for _, ri, _ in found]), dtype="str"),
-            "kind": pd.Series(
-                np.concatenate([np.full(len(li), k) for li, _, k in found]), dtype="str"
-            ),
+            "vin": lhs.vins(li),
+            "candidate": rhs.vins(ri),
+            "kind": pd.Series(np.array(EDITS)[kind], dtype="str"),
         }
     )
     return pairs.sort_values(["vin", "candidate", "kind"], ignore_index=True)
@@ -319,49 +363,102 @@ def near_vin_pairs(left: pd.Series | VinCodes, right: pd.Series | VinCodes) -> p
 
 #: The VINs of every feed, read by the neighbouring-VIN reach and carried to VIN-003.
 _HELD_VINS = "held_vins"
+#: The feeds as VIN-003 counts them (a trade-in claim's two VIN columns are one feed), in
+#: order: bit k of a VIN's feed mask (:class:`HeldVins`) is the k-th.
+VIN_FEEDS = tuple(dict.fromkeys(source.source for source in VIN_COLUMNS))
+#: VINs read from the store at a time: a chunk's VINs are Python strings only until it
+#: is reduced to bytes.
+HELD_CHUNK = 100_000
 
 
 @dataclass(frozen=True)
 class HeldVins:
-    """The VINs the store holds, as the neighbouring-VIN reach and VIN-003 read them."""
+    """The legal VINs the store holds, each once, as the neighbouring-VIN reach and VIN-003
+    read them: prepared for the near-match search, and with the feeds each is on.
 
-    #: Each distinct VIN of each feed, as ``vin``, ``feed`` (:func:`_vins_by_feed`).
-    by_feed: pd.DataFrame
-    #: Each VIN once, whatever its feeds.
-    distinct: pd.Series
-    #: The rows of ``by_feed`` whose VIN is on that one feed only.
-    alone: pd.DataFrame
+    Only two legal VINs can be one edit apart, so no other VIN is held: an illegal VIN is
+    never a candidate, and one alone on its feed never finds one.
+    """
+
+    codes: VinCodes
+    #: Per VIN (row of ``codes``), the feeds it is on: bit k set for ``VIN_FEEDS[k]``.
+    feeds: np.ndarray
 
     @classmethod
     def read(cls, ctx: RuleContext) -> HeldVins:
-        """Read them from the store; the VINs are hashed once for both views."""
-        by_feed = _vins_by_feed(ctx)
-        which, distinct = pd.factorize(by_feed["vin"])  # a missing VIN is -1
-        # Feeds per VIN, a missing VIN's counted in slot 0.
-        feeds = np.bincount(which + 1, minlength=len(distinct) + 1)
-        alone = (which >= 0) & (feeds[which + 1] == 1)
-        return cls(by_feed, pd.Series(distinct, dtype="str"), by_feed[alone])
+        """Read them from the store feed by feed (:func:`_legal_vins_on`), each feed's
+        merged into those of the feeds before (:func:`_merged`)."""
+        vins, feeds = np.zeros(0, "S17"), np.zeros(0, np.uint8)
+        for bit, feed in enumerate(VIN_FEEDS):
+            vins, feeds = _merged(vins, feeds, _legal_vins_on(ctx, feed), np.uint8(1 << bit))
+        return cls(VinCodes.of_legal(vins), feeds)
 
-    @cached_property
-    def codes(self) -> VinCodes:
-        """The distinct VINs prepared for the near-match search, once for both searches."""
-        return VinCodes.of(self.distinct)
+    @property
+    def alone(self) -> np.ndarray:
+        """The rows whose VIN is on one feed only."""
+        one_bit = (self.feeds & (self.feeds - 1)) == 0
+        return np.flatnonzero(one_bit & (self.feeds != 0))
+
+    def across_feeds(
+        self, lone: np.ndarray, candidate: np.ndarray, kind: np.ndarray
+    ) -> pd.DataFrame:
+        """Near pairs of a lone VIN (row ``lone``) and a candidate (row ``candidate``), one
+        row per feed of the candidate other than the lone VIN's, as ``vin``, ``candidate``,
+        ``kind``, ``feed`` and ``candidate_feed``; sorted by VIN, candidate and kind, then
+        in the order of :data:`VIN_FEEDS`."""
+        bits = np.uint8(1) << np.arange(len(VIN_FEEDS), dtype=np.uint8)
+        order = np.lexsort((kind, self.codes.labels[candidate], self.codes.labels[lone]))
+        lone, candidate, kind = lone[order], candidate[order], kind[order]
+        mine, theirs = self.feeds[lone], self.feeds[candidate]
+        # Per pair and feed: the candidate's there and the lone VIN is not.
+        across = ((theirs[:, None] & bits) != 0) & (mine[:, None] != bits)
+        pair, feed = np.nonzero(across)
+        names = np.array(VIN_FEEDS)
+        return pd.DataFrame(
+            {
+                "vin": self.codes.vins(lone[pair]),
+                "candidate": self.codes.vins(candidate[pair]),
+                "kind": pd.Series(np.array(EDITS)[kind[pair]], dtype="str"),
+                "feed": pd.Series(names[np.argmax(mine[pair, None] == bits, axis=1)], dtype="str"),
+                "candidate_feed": pd.Series(names[feed], dtype="str"),
+            }
+        )
 
 
-def _vins_by_feed(ctx: RuleContext) -> pd.DataFrame:
-    """Each distinct VIN of each of the four feeds, as ``vin``, ``feed``."""
-    by_feed: dict[str, list[pd.Series]] = {}
+def _legal_vins_on(ctx: RuleContext, feed: str) -> np.ndarray:
+    """The distinct legal VINs of one feed (a trade-in claim's two VIN columns are one), as
+    17 bytes each, sorted. Each column is made distinct by the store, over its VIN index,
+    and read a chunk at a time: only a chunk's VINs are ever Python strings."""
+    parts = [np.zeros(0, "S17")]
     for source in VIN_COLUMNS:
+        if source.source != feed:
+            continue
         table = source.evidence(ctx)
-        # Made distinct by the store, over its covering VIN index.
-        query = select(table.c[source.column].label("vin")).distinct()
-        by_feed.setdefault(source.source, []).append(ctx.frame(query)["vin"])
-    parts = []
-    for feed, columns in by_feed.items():
-        # A trade-in claim's two VIN columns are one feed.
-        vins = columns[0] if len(columns) == 1 else pd.concat(columns).drop_duplicates()
-        parts.append(pd.DataFrame({"vin": vins.reset_index(drop=True), "feed": feed}))
-    return pd.concat(parts, ignore_index=True)
+        query = select(table.c[source.column]).distinct()
+        # Streamed (a server-side cursor on PostgreSQL), a chunk at a time.
+        options = {"stream_results": True, "yield_per": HELD_CHUNK}
+        with ctx.conn.execute(query.execution_options(**options)) as result:
+            for rows in result.partitions():
+                parts.append(_legal(pd.Series([row[0] for row in rows], dtype="str")))
+                del rows
+    vins = np.sort(np.concatenate(parts))
+    first = np.ones(len(vins), bool)  # not a claim's VIN met again in its other column
+    first[1:] = vins[1:] != vins[:-1]
+    return vins[first]
+
+
+def _merged(
+    vins: np.ndarray, feeds: np.ndarray, more: np.ndarray, bit: np.uint8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct VINs and their feed masks, with the sorted distinct VINs ``more`` of
+    one more feed (``bit``) merged in: a VIN already there gains the bit, any other is
+    inserted in its place with that bit alone."""
+    at = np.searchsorted(vins, more)
+    known = at < len(vins)
+    known[known] = vins[at[known]] == more[known]
+    feeds[at[known]] |= bit
+    new = ~known
+    return np.insert(vins, at[new], more[new]), np.insert(feeds, at[new], bit)
 
 
 def _records_of(ctx: RuleContext, wanted: np.ndarray) -> pd.DataFrame:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pandas as pd
+from sqlalchemy import Engine
 from tests.factories import Vehicle
 
-from vehiclehub.config import Settings
+from vehiclehub.config import RuleParameters, Settings
+from vehiclehub.rules.base import RuleContext
 from vehiclehub.rules.history import finding_identity
-from vehiclehub.rules.quality import VinCodes, near_vin_pairs
-from vehiclehub.vin import check_digit
+from vehiclehub.rules.quality import VIN_FEEDS, HeldVins, VinCodes, near_vin_pairs
+from vehiclehub.vin import VIN_PATTERN, check_digit
 from vehiclehub_samples.identifiers import make_vin
 
-from .world import World, evaluation, findings
+from .test_reach import _event, _licence, _load
+from .world import D, World, evaluation, findings
 
 CHECKED = ["vin", "agency", "record_key", "related", "severity"]
 
@@ -327,3 +331,50 @@ def test_near_vin_pairs_from_a_prepared_side_are_the_same() -> None:
 def test_near_vin_pairs_of_nothing() -> None:
     assert near_vin_pairs(pd.Series([], dtype="str"), pd.Series(["LSVAA0000A0000000"])).empty
     assert near_vin_pairs(pd.Series(["NOT A VIN"]), pd.Series(["LSVAA0000A0000000"])).empty
+
+
+def test_held_vins_are_the_legal_ones_with_the_feeds_the_store_has_them_on(
+    engine: Engine,
+) -> None:
+    """The store counts each VIN's feeds: a claim's two VIN columns are one feed, a
+    cancelled record is on none. A legal VIN alone on its feed is held, an illegal one not."""
+    rng = random.Random(11)
+    pool = [make_vin(rng) for _ in range(8)]
+    lone_legal, lone_illegal = make_vin(rng), "LSVAU2180N200000I"  # I: no VIN character
+    both_columns, cancelled_only = make_vin(rng), make_vin(rng)
+    licences = [_licence(f"L{n}", rng.choice(pool), "X" * 18) for n in range(6)]
+    licences.append(_licence("L9", cancelled_only, "X" * 18, record_status="cancelled"))
+    claims = [
+        {"claim_no": f"C{n}", "old_vin": rng.choice(pool), "new_vin": rng.choice(pool)}
+        for n in range(6)
+    ]
+    claims.append({"claim_no": "C9", "old_vin": both_columns, "new_vin": both_columns})
+    events = [_event(f"E{n}", rng.choice(pool)) for n in range(6)]
+    events += [_event("E8", lone_legal), _event("E9", lone_illegal), _event("E10", "LSVAU21")]
+    items = [{"decl_no": "0" * 18, "item_no": n, "vin": rng.choice(pool)} for n in range(1, 6)]
+    _load(engine, "commerce", "licences", *licences)
+    _load(engine, "commerce", "tradein_claims", *claims)
+    _load(engine, "police", "events", *events)
+    _load(engine, "customs", "declarations", *items)
+    with engine.connect() as conn:
+        held = HeldVins.read(RuleContext(conn, D, RuleParameters()))
+
+    # The same, straightforwardly: every active record's VINs, each with its feed.
+    on = pd.DataFrame(
+        [(r["vin"], "commerce/licences") for r in licences if "record_status" not in r]
+        + [(r[c], "commerce/tradein_claims") for r in claims for c in ("old_vin", "new_vin")]
+        + [(r["vin"], "police/events") for r in events]
+        + [(r["vin"], "customs/declarations") for r in items],
+        columns=["vin", "feed"],
+    )
+    on = on[on["vin"].str.fullmatch(VIN_PATTERN)]
+    expected = on.groupby("vin")["feed"].agg(frozenset).to_dict()
+    got = {
+        vin: frozenset(f for k, f in enumerate(VIN_FEEDS) if mask >> k & 1)
+        for vin, mask in zip(held.codes.vins(np.arange(len(held.codes))), held.feeds, strict=True)
+    }
+    assert got == expected
+    alone = set(held.codes.vins(held.alone))
+    assert alone == {vin for vin, feeds in expected.items() if len(feeds) == 1}
+    assert {lone_legal, both_columns} <= alone
+    assert lone_illegal not in got and cancelled_only not in got
