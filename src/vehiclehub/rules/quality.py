@@ -7,7 +7,9 @@ claim carries two VINs; each is checked on its own, and the finding's VIN says w
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +49,7 @@ _KEY_WEIGHTS = np.random.default_rng(3779).integers(1, 2**63, 17, dtype=np.uint6
 #: The check digit is mandatory for WMIs starting so (China, North America), advisory
 #: otherwise (ICD §2): foreign VINs failing it are no VIN-002.
 MANDATORY_CHECK_WMI = ("L", "1", "2", "3", "4", "5")
+_LEGAL_VIN = re.compile(VIN_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -193,14 +196,12 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
 
 def _legal_unique(vins: pd.Series) -> np.ndarray:
     """The distinct legal VINs (17 characters of the VIN alphabet) of a Series, as bytes."""
-    distinct = pd.Series(vins.dropna().unique(), dtype="str")
-    return _legal(distinct)
+    return _legal(vins.dropna().unique())
 
 
-def _legal(vins: pd.Series) -> np.ndarray:
-    """The legal VINs of a Series of text, in their order, as 17 bytes each."""
-    legal = vins.str.fullmatch(VIN_PATTERN).to_numpy(dtype=bool, na_value=False)
-    return vins[legal].to_numpy(dtype="S17")
+def _legal(vins: Iterable[str | None]) -> np.ndarray:
+    """The legal VINs among ``vins``, in their order, as 17 bytes each."""
+    return np.array([v for v in vins if v is not None and _LEGAL_VIN.fullmatch(v)], "S17")
 
 
 def _keys(codes: np.ndarray) -> np.ndarray:
@@ -439,7 +440,7 @@ def _legal_vins_on(ctx: RuleContext, feed: str) -> np.ndarray:
         options = {"stream_results": True, "yield_per": HELD_CHUNK}
         with ctx.conn.execute(query.execution_options(**options)) as result:
             for rows in result.partitions():
-                parts.append(_legal(pd.Series([row[0] for row in rows], dtype="str")))
+                parts.append(_legal(row[0] for row in rows))
                 del rows
     vins = np.sort(np.concatenate(parts))
     first = np.ones(len(vins), bool)  # not a claim's VIN met again in its other column
