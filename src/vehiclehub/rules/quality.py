@@ -362,7 +362,8 @@ def near_vin_pairs(left: pd.Series | VinCodes, right: pd.Series | VinCodes) -> p
     return pairs.sort_values(["vin", "candidate", "kind"], ignore_index=True)
 
 
-#: The VINs of every feed, read by the neighbouring-VIN reach and carried to VIN-003.
+#: The legal VINs held (:class:`HeldVins`), read by the neighbouring-VIN reach and carried
+#: to VIN-003.
 _HELD_VINS = "held_vins"
 #: The feeds as VIN-003 counts them (a trade-in claim's two VIN columns are one feed), in
 #: order: bit k of a VIN's feed mask (:class:`HeldVins`) is the k-th.
