@@ -89,6 +89,12 @@ BUSY_TIMEOUT_S = 600
 #: of 256 MiB each made reconcile's peak 0.46 GiB higher for 4 % less CPU time.
 CACHE_KIB = 65_536
 
+#: Each PostgreSQL connection's settings. A cursor's query is planned for all its rows, not
+#: PostgreSQL's default first tenth (cursor_tuple_fraction 0.1): the hub reads every
+#: cursor it streams (``stream_results``) to the end. At 1M vehicles VIN-003's per-feed
+#: DISTINCT VINs were read in 9 s instead of 16.
+PG_OPTIONS = "-c cursor_tuple_fraction=1"
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -256,7 +262,9 @@ def connect(database_url: str, *, create: bool = True, made: bool = False) -> En
             engine = create_engine(database_url, connect_args={"timeout": BUSY_TIMEOUT_S})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(database_url, pool_pre_ping=True)
+            engine = create_engine(
+                database_url, pool_pre_ping=True, connect_args={"options": PG_OPTIONS}
+            )
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))

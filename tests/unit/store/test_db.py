@@ -74,3 +74,12 @@ def test_every_sqlite_connection_has_the_hub_s_pragmas(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -CACHE_KIB
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_every_postgresql_connection_plans_a_cursor_for_all_its_rows(pg_url: str) -> None:
+    engine = connect(pg_url)
+    with engine.connect() as first, engine.connect() as second:
+        for conn in (first, second):
+            assert conn.exec_driver_sql("SHOW cursor_tuple_fraction").scalar() == "1"
+    engine.dispose()
