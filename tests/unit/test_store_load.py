@@ -1,4 +1,4 @@
-"""Loading records: first loads without comparison, indexes built after a bulk load."""
+"""Loading records: first loads without comparison, indexes built after most of a bulk load."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from tests.factories import Vehicle
 
 from vehiclehub.contract import feed
 from vehiclehub.intake.prepare import prepare_records
-from vehiclehub.store import connect
-from vehiclehub.store.load import defer_indexes, holds_records, load_records, restore_indexes
+from vehiclehub.store import connect, load
+from vehiclehub.store.load import DeferredIndexes, holds_records, load_records
 from vehiclehub.store.schema import feed_table
 
 SPEC = feed("customs", "declarations")
@@ -39,21 +39,66 @@ def test_indexes_deferred_for_a_bulk_load_are_built_again(database_url: str) -> 
     wanted = {str(i.name) for i in feed_table("customs", "declarations").indexes}
     assert wanted and wanted <= _index_names(engine)
     with pytest.raises(RuntimeError), engine.begin() as conn:
-        defer_indexes(conn, SPEC)
+        DeferredIndexes.drop(conn, SPEC, rows=3)
         raise RuntimeError("the file is rejected")
     assert wanted <= _index_names(engine)  # the rollback keeps them
     with engine.begin() as conn:
-        deferred = defer_indexes(conn, SPEC)
+        deferred = DeferredIndexes.drop(conn, SPEC, rows=3)
         assert not wanted & {str(i["name"]) for i in inspect(conn).get_indexes(SPEC.table)}
         assert not holds_records(conn, SPEC)
         result = load_records(conn, SPEC, _records(3), compare=False)
-        restore_indexes(conn, deferred)
+        deferred.loaded(conn, 3)
     assert (result.loaded, result.ignored, len(result.conflicts)) == (3, 0, 0)
     assert wanted <= _index_names(engine)
     with engine.connect() as conn:
         assert holds_records(conn, SPEC)
         table = feed_table("customs", "declarations")
         assert conn.execute(select(func.count()).select_from(table)).scalar() == 3
+
+
+def test_sqlite_builds_the_deferred_indexes_before_the_last_tenth_of_the_rows(
+    database_url: str,
+) -> None:
+    engine = connect(database_url)
+    with engine.begin() as conn:
+        deferred = DeferredIndexes.drop(conn, SPEC, rows=1000)
+        deferred.loaded(conn, 899)
+        assert deferred.indexes  # not yet built
+        if engine.dialect.name == "sqlite":
+            deferred.loaded(conn, 900)
+            assert not deferred.indexes
+        else:  # PostgreSQL leaves room in an index it builds: built at the end
+            deferred.loaded(conn, 999)
+            assert deferred.indexes
+            deferred.build(conn)
+        assert {str(i.name) for i in feed_table("customs", "declarations").indexes} <= {
+            str(i["name"]) for i in inspect(conn).get_indexes(SPEC.table)
+        }
+
+
+def _next_night_pages(tmp_path: Path, rows_after_indexes: float) -> int:
+    """The pages a SQLite store grows by when 1 % new records follow a bulk first load."""
+    engine = connect(f"sqlite:///{tmp_path}/hub-{rows_after_indexes}.db")
+    history, chunk = _records(6000), 500
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(load, "SQLITE_ROWS_AFTER_INDEXES", rows_after_indexes)
+        with engine.begin() as conn:
+            deferred = DeferredIndexes.drop(conn, SPEC, rows=len(history))
+            for start in range(0, len(history), chunk):
+                load_records(conn, SPEC, history[start : start + chunk], compare=False)
+                deferred.loaded(conn, start + chunk)
+    with engine.connect() as conn:
+        before = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
+    with engine.begin() as conn:
+        load_records(conn, SPEC, _records(60).assign(file_id=2), compare=True)
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("PRAGMA page_count").scalar_one()) - before
+
+
+def test_a_first_load_leaves_room_in_sqlite_indexes_for_the_next_nights(tmp_path: Path) -> None:
+    with_room = _next_night_pages(tmp_path, load.SQLITE_ROWS_AFTER_INDEXES)
+    packed = _next_night_pages(tmp_path, 0.0)  # every index built after the whole load
+    assert with_room * 2 < packed, (with_room, packed)
 
 
 def test_a_second_load_counts_what_it_loaded_and_ignored(database_url: str) -> None:

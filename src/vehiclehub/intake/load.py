@@ -31,12 +31,11 @@ from vehiclehub.quality import record_quality
 from vehiclehub.quality.gate import log_quality, reads_as_utf8_warning
 from vehiclehub.quality.history import volume_baseline
 from vehiclehub.store.load import (
+    DeferredIndexes,
     bulk_insert,
-    defer_indexes,
     finish_load,
     holds_records,
     load_records,
-    restore_indexes,
 )
 from vehiclehub.store.schema import intake_files, rejections
 
@@ -132,8 +131,12 @@ def load_file(
     with _refusals_reject(manifest.file), engine.begin() as conn:
         file_id = insert_file(conn, {**base, "status": "loaded"})
         compare = holds_records(conn, spec)
-        # A big first load into an empty table builds its indexes afterwards.
-        deferred = defer_indexes(conn, spec) if not compare and manifest.rows >= BULK_ROWS else []
+        # A big first load into an empty table builds its indexes once most rows are in.
+        deferred = (
+            DeferredIndexes.drop(conn, spec, manifest.rows)
+            if not compare and manifest.rows >= BULK_ROWS
+            else None
+        )
         baseline = volume_baseline(
             conn, settings.quality, spec.agency, spec.feed, manifest.seq, run_date
         )
@@ -157,11 +160,14 @@ def load_file(
                     conn, spec, item.records.assign(file_id=file_id), compare=compare
                 )
                 loaded, ignored = loaded + result.loaded, ignored + result.ignored
+                if deferred is not None:
+                    deferred.loaded(conn, loaded)
                 if not result.conflicts.empty:
                     conflicts.append(_conflict_rejections(result.conflicts))
                 advance(len(item.records))
         assert verdict is not None
-        restore_indexes(conn, deferred)
+        if deferred is not None:
+            deferred.build(conn)
         quality = verdict.quality
         if found.reads_as_utf8:
             log.warning(
