@@ -101,8 +101,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
-    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    # Temporary tables and sorts are held in a cache of the same size and spill beyond
+    # it to a temporary file. Held in memory instead, building an index after a bulk load
+    # sorts the whole table in memory: at 1M vehicles the police events' VIN index took
+    # 0.41 GiB and 5.9 s to build, spilling 0.14 GiB and 4.2 s.
+    cursor.execute("PRAGMA temp_store=FILE")
+    cursor.execute(f"PRAGMA temp.cache_size=-{CACHE_KIB}")
     cursor.close()
 
 

@@ -73,6 +73,8 @@ def test_every_sqlite_connection_has_the_hub_s_pragmas(tmp_path: Path) -> None:
         for conn in (first, second):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -CACHE_KIB
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 1  # a file
+            assert conn.exec_driver_sql("PRAGMA temp.cache_size").scalar() == -CACHE_KIB
     engine.dispose()
 
 
