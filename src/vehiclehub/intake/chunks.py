@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from vehiclehub.contract import FeedSpec, feed
 from vehiclehub.crypto import read_archive
@@ -40,6 +39,7 @@ from vehiclehub.icd.manifest import Manifest
 from vehiclehub.intake.manifest import FileRejected
 from vehiclehub.intake.prepare import key_text, prepare_records
 from vehiclehub.intake.read import Chunk, read_chunks
+from vehiclehub.intake.seen_keys import SeenKeys
 from vehiclehub.intake.validate import (
     REJECTION_COLUMNS,
     check_header,
@@ -100,28 +100,14 @@ class _FileRows:
     gate: QualityFrame
     rows: int = 0
     problems: list[pd.DataFrame] = field(default_factory=list)
-    first_keys: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
-    first_hashes: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.uint64))
-    first_lines: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+    seen_keys: SeenKeys = field(default_factory=SeenKeys)
 
     def repeated_keys(self, records: pd.DataFrame) -> np.ndarray:
         """Rows repeating a key of an earlier row of the file, as a mask; adds rejections."""
-        keys = key_text(self.spec, records, sep="\x1f")
         lines = records["line"].to_numpy()
-        repeated = keys.duplicated(keep="first").to_numpy(copy=True)
-        # A 64-bit hash finds the few rows whose key may be an earlier chunk's; only
-        # those are compared exactly (a hash set of every key so far, per chunk, is not).
-        hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy()
-        maybe = pd.Series(hashes).isin(self.first_hashes).to_numpy() & ~repeated
-        if maybe.any():
-            earlier = pc.is_in(_arrow(keys[maybe]), value_set=self.first_keys)
-            repeated[maybe] = earlier.to_numpy(zero_copy_only=False)
-        self.first_keys = pa.concat_arrays([self.first_keys, _arrow(keys[~repeated])])
-        self.first_hashes = np.concatenate([self.first_hashes, hashes[~repeated]])
-        self.first_lines = np.concatenate([self.first_lines, lines[~repeated]])
+        first = self.seen_keys.first_lines(key_text(self.spec, records, sep="\x1f"), lines)
+        repeated: np.ndarray = first != lines
         if repeated.any():
-            at = pc.index_in(_arrow(keys[repeated]), value_set=self.first_keys)
-            first = self.first_lines[at.to_numpy(zero_copy_only=False)]
             self.problems.append(
                 rejection_rows(
                     self.spec,
@@ -131,16 +117,11 @@ class _FileRows:
                     (
                         f"key repeated in the same file (first on line {n}); "
                         "a file holds at most one row per key"
-                        for n in first
+                        for n in first[repeated]
                     ),
                 )
             )
         return repeated
-
-
-def _arrow(values: pd.Series) -> pa.Array:
-    array = pa.array(values, type=pa.string())
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def _malformed_rejections(malformed: pd.DataFrame) -> pd.DataFrame:
