@@ -1,4 +1,4 @@
-"""The keys of a file's rows read so far, to catch a key the file repeats (ICD §4).
+"""The keys of a file's rows read so far, to catch a key the file repeats (ICD §1).
 
 A file holds at most one row per key: a later row with the key of an earlier one is
 rejected, naming the line of the first. A file is read in chunks of ~120k rows and
@@ -7,6 +7,8 @@ the chunk, not to the file read so far, and the keys must be held compactly.
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -40,8 +42,8 @@ class SeenKeys:
     different keys that share a hash are never taken for one. Exact keys were chosen
     over a 128-bit hash without them: the keys cost ~30 bytes a row more, but no
     argument about collision odds is needed, and the keys were held before as well.
-    Per key: the key's text with a 4-byte offset, its line (8 bytes), its hash
-    (8) and ordinal (4), and up to 12 bytes more while the largest runs merge.
+    Per key: the key's text with a 4-byte offset, its line (8 bytes), its hash (8)
+    and ordinal (4); merging the largest runs briefly takes ~20 bytes more.
     """
 
     def __init__(self) -> None:
@@ -102,21 +104,27 @@ class SeenKeys:
         self, keys: pa.Array, asked: np.ndarray, ordinals: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Whether ``keys[asked]`` are the stored keys ``ordinals``, and those keys' lines."""
+        if not len(asked):
+            return np.array([], dtype=bool), np.array([], dtype=np.int64)
+        # In order of ordinal, the stored keys come from each chunk in one take.
+        order = np.argsort(ordinals)
+        ordinals = ordinals[order]
         chunks = np.searchsorted(self._starts, ordinals, side="right") - 1
-        order = np.argsort(chunks, kind="stable")
+        bounds = [0, *(np.flatnonzero(np.diff(chunks)) + 1), len(chunks)]
         stored: list[pa.Array] = []
         lines: list[np.ndarray] = []
-        for chunk in np.unique(chunks):
-            positions = ordinals[order][chunks[order] == chunk] - self._starts[chunk]
+        for begin, end in pairwise(bounds):
+            chunk = chunks[begin]
+            positions = ordinals[begin:end] - self._starts[chunk]
             stored.append(self._keys[chunk].take(pa.array(positions)))
             lines.append(self._lines[chunk][positions])
+        have = pa.concat_arrays(stored)
         wanted = keys.take(pa.array(asked[order]))
-        have = pa.concat_arrays(stored) if stored else pa.array([], pa.string())
         equal = pc.fill_null(pc.equal(have, wanted), pc.and_(have.is_null(), wanted.is_null()))
         same = np.empty(len(asked), dtype=bool)
         same[order] = equal.to_numpy(zero_copy_only=False)
         found = np.empty(len(asked), dtype=np.int64)
-        found[order] = np.concatenate(lines) if lines else []
+        found[order] = np.concatenate(lines)
         return same, found
 
     def _add(self, keys: pa.Array, hashes: np.ndarray, lines: np.ndarray) -> None:
