@@ -74,7 +74,9 @@ class SeenKeys:
         earlier = self._earlier_lines(exact, hashes)
         new = earlier < 0
         first_lines = np.where(new, lines[first], earlier)
-        if new.any():
+        if new.all():
+            self._add(exact, hashes, first_lines)
+        elif new.any():
             self._add(exact.filter(pa.array(new)), hashes[new], first_lines[new])
         result: np.ndarray = first_lines[codes]
         return result
@@ -133,7 +135,7 @@ class SeenKeys:
         if start + len(keys) > np.iinfo(np.uint32).max:
             raise ValueError("more distinct keys in one file than SeenKeys can number")
         self._keys.append(keys)
-        self._lines.append(lines.astype(np.int64))
+        self._lines.append(lines.astype(np.int64, copy=False))
         self._starts.append(start + len(keys))
         order = np.argsort(hashes)
         self._run_hashes.append(hashes[order])
