@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -407,3 +408,27 @@ def test_a_bulk_first_load_and_a_later_correction_count_the_same(
     engine = connect(settings.database_url)
     names = {i["name"] for i in inspect(engine).get_indexes("customs_declarations")}
     assert {str(i.name) for i in feed_table("customs", "declarations").indexes} <= names
+
+
+@pytest.mark.parametrize(("worker_rows", "in_process"), [(5, []), (7, ["_001", "_002"])])
+def test_small_files_before_a_big_one_are_prepared_by_its_worker(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, worker_rows: int, in_process: list[str]
+) -> None:
+    from vehiclehub.intake import chunks
+
+    here: list[str] = []
+    prepare_here = chunks.prepare_file
+
+    def recorded(job: chunks.FileJob) -> Iterator[chunks.Prepared | chunks.Finished]:
+        here.append(job.manifest.file)
+        return prepare_here(job)
+
+    monkeypatch.setattr(chunks, "prepare_file", recorded)
+    root = _root(settings)
+    send(root, "customs", "declarations", [Vehicle().item() for _ in range(2)], seq=1)
+    send(root, "customs", "declarations", [Vehicle().item() for _ in range(6)], seq=2)
+    with chunks.Preparer(use_worker=True, worker_rows=worker_rows) as preparer:
+        result = intake_agency(settings, "customs", DAY, preparer).to_dict()
+        assert (preparer.worker_pid is not None) == (not in_process)
+    assert [f["loaded"] for f in result["files"]] == [2, 6]
+    assert [name[-8:-4] for name in here] == in_process

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import date
+from itertools import chain
 from pathlib import Path
 
 import pandas as pd
@@ -191,3 +193,18 @@ def test_the_worker_ends_when_its_intake_is_killed(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+def _never_read() -> Iterator[int]:
+    raise AssertionError("the files ahead were read")
+    yield 0
+
+
+def test_a_worker_is_warmed_ahead_for_a_big_file_further_on() -> None:
+    with Preparer(use_worker=True, worker_rows=10) as preparer:
+        preparer.warm_ahead([1, 9])
+        assert preparer.worker_pid is None  # no file big enough: none started
+        preparer.warm_ahead(chain([1, 10], _never_read()))
+        assert preparer.worker_pid is not None  # read as far as the big file only
+        preparer.warm_ahead(_never_read())  # one is running
+    Preparer(use_worker=False, worker_rows=0).warm_ahead(_never_read())

@@ -28,6 +28,16 @@ def already_taken(engine: Engine, agency: str, name: str, manifest_digest: str) 
         )
 
 
+def names_taken(engine: Engine, agency: str) -> set[str]:
+    """The names of the agency's files taken before, whatever became of them."""
+    with engine.connect() as conn:
+        return set(
+            conn.execute(
+                select(intake_files.c.name).where(intake_files.c.agency == agency).distinct()
+            ).scalars()
+        )
+
+
 def loaded_with_sha(engine: Engine, sha256: str) -> int | None:
     """The id of the file loaded with these contents, if any."""
     with engine.connect() as conn:

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import traceback
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
@@ -288,6 +288,16 @@ class Preparer:
     def warm(self, rows: int) -> None:
         """Start the worker ahead of a file of ``rows`` rows that it will prepare."""
         if self.use_worker and rows >= self.worker_rows and self._process is None:
+            self._start()
+
+    def warm_ahead(self, rows: Iterable[int]) -> None:
+        """Start the worker now if one of the files ahead, of ``rows`` rows each, is big
+        enough to need it: it then prepares the smaller files before that one as well, and
+        this process never loads the quality gate's stack (about 130 MB) on a night that
+        has a worker anyway. ``rows`` is read only as far as a big file, and not at all
+        when no worker is wanted or one is running."""
+        wanted = self.use_worker and self._process is None
+        if wanted and any(n >= self.worker_rows for n in rows):
             self._start()
 
     def run(self, job: FileJob) -> Generator[Prepared | Finished, None, None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -33,6 +33,7 @@ from vehiclehub.intake.bookkeeping import (
     already_taken,
     file_rejection,
     loaded_with_sha,
+    names_taken,
     record_file,
 )
 from vehiclehub.intake.chunks import Preparer, QualityRejected
@@ -119,6 +120,7 @@ def take_files(
     transaction of its own and prepared by ``preparer``; the outcomes of those not taken
     before. ``label`` names them on the progress display (default: the agency)."""
     outcomes = []
+    preparer.warm_ahead(_declared_rows(engine, exchange, entries))
     with progress.step(f"{label or exchange.agency}: files taken", total=len(entries)) as advance:
         for entry in entries:
             outcome = take_file(
@@ -134,6 +136,23 @@ def take_files(
                 outcomes.append(outcome)
             advance(1)
     return outcomes
+
+
+def _declared_rows(
+    engine: Engine, exchange: Exchange, entries: Sequence[OutboxEntry]
+) -> Iterator[int]:
+    """The rows declared by the manifest of each file not taken before, as far as it can
+    be read (0 otherwise: taking the file tells why). A file of a name taken before is
+    passed over, so a night does not read the outbox's history twice."""
+    taken = names_taken(engine, exchange.agency)
+    for entry in entries:
+        if shown_name(entry.data_name) in taken:
+            continue
+        try:
+            raw = exchange.read_outbox(entry.manifest_name, MANIFEST_MAX_BYTES + 1)
+            yield parse_manifest(raw, entry.data_name).rows
+        except (FileRejected, NotRegularFile, FileNotFoundError, PermissionError):
+            yield 0
 
 
 def take_file(
