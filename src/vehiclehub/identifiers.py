@@ -142,7 +142,8 @@ _MAY_HOLD_RID = r"\p{N}{9}"
 _MAY_BE_RID = r"^\p{N}{17}[\p{N}Xx]$"
 
 
-def _arrow(t: pd.Series) -> pa.Array:
+def arrow_text(t: pd.Series) -> pa.Array:
+    """A Series of text as one Arrow string array, missing values null."""
     values = pa.array(t, pa.string(), from_pandas=True)
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
@@ -166,7 +167,7 @@ def is_personal_id(s: pd.Series, latest_birth: date) -> pd.Series:
     birth date from 1900-01-01 to ``latest_birth`` (the file's business date)."""
     t = text(s)
     maybe = pd.Series(
-        pc.fill_null(pc.match_substring_regex(_arrow(t), _MAY_BE_RID), False).to_numpy(
+        pc.fill_null(pc.match_substring_regex(arrow_text(t), _MAY_BE_RID), False).to_numpy(
             zero_copy_only=False
         ),
         index=s.index,
@@ -182,7 +183,7 @@ def holds_personal_id(s: pd.Series, latest_birth: date) -> pd.Series:
     """Free text that holds a resident ID (ICD §5): 18 characters, read through NFKC, not
     joined to other ASCII letters or digits, that pass :func:`is_personal_id`."""
     t = text(s)
-    maybe = pc.fill_null(pc.match_substring_regex(_arrow(t), _MAY_HOLD_RID), False)
+    maybe = pc.fill_null(pc.match_substring_regex(arrow_text(t), _MAY_HOLD_RID), False)
     found = maybe.to_numpy(zero_copy_only=False).copy()
     for at in np.flatnonzero(found):
         read = unicodedata.normalize("NFKC", str(t.iloc[at]))

@@ -287,8 +287,7 @@ class Preparer:
 
     def warm(self, rows: int) -> None:
         """Start the worker ahead of a file of ``rows`` rows that it will prepare."""
-        if self.use_worker and rows >= self.worker_rows and self._process is None:
-            self._start()
+        self.warm_ahead((rows,))
 
     def warm_ahead(self, rows: Iterable[int]) -> None:
         """Start the worker now if one of the files ahead, of ``rows`` rows each, is big

@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vehiclehub.identifiers import arrow_text
+
 
 def key_hashes(keys: pd.Series) -> np.ndarray:
     """A 64-bit hash of each key: equal keys have equal hashes, which is all we rely on."""
@@ -70,7 +72,7 @@ class SeenKeys:
         _, first = np.unique(codes, return_index=True)
         distinct = keys.iloc[first]
         hashes = key_hashes(distinct)
-        exact = _arrow(distinct)
+        exact = arrow_text(distinct)
         earlier = self._earlier_lines(exact, hashes)
         new = earlier < 0
         first_lines = np.where(new, lines[first], earlier)
@@ -158,8 +160,3 @@ class SeenKeys:
         ordinals[into], ordinals[from_a] = b_ordinals, a_ordinals
         self._run_hashes.append(hashes)
         self._run_ordinals.append(ordinals)
-
-
-def _arrow(values: pd.Series) -> pa.Array:
-    array = pa.array(values, type=pa.string())
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
