@@ -6,13 +6,21 @@ import random
 
 import numpy as np
 import pandas as pd
+import pytest
 from sqlalchemy import Engine
 from tests.factories import Vehicle
 
 from vehiclehub.config import RuleParameters, Settings
 from vehiclehub.rules.base import RuleContext
 from vehiclehub.rules.history import finding_identity
-from vehiclehub.rules.quality import VIN_FEEDS, HeldVins, VinCodes, near_vin_pairs
+from vehiclehub.rules.quality import (
+    HELD_CHUNK,
+    VIN_FEEDS,
+    HeldVins,
+    VinCodes,
+    _legal,
+    near_vin_pairs,
+)
 from vehiclehub.vin import VIN_PATTERN, check_digit
 from vehiclehub_samples.identifiers import make_vin
 
@@ -333,11 +341,35 @@ def test_near_vin_pairs_of_nothing() -> None:
     assert near_vin_pairs(pd.Series(["NOT A VIN"]), pd.Series(["LSVAA0000A0000000"])).empty
 
 
+def test_legal_vins_of_a_batch_are_kept_in_order_as_bytes() -> None:
+    """17 characters of the VIN alphabet, nothing before or after: a near miss of each kind
+    (lower case, I, a character short or over, a line end, a full-width or accented letter,
+    null) is left out."""
+    first, second = "LSVAA2180E2100001", "1HGCM82633A004352"
+    batch = [
+        first,
+        None,
+        first.lower(),
+        "LSVAI2180E2100001",
+        first[:-1],
+        first + "1",
+        first + "\n",
+        "Ä" + first[1:],
+        "Ｌ" + first[1:],
+        second,
+    ]
+    assert list(_legal(batch)) == [first.encode(), second.encode()]
+    assert _legal([]).dtype == np.dtype("S17") and len(_legal([None, "X"])) == 0
+
+
+@pytest.mark.parametrize("chunk", [3, HELD_CHUNK])
 def test_held_vins_are_the_legal_ones_with_the_feeds_the_store_has_them_on(
-    engine: Engine,
+    engine: Engine, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The store counts each VIN's feeds: a claim's two VIN columns are one feed, a
-    cancelled record is on none. A legal VIN alone on its feed is held, an illegal one not."""
+    cancelled record is on none. A legal VIN alone on its feed is held, an illegal one not.
+    Read a few VINs at a time, none is lost between two chunks."""
+    monkeypatch.setattr("vehiclehub.rules.quality.HELD_CHUNK", chunk)
     rng = random.Random(11)
     pool = [make_vin(rng) for _ in range(8)]
     lone_legal, lone_illegal = make_vin(rng), "LSVAU2180N200000I"  # I: no VIN character
