@@ -64,10 +64,18 @@ def _feed_columns(spec: FeedSpec) -> list[Column[Any]]:
 
 #: What the rules read of a feed's records once they have found them by VIN, kept in the
 #: VIN index after the VIN itself so that those look-ups never visit the table (the
-#: rules look up millions of VINs; a table row read each time is most of their cost).
+#: rules look up millions of VINs; a table row read each time is most of their cost),
+#: the export subsidy's count of each exporter's vehicles among them.
 VIN_LOOKUP_COLUMNS: dict[str, tuple[str, ...]] = {
     "police_events": ("event_type", "record_status", "dereg_reason", "event_date", "event_id"),
-    "customs_declarations": ("record_status", "status", "exported_at", "decl_no", "item_no"),
+    "customs_declarations": (
+        "record_status",
+        "status",
+        "exported_at",
+        "decl_no",
+        "item_no",
+        "uscc",
+    ),
     "commerce_licences": ("record_status", "uscc"),
 }
 
