@@ -65,6 +65,7 @@ from vehiclehub.quality.completeness import (
     not_arrived,
     taken_feeds,
 )
+from vehiclehub.quality.datadocs import DocsBuild
 from vehiclehub.results import (
     IntakeResult,
     IntakeStatus,
@@ -278,6 +279,21 @@ def _deliver_agency(settings: Settings, engine: Engine, agency: str, day: date) 
     return "delivered"
 
 
+@contextmanager
+def _docs(engine: Engine, settings: Settings, day: date) -> Iterator[DocsBuild | None]:
+    """The run's Data Docs, built by a process of their own beside the rest of the publish
+    where there is a second core (None otherwise: the report builds them); stopped if the
+    publish fails before the report takes them."""
+    if (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    build = DocsBuild.start(engine, settings.reports_dir, day)
+    try:
+        yield build
+    finally:
+        build.cancel()
+
+
 def publish(settings: Settings, day: date) -> PublishResult:
     """Write the day's drops, deliver them to the agency inboxes, and write the report.
 
@@ -289,7 +305,11 @@ def publish(settings: Settings, day: date) -> PublishResult:
     """
     directory = settings.work_dir / "drops" / day.isoformat()
     key = hub_signing_key(settings)
-    with timed_stage(settings, "publish"), _store(settings) as engine:
+    with (
+        timed_stage(settings, "publish"),
+        _store(settings) as engine,
+        _docs(engine, settings, day) as docs,
+    ):
         with engine.connect() as conn:
             found = open_findings(conn, day)  # the drops and the workbook list them
             drops = build_drops(conn, day, settings.rules, found)
@@ -305,7 +325,7 @@ def publish(settings: Settings, day: date) -> PublishResult:
         for agency, status in delivered.items():
             if not status.startswith("delivered"):
                 record_delivery_failure(settings, agency)
-        report = write_report(engine, settings, day, delivered, found)
+        report = write_report(engine, settings, day, delivered, found, docs)
         with engine.connect() as conn:
             head = log_head(conn)
     # Last, each on a line of its own: where an operator looks next.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from datetime import date, timedelta
@@ -16,6 +17,8 @@ from tests.factories import Vehicle, read_drop, send
 
 from vehiclehub.config import Settings, load_settings
 from vehiclehub.pipeline import intake_agency, run_cycle
+from vehiclehub.publish.report import write_report
+from vehiclehub.quality.datadocs import DocsBuild, DocsFailed, build_run_docs
 from vehiclehub.store import connect
 from vehiclehub.store.schema import (
     expectation_results,
@@ -345,3 +348,57 @@ def test_gates_and_report_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert first["warnings"] == ["not_cut_at_10000_rows"]
     assert summary["completeness"]["gaps"][0]["missing"] == [2]
     assert (settings.reports_dir / D1.isoformat() / "datadocs" / "index.html").is_file()
+
+
+def _site(folder: Path) -> dict[str, bytes]:
+    """A Data Docs site's files, by path; the times and GX's random element ids left out."""
+    varying = rb"\d{4}-\d\d-\d\dT[\d:.+-]+|[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}"
+    return {
+        p.relative_to(folder).as_posix(): re.sub(varying, b"", p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_data_docs_built_by_their_own_process_are_those_built_in_the_publish(
+    settings: Settings,
+) -> None:
+    root = _root(settings)
+    send(root, "police", "events", [Vehicle().event("E1", "register", "2023-03-01")])
+    send(root, "customs", "declarations", declaration_items(3, D1))
+    run_cycle(settings, D1)
+    engine = connect(settings.database_url)
+    built = DocsBuild.start(engine, settings.reports_dir, D1)
+    assert built.process.pid != os.getpid()
+    docs = built.result()
+    assert docs is not None and len(docs.pages) == 2
+    assert not built.folder.exists()
+    site = settings.reports_dir / D1.isoformat() / "datadocs"
+    theirs = _site(site)
+    mine = build_run_docs(engine, settings.reports_dir, D1)
+    assert mine is not None and mine.pages == docs.pages
+    assert _site(site) == theirs
+
+
+def test_a_failed_data_docs_process_is_named_in_the_report(settings: Settings) -> None:
+    root = _root(settings)
+    send(root, "police", "events", [Vehicle().event("E1", "register", "2023-03-01")])
+    run_cycle(settings, D1)
+    engine = connect(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(quality_validations.update().values(result_json='{"results": ['))
+    with pytest.raises(DocsFailed, match=r"JSONDecodeError|ValidationError"):
+        DocsBuild.start(engine, settings.reports_dir, D1).result()
+    report = write_report(
+        engine, settings, D1, {}, docs_build=DocsBuild.start(engine, settings.reports_dir, D1)
+    ).read_text()
+    assert "Data Docs could not be built" in report and "DocsFailed" in report
+
+
+def test_a_data_docs_process_cancelled_stops_and_leaves_nothing(settings: Settings) -> None:
+    root = _root(settings)
+    send(root, "police", "events", [Vehicle().event("E1", "register", "2023-03-01")])
+    run_cycle(settings, D1)
+    built = DocsBuild.start(connect(settings.database_url), settings.reports_dir, D1)
+    built.cancel()
+    assert built.process.poll() is not None and not built.folder.exists()

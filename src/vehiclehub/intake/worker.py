@@ -20,36 +20,13 @@ pid), also when the parent was killed with SIGKILL and cleaned up nothing.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
-import threading
-import time
 import traceback
 from contextlib import suppress
 from multiprocessing.connection import Connection
 
-#: How often the worker checks that the process that started it is still there.
-PARENT_CHECK_S = 0.5
-#: Exit status when the parent died: the worker was abandoned, not failing.
-ORPHANED = 3
-
-
-def watch_parent(parent_pid: int, interval: float = PARENT_CHECK_S) -> threading.Thread:
-    """End this process as soon as ``parent_pid`` is no longer its parent.
-
-    A parent that dies is replaced as parent by init (or a subreaper), so the parent
-    pid changes. ``os._exit`` because the main thread may be deep in a file's chunk.
-    """
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(interval)
-        os._exit(ORPHANED)
-
-    thread = threading.Thread(target=watch, name="vhub-parent-watch", daemon=True)
-    thread.start()
-    return thread
+from vehiclehub.children import watch_parent
 
 
 def serve(connection: Connection) -> None:

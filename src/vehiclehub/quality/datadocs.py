@@ -21,8 +21,13 @@ import html
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from vehiclehub.children import watch_parent
 from vehiclehub.quality import runtime
 from vehiclehub.quality.suites import suite_document, suites
 from vehiclehub.store.schema import intake_files, quality_validations
@@ -152,8 +158,13 @@ def _path_of(url: str) -> Path:
     return Path(re.sub(r"^file://", "", url))
 
 
-def build_run_docs(engine: Engine, reports_dir: Path, day: date) -> DataDocs | None:
-    """Build the Data Docs of the files taken by the run for ``day``; None if there are none."""
+#: A validation of a file taken by the run, as the site shows it: the file's id, name and
+#: time taken, its suite, its critical and warning failures, and GX's result (JSON).
+Validation = tuple[int, str, datetime | None, str, int, int, str]
+
+
+def run_validations(engine: Engine, day: date) -> list[Validation]:
+    """The validations of the files taken by the run for ``day``, in the order taken."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -169,6 +180,19 @@ def build_run_docs(engine: Engine, reports_dir: Path, day: date) -> DataDocs | N
             .where(intake_files.c.run_date == day)
             .order_by(intake_files.c.id)
         ).all()
+    return [
+        (int(i), str(name), taken if isinstance(taken, datetime) else None, str(suite), *rest)
+        for i, name, taken, suite, *rest in rows
+    ]
+
+
+def build_run_docs(engine: Engine, reports_dir: Path, day: date) -> DataDocs | None:
+    """Build the Data Docs of the files taken by the run for ``day``; None if there are none."""
+    return render_run_docs(run_validations(engine, day), reports_dir, day)
+
+
+def render_run_docs(rows: Sequence[Validation], reports_dir: Path, day: date) -> DataDocs | None:
+    """Build the Data Docs of the run's validations ``rows``; None if there are none."""
     target = reports_dir / day.isoformat() / "datadocs"
     shutil.rmtree(target, ignore_errors=True)
     if not rows:
@@ -210,10 +234,7 @@ def build_run_docs(engine: Engine, reports_dir: Path, day: date) -> DataDocs | N
     keys: dict[int, Any] = {}
     for file_id, name, taken_at, suite_name, *_, result_json in rows:
         result = schema.loads(result_json)
-        run_id = RunIdentifier(
-            run_name=day.isoformat(),
-            run_time=taken_at if isinstance(taken_at, datetime) else None,
-        )
+        run_id = RunIdentifier(run_name=day.isoformat(), run_time=taken_at)
         result.meta["run_id"] = run_id
         runtime.name_data_asset(result.meta)
         result.meta["validation_time"] = run_id.run_time
@@ -223,7 +244,7 @@ def build_run_docs(engine: Engine, reports_dir: Path, day: date) -> DataDocs | N
             batch_identifier=name,
         )
         context.validation_results_store.set(key, result)
-        keys[int(file_id)] = key
+        keys[file_id] = key
     context.build_data_docs(site_names=[SITE])
     _offline(target)
     docs = DataDocs(index=target / "index.html")
@@ -261,3 +282,89 @@ def _write_index(docs: DataDocs, target: Path, day: date, rows: Sequence[Any]) -
         _INDEX.format(day=day.isoformat(), validations="".join(lines), suites=suite_pages),
         encoding="utf-8",
     )
+
+
+class DocsFailed(Exception):
+    """The Data Docs process failed; the message is the error it ended with."""
+
+
+@dataclass
+class DocsBuild:
+    """The run's Data Docs being built by a process of their own while the publish writes
+    the drops: GX renders its pages in Python, a core's work for seconds (longest on a
+    first night), which then runs beside the drops instead of after them.
+
+    The process is ``python -m vehiclehub.quality.datadocs``: it imports nothing of its
+    caller (under Airflow, Airflow's entry point). The validations are read by the caller
+    and handed over in a private folder, with the site's description back the same way;
+    the process never touches the store, and ends when its caller dies.
+    """
+
+    process: subprocess.Popen[bytes]
+    folder: Path  # the request, the result, and what the process wrote to stderr
+
+    @classmethod
+    def start(cls, engine: Engine, reports_dir: Path, day: date) -> DocsBuild:
+        """Read the run's validations and start building their site."""
+        folder = Path(tempfile.mkdtemp(prefix="vhub-datadocs-"))
+        try:
+            request = (run_validations(engine, day), reports_dir, day)
+            (folder / "request").write_bytes(pickle.dumps(request))
+            with (folder / "stderr").open("wb") as errors:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", __name__, str(folder), str(os.getpid())],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    close_fds=True,
+                )
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return cls(process, folder)
+
+    def result(self) -> DataDocs | None:
+        """Wait for the site: its index and pages, None if the run validated no file;
+        DocsFailed with the process's last error if it failed."""
+        try:
+            code = self.process.wait()
+            if code != 0:
+                said = (self.folder / "stderr").read_text("utf-8", errors="replace").split("\n")
+                last = next((line for line in reversed(said) if line.strip()), "")
+                raise DocsFailed(last or f"the Data Docs process ended with exit code {code}")
+            docs: DataDocs | None = pickle.loads((self.folder / "result").read_bytes())
+            return docs
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def cancel(self) -> None:
+        """Stop the process if it still runs, and remove its folder."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The Data Docs process: build the site asked for in folder ``argv[0]`` for the
+    process ``argv[1]``, and leave its description there."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m vehiclehub.quality.datadocs FOLDER PARENT_PID", file=sys.stderr)
+        return 2
+    folder, parent_pid = Path(args[0]), int(args[1])
+    # Ctrl-C reaches the whole process group; the publish decides, and stops this one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch_parent(parent_pid)
+    rows, reports_dir, day = pickle.loads((folder / "request").read_bytes())
+    docs = render_run_docs(rows, reports_dir, day)
+    (folder / "result").write_bytes(pickle.dumps(docs))
+    return 0
+
+
+if __name__ == "__main__":
+    # Run through the module's own name, so that what it pickles is of that module's
+    # classes, not of ``__main__``'s.
+    from vehiclehub.quality.datadocs import main as _main
+
+    sys.exit(_main())

@@ -30,7 +30,7 @@ import math
 import os
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -41,6 +41,9 @@ from vehiclehub.config import Settings
 from vehiclehub.publish.report.tree import gather
 from vehiclehub.publish.report.workbook import write_workbook
 from vehiclehub.workfiles import written_whole
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vehiclehub.quality.datadocs import DocsBuild
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +76,14 @@ def write_report(
     day: date,
     delivered: dict[str, str],
     found: pd.DataFrame | None = None,
+    docs_build: DocsBuild | None = None,
 ) -> Path:
     """Render the day's report, its Data Docs and its workbook; return the report's path.
 
     ``found`` are the findings holding at the end of the run when the publish has read
     them already for the drops (:func:`~vehiclehub.publish.drops.open_findings`).
+    ``docs_build``: the Data Docs being built by a process of their own, started by the
+    caller; built here when not given.
     """
     from vehiclehub.quality.datadocs import build_run_docs
 
@@ -85,7 +91,10 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     docs_error = None
     try:
-        docs = build_run_docs(engine, settings.reports_dir, day)
+        if docs_build is not None:
+            docs = docs_build.result()
+        else:
+            docs = build_run_docs(engine, settings.reports_dir, day)
     except Exception as exc:  # the report must come out even if GX cannot render
         log.exception("Data Docs for %s could not be built", day)
         docs, docs_error = None, f"{exc.__class__.__name__}: {exc}"
