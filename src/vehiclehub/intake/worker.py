@@ -20,13 +20,12 @@ pid), also when the parent was killed with SIGKILL and cleaned up nothing.
 
 from __future__ import annotations
 
-import signal
 import sys
 import traceback
 from contextlib import suppress
 from multiprocessing.connection import Connection
 
-from vehiclehub.children import watch_parent
+from vehiclehub.children import become_child, child_arguments
 
 
 def serve(connection: Connection) -> None:
@@ -61,14 +60,11 @@ def serve(connection: Connection) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the worker on the inherited socket ``argv[0]`` for parent ``argv[1]``."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m vehiclehub.intake.worker SOCKET_FD PARENT_PID", file=sys.stderr)
+    given = child_arguments(argv, "vehiclehub.intake.worker", "SOCKET_FD")
+    if given is None:
         return 2
-    descriptor, parent_pid = int(args[0]), int(args[1])
-    # Ctrl-C reaches the whole process group; the intake decides, and stops this worker.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    watch_parent(parent_pid)
+    descriptor, parent_pid = int(given[0]), given[1]
+    become_child(parent_pid)
     # A broken socket means the intake is gone: there is nobody to answer.
     with Connection(descriptor) as connection, suppress(BrokenPipeError, ConnectionResetError):
         serve(connection)

@@ -24,7 +24,6 @@ import os
 import pickle
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from vehiclehub.children import watch_parent
+from vehiclehub.children import become_child, child_arguments
 from vehiclehub.quality import runtime
 from vehiclehub.quality.suites import suite_document, suites
 from vehiclehub.store.schema import intake_files, quality_validations
@@ -348,14 +347,11 @@ class DocsBuild:
 def main(argv: list[str] | None = None) -> int:
     """The Data Docs process: build the site asked for in folder ``argv[0]`` for the
     process ``argv[1]``, and leave its description there."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m vehiclehub.quality.datadocs FOLDER PARENT_PID", file=sys.stderr)
+    given = child_arguments(argv, "vehiclehub.quality.datadocs", "FOLDER")
+    if given is None:
         return 2
-    folder, parent_pid = Path(args[0]), int(args[1])
-    # Ctrl-C reaches the whole process group; the publish decides, and stops this one.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    watch_parent(parent_pid)
+    folder, parent_pid = Path(given[0]), given[1]
+    become_child(parent_pid)
     rows, reports_dir, day = pickle.loads((folder / "request").read_bytes())
     docs = render_run_docs(rows, reports_dir, day)
     (folder / "result").write_bytes(pickle.dumps(docs))
