@@ -6,12 +6,15 @@ import hashlib
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date
 from itertools import chain
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +24,15 @@ from tests.factories import Vehicle, columns, read_whole
 
 from vehiclehub.crypto import ArchiveWriter
 from vehiclehub.intake import read
-from vehiclehub.intake.chunks import FileJob, Finished, Prepared, Preparer, prepare_file
+from vehiclehub.intake.chunks import (
+    AHEAD,
+    FileJob,
+    Finished,
+    Prepared,
+    Preparer,
+    _Inbox,
+    prepare_file,
+)
 from vehiclehub.intake.manifest import FileRejected, Manifest
 from vehiclehub.intake.read import read_chunks, scan
 from vehiclehub.quality.history import VolumeBaseline
@@ -208,3 +219,40 @@ def test_a_worker_is_warmed_ahead_for_a_big_file_further_on() -> None:
         assert preparer.worker_pid is not None  # read as far as the big file only
         preparer.warm_ahead(_never_read())  # one is running
     Preparer(use_worker=False, worker_rows=0).warm_ahead(_never_read())
+
+
+def test_the_worker_s_messages_are_received_ahead_of_the_loader_up_to_a_bound() -> None:
+    """The worker's chunks are taken off its socket while the loader is busy, so that it
+    goes on preparing; no more than AHEAD wait, and they come in the order sent. A closed
+    socket is received last, as lost."""
+    ours, theirs = socket.socketpair()
+    mine, worker = Connection(ours.detach()), Connection(theirs.detach())
+    inbox = _Inbox(mine)
+    try:
+        sent = [("item", n) for n in range(AHEAD + 5)]
+        for message in sent:
+            worker.send(message)
+        deadline = time.monotonic() + 10
+        while inbox.waiting < AHEAD and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert inbox.waiting == AHEAD  # the bound: the rest wait in the socket
+        worker.close()
+        got = []
+        while (message := inbox.get(5)) is not None and message[0] != "lost":
+            got.append(message)
+        assert got == sent and message == ("lost", None)
+    finally:
+        inbox.close()
+        mine.close()
+    assert inbox.get(0.01) is None
+
+
+def test_a_preparer_closed_mid_file_leaves_no_inbox_behind(tmp_path: Path) -> None:
+    job = _job(tmp_path, _file(_refunds(20)), 20)
+    preparer = Preparer(use_worker=True, worker_rows=0)
+    items = preparer.run(job)
+    assert isinstance(next(items), Prepared)
+    items.close()  # the load failed: the worker is stopped
+    assert preparer.worker_pid is None
+    assert not [t for t in threading.enumerate() if t.name == "vhub-intake-inbox"]

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import suppress
@@ -236,8 +238,68 @@ class PreparerFailed(HubError):
 WORKER_MODULE = "vehiclehub.intake.worker"
 
 
+#: The worker's messages received ahead of the loader at most (a prepared chunk each).
+AHEAD = 3
+
+
+class _Inbox:
+    """The worker's messages, received by a thread of their own as they come, up to
+    ``ahead`` of the loader: the worker goes on to its next chunk, and at a file's end to
+    its quality gate, while the loader still writes the chunks before (its index builds
+    and commits take seconds, in which a worker held to the chunk being sent would wait).
+
+    A closed or broken socket is received as ``("lost", None)``, and ends the thread.
+    """
+
+    def __init__(self, connection: Connection, ahead: int = AHEAD) -> None:
+        self._messages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=ahead)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(
+            target=self._receive, args=(connection,), name="vhub-intake-inbox", daemon=True
+        )
+        self._thread.start()
+
+    def _receive(self, connection: Connection) -> None:
+        while not self._closing.is_set():
+            try:
+                message: tuple[str, Any] = connection.recv()
+            except (OSError, EOFError):
+                message = ("lost", None)
+            while not self._closing.is_set():
+                try:
+                    self._messages.put(message, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if message[0] == "lost":
+                return
+
+    @property
+    def waiting(self) -> int:
+        """The messages received and not yet taken."""
+        return self._messages.qsize()
+
+    def get(self, timeout: float) -> tuple[str, Any] | None:
+        """The next message, None if none came within ``timeout`` seconds."""
+        try:
+            return self._messages.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def closing(self) -> None:
+        """Keep no more messages: the loader takes none of them."""
+        self._closing.set()
+
+    def close(self) -> None:
+        """Wait for the thread, which ends when the worker's end of the socket is closed
+        (the worker gone)."""
+        self._closing.set()
+        self._thread.join()
+
+
 class Preparer:
-    """Runs :func:`prepare_file` in one worker process, a chunk ahead of the loader.
+    """Runs :func:`prepare_file` in one worker process, up to :data:`AHEAD` chunks ahead
+    of the loader.
 
     The worker is started for the first file of at least ``worker_rows`` rows and
     serves every file after it; smaller files before it, and every file where there
@@ -260,6 +322,7 @@ class Preparer:
         self.worker_rows = worker_rows
         self._process: subprocess.Popen[bytes] | None = None
         self._connection: Connection | None = None
+        self._inbox: _Inbox | None = None
 
     @property
     def worker_pid(self) -> int | None:
@@ -284,6 +347,7 @@ class Preparer:
         finally:
             theirs.close()
         self._connection = Connection(ours.detach())
+        self._inbox = _Inbox(self._connection)
 
     def warm(self, rows: int) -> None:
         """Start the worker ahead of a file of ``rows`` rows that it will prepare."""
@@ -331,12 +395,13 @@ class Preparer:
                 self.close()
 
     def _receive(self) -> tuple[str, Any]:
-        assert self._connection is not None
-        while not self._connection.poll(self.POLL_S):
+        assert self._inbox is not None
+        while (message := self._inbox.get(self.POLL_S)) is None:
             if not self._alive():
                 raise self._ended()
-        result: tuple[str, Any] = self._connection.recv()
-        return result
+        if message[0] == "lost":
+            raise EOFError("the worker's socket closed")
+        return message
 
     def _ended(self) -> PreparerFailed:
         code = self._process.wait() if self._process is not None else None
@@ -344,19 +409,24 @@ class Preparer:
 
     def close(self) -> None:
         """Stop the worker, if one is running, and close its socket."""
+        if self._inbox is not None:
+            self._inbox.closing()
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        # The worker is gone: its end of the socket is closed, the inbox's thread ends.
+        if self._inbox is not None:
+            self._inbox.close()
+            self._inbox = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
 
     def stop(self) -> None:
         """Let an idle worker finish, then release it and its socket."""
