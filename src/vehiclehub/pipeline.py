@@ -47,9 +47,10 @@ from vehiclehub.metrics import (
 )
 from vehiclehub.preflight import preflight
 from vehiclehub.publish.drops import (
+    PendingDrop,
     Seal,
-    build_drops,
     deliver_pending,
+    each_drop,
     log_delivery,
     open_findings,
     pending_deliveries,
@@ -80,6 +81,7 @@ from vehiclehub.retention import prune as prune_files
 from vehiclehub.review.cases import lapse_changed, mark_run
 from vehiclehub.rules.engine import reconcile as run_rules
 from vehiclehub.signing import hub_signing_key, hub_verification_keys
+from vehiclehub.store.checkpoints import checkpoints_aside
 from vehiclehub.store.db import one_writer_at_a_time, stage_engine, writing
 from vehiclehub.store.db import upgrade as upgrade_schema
 from vehiclehub.store.exchange_log import log_head
@@ -310,17 +312,19 @@ def publish(settings: Settings, day: date) -> PublishResult:
         _store(settings) as engine,
         _docs(engine, settings, day) as docs,
     ):
+        counts: dict[str, int] = {}
+        written = []
         with engine.connect() as conn:
             found = open_findings(conn, day)  # the drops and the workbook list them
-            drops = build_drops(conn, day, settings.rules, found)
             seal = Seal(missing_evidence(feed_completeness(conn, settings, day)), key)
-        counts = {d.name: len(d.frame) for d in drops}
-        written = [
-            (d, write_logged_drop(engine, d, directory, settings.timezone, seal)[1]) for d in drops
-        ]
+            # Each drop written before the next is made: one drop's frame at a time.
+            for drop in each_drop(conn, day, settings.rules, found):
+                counts[drop.name] = len(drop.frame)
+                _, sha256 = write_logged_drop(engine, drop, directory, settings.timezone, seal)
+                written.append(PendingDrop(drop.agency, drop.name, drop.day, sha256))
+                del drop
         with engine.begin() as conn:
             register_deliveries(conn, written)
-        del drops, written  # delivery reads the written files
         delivered = {a: _deliver_agency(settings, engine, a, day) for a in AGENCIES}
         for agency, status in delivered.items():
             if not status.startswith("delivered"):
@@ -480,7 +484,8 @@ def _cycle(settings: Settings, day: date, reached: list[str], full: bool) -> Run
     def intake_all() -> list[IntakeResult]:
         # One worker serves every agency's intake; it is stopped when they are done, since
         # its process holds memory the later stages need.
-        with Preparer() as preparer:
+        # The loads' write-ahead log is copied into the store beside them, not by them.
+        with Preparer() as preparer, checkpoints_aside(settings.database_url):
             return [intake_agency(settings, agency, day, preparer) for agency in AGENCIES]
 
     began = _now()

@@ -216,13 +216,14 @@ def changed_verdicts(conn: Connection, report: str, day: date) -> pd.DataFrame:
     return verdict_rows(conn, query.order_by(current.c.record_key), report)
 
 
-def build_drops(
+def each_drop(
     conn: Connection,
     day: date,
     params: RuleParameters | None = None,
     found: pd.DataFrame | None = None,
-) -> list[Drop]:
-    """Every drop of the run for ``day``, for every agency.
+) -> Iterator[Drop]:
+    """Every drop of the run for ``day``, for every agency, one at a time: a drop's frame
+    is made when the one before has been taken, so that only one exists at a time.
 
     ``params`` are the rule parameters of the configuration (the subsidy's threshold and
     amount); RULES.md's defaults when not given. ``found`` are the findings holding at
@@ -231,7 +232,6 @@ def build_drops(
     found = open_findings(conn, day) if found is None else found
     # Dismissed findings left out, the others with their review columns (ICD §4).
     found = review_columns(conn, day, found)
-    drops = []
     for agency in AGENCIES:
         for report in AGENCY_REPORTS[agency]:
             if report == "findings":
@@ -242,8 +242,18 @@ def build_drops(
                 frame = export_subsidy(conn, day, params or RuleParameters())
             else:
                 frame = changed_verdicts(conn, report, day)
-            drops.append(Drop(agency, report, day, frame))
-    return drops
+            yield Drop(agency, report, day, frame)
+            del frame
+
+
+def build_drops(
+    conn: Connection,
+    day: date,
+    params: RuleParameters | None = None,
+    found: pd.DataFrame | None = None,
+) -> list[Drop]:
+    """Every drop of the run for ``day``, for every agency, together (:func:`each_drop`)."""
+    return list(each_drop(conn, day, params, found))
 
 
 def render_csv(frame: pd.DataFrame) -> Iterator[bytes]:
@@ -385,10 +395,9 @@ def _sha256_of(path: Path) -> str:
         return hashlib.file_digest(source, "sha256").hexdigest()
 
 
-def register_deliveries(conn: Connection, written: Iterable[tuple[Drop, str]]) -> None:
-    """Record written drops (with their data's sha256) as not delivered yet; running a date
-    again re-arms its drops."""
-    for drop, sha256 in written:
+def register_deliveries(conn: Connection, written: Iterable[PendingDrop]) -> None:
+    """Record written drops as not delivered yet; running a date again re-arms its drops."""
+    for drop in written:
         conn.execute(
             delete(deliveries).where(
                 deliveries.c.agency == drop.agency, deliveries.c.name == drop.name
@@ -398,8 +407,8 @@ def register_deliveries(conn: Connection, written: Iterable[tuple[Drop, str]]) -
             insert(deliveries).values(
                 agency=drop.agency,
                 name=drop.name,
-                run_date=drop.day,
-                sha256=sha256,
+                run_date=drop.run_date,
+                sha256=drop.sha256,
                 delivered_at=None,
             )
         )
