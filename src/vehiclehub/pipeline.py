@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
@@ -284,9 +285,11 @@ def _deliver_agency(settings: Settings, engine: Engine, agency: str, day: date) 
 @contextmanager
 def _docs(engine: Engine, settings: Settings, day: date) -> Iterator[DocsBuild | None]:
     """The run's Data Docs, built by a process of their own beside the rest of the publish
-    where there is a second core (None otherwise: the report builds them); stopped if the
-    publish fails before the report takes them."""
-    if (os.cpu_count() or 1) < 2:
+    where there is a second core and this process has not loaded GX (a publish task, or
+    a run whose intake had a worker): loading it takes seconds, which the other process
+    spends beside the drops. None otherwise: the report builds them, at the cost of
+    their rendering alone. Stopped if the publish fails before the report takes them."""
+    if (os.cpu_count() or 1) < 2 or "great_expectations" in sys.modules:
         yield None
         return
     build = DocsBuild.start(engine, settings.reports_dir, day)

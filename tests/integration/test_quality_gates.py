@@ -6,6 +6,7 @@ import json
 import os
 import random
 import re
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 from tests.factories import Vehicle, read_drop, send
 
 from vehiclehub.config import Settings, load_settings
-from vehiclehub.pipeline import intake_agency, run_cycle
+from vehiclehub.pipeline import _docs, intake_agency, run_cycle
 from vehiclehub.publish.report import write_report
 from vehiclehub.quality.datadocs import DocsBuild, DocsFailed, build_run_docs
 from vehiclehub.store import connect
@@ -402,3 +403,25 @@ def test_a_data_docs_process_cancelled_stops_and_leaves_nothing(settings: Settin
     built = DocsBuild.start(connect(settings.database_url), settings.reports_dir, D1)
     built.cancel()
     assert built.process.poll() is not None and not built.folder.exists()
+
+
+def test_a_publish_builds_the_data_docs_aside_only_where_gx_is_not_loaded(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that has loaded GX renders them itself; one that has not (a publish task,
+    a run whose intake had a worker) leaves loading it to the Data Docs process."""
+    root = _root(settings)
+    send(root, "police", "events", [Vehicle().event("E1", "register", "2023-03-01")])
+    run_cycle(settings, D1)
+    engine = connect(settings.database_url)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setitem(sys.modules, "great_expectations", sys.modules.get("great_expectations"))
+    with _docs(engine, settings, D1) as docs:
+        assert docs is None
+    monkeypatch.delitem(sys.modules, "great_expectations")
+    with _docs(engine, settings, D1) as docs:
+        assert isinstance(docs, DocsBuild)
+        assert docs.result() is not None
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    with _docs(engine, settings, D1) as docs:
+        assert docs is None
