@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from vehiclehub.children import become_child, child_arguments
+from vehiclehub.errors import HubError
 from vehiclehub.quality import runtime
 from vehiclehub.quality.suites import suite_document, suites
 from vehiclehub.store.schema import intake_files, quality_validations
@@ -283,7 +284,7 @@ def _write_index(docs: DataDocs, target: Path, day: date, rows: Sequence[Any]) -
     )
 
 
-class DocsFailed(Exception):
+class DocsFailed(HubError):
     """The Data Docs process failed; the message is the error it ended with."""
 
 
