@@ -31,7 +31,7 @@ CHECKPOINTS_ASIDE: ContextVar[bool] = ContextVar("checkpoints_aside", default=Fa
 CHECKPOINT_EVERY_S = 0.5
 
 
-def _database_file(database_url: str) -> str | None:
+def sqlite_file(database_url: str) -> str | None:
     """The SQLite database file of a store, None for another store or one in memory."""
     if not database_url.startswith("sqlite"):
         return None
@@ -68,7 +68,7 @@ def _checkpoint_or_say(path: str, busy_timeout_s: float, mode: str = "PASSIVE") 
 def checkpoints_aside(database_url: str, busy_timeout_s: float = 60.0) -> Iterator[None]:
     """While the block runs, the store's checkpoints are a thread's, not its writers'
     (SQLite in a file; nothing changes for another store)."""
-    path = _database_file(database_url)
+    path = sqlite_file(database_url)
     if path is None:
         yield
         return

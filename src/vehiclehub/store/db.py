@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_u
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from vehiclehub.errors import CannotStart, ExitCode, HubError
-from vehiclehub.store.checkpoints import CHECKPOINTS_ASIDE
+from vehiclehub.store.checkpoints import CHECKPOINTS_ASIDE, sqlite_file
 from vehiclehub.store.migrate import (
     StoreNotCurrent,
     Upgrade,
@@ -256,10 +256,9 @@ def connect(database_url: str, *, create: bool = True, made: bool = False) -> En
     moved, deleted, its volume unmounted — is then not made anew, empty, under its name:
     a run carrying on against an empty store would deliver drops that miss everything.
     """
-    if made and database_url.startswith("sqlite"):
-        path = make_url(database_url).database
-        in_a_file = path and path != ":memory:" and "mode=memory" not in database_url
-        if in_a_file and not Path(str(path)).is_file():
+    if made:
+        path = sqlite_file(database_url)
+        if path is not None and not Path(path).is_file():
             raise StoreUnavailable(
                 f"the store {path} is gone since the run began (moved, deleted or its "
                 "volume unmounted); no new, empty store is made in its place. Bring it "
