@@ -36,7 +36,7 @@ from tests.conftest import write_config
 from vehiclehub.config import AGENCIES, Settings, load_settings
 from vehiclehub.contract import feeds
 from vehiclehub.pipeline import intake_agency
-from vehiclehub.publish.drops import build_drops, render_csv
+from vehiclehub.publish.drops import each_drop, render_csv
 from vehiclehub.rules.engine import reconcile
 from vehiclehub.rules.scope import basis_now, why_in_full
 from vehiclehub.store import connect
@@ -232,8 +232,7 @@ def _state(engine: Engine, hub: Settings, day: date) -> dict[str, Any]:
             columns = [c for c in table.columns if c.name != "id"]
             out[table.name] = [tuple(r) for r in conn.execute(select(*columns).order_by(*columns))]
         out["drops"] = {
-            drop.name: b"".join(render_csv(drop.frame))
-            for drop in build_drops(conn, day, hub.rules)
+            drop.name: b"".join(render_csv(drop.frame)) for drop in each_drop(conn, day, hub.rules)
         }
     return out
 

@@ -246,16 +246,6 @@ def each_drop(
             del frame
 
 
-def build_drops(
-    conn: Connection,
-    day: date,
-    params: RuleParameters | None = None,
-    found: pd.DataFrame | None = None,
-) -> list[Drop]:
-    """Every drop of the run for ``day``, for every agency, together (:func:`each_drop`)."""
-    return list(each_drop(conn, day, params, found))
-
-
 def render_csv(frame: pd.DataFrame) -> Iterator[bytes]:
     """UTF-8 without BOM, header first, empty for null, booleans true/false (ICD §4).
 

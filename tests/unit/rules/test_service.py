@@ -13,7 +13,7 @@ from tests.factories import Vehicle
 
 from vehiclehub import pipeline
 from vehiclehub.config import CalendarYear, Settings
-from vehiclehub.publish.drops import build_drops, open_findings
+from vehiclehub.publish.drops import each_drop, open_findings
 from vehiclehub.publish.report import write_report
 from vehiclehub.rules import RULES
 from vehiclehub.rules.runner import evaluate
@@ -143,7 +143,7 @@ def _sla001(settings: Settings, day: date) -> dict[str, str]:
     engine = connect(settings.database_url)
     with engine.connect() as conn:
         found = open_findings(conn, day)
-        (drop,) = [d for d in build_drops(conn, day) if d.name.startswith("hub_commerce_findings")]
+        (drop,) = [d for d in each_drop(conn, day) if d.name.startswith("hub_commerce_findings")]
     engine.dispose()
     in_drop = drop.frame[drop.frame["rule_id"] == "SLA-001"]
     assert sorted(in_drop["vin"]) == sorted(found.loc[found["rule_id"] == "SLA-001", "vin"])
