@@ -9,6 +9,7 @@ storage in proportion to what it changed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -92,12 +93,12 @@ def _held(conn: Connection, report: str, day: date, within: Select[Any] | None =
     return pd.Series(np.array([h for _, h in rows], dtype=np.int64), index=pd.Index(keys))
 
 
-def _changes(rows: pd.DataFrame, columns: list[str], held: pd.Series) -> pd.DataFrame:
-    """The rows that differ from what holds, and one row with a null verdict for each
-    record that holds but is no longer given."""
+def _changes(rows: pd.DataFrame, columns: list[str], held: pd.Series) -> Iterator[pd.DataFrame]:
+    """The rows that differ from what holds, :data:`VERDICT_BATCH` rows compared at a
+    time, then one row with a null verdict for each record that holds but is no longer
+    given: a run's changes, a batch at a time, are never all in memory at once."""
     # A record not held looks its hash up at -1: the zero appended, never compared.
     stored = np.append(held.to_numpy(), np.int64(0))
-    parts = []
     for start in range(0, len(rows), VERDICT_BATCH):
         part = rows.iloc[start : start + VERDICT_BATCH]
         lines = json_lines(part[columns])
@@ -105,23 +106,18 @@ def _changes(rows: pd.DataFrame, columns: list[str], held: pd.Series) -> pd.Data
         at = held.index.get_indexer(pd.Index(part["record_key"]))
         same = (at >= 0) & (stored[at] == hashes)
         keep = ~same
-        parts.append(
-            pd.DataFrame(
-                {
-                    "record_key": part["record_key"].to_numpy()[keep],
-                    "verdict": part["verdict"].to_numpy()[keep],
-                    "row_hash": hashes[keep],
-                    "row_json": np.asarray(lines, dtype=object)[keep],
-                }
-            )
+        yield pd.DataFrame(
+            {
+                "record_key": part["record_key"].to_numpy()[keep],
+                "verdict": part["verdict"].to_numpy()[keep],
+                "row_hash": hashes[keep],
+                "row_json": np.asarray(lines, dtype=object)[keep],
+            }
         )
     gone = held.index.difference(pd.Index(rows["record_key"]))
-    parts.append(
-        pd.DataFrame(
-            {"record_key": gone, "verdict": None, "row_hash": None, "row_json": None}
-        ).astype({"row_hash": "Int64"})
-    )
-    return pd.concat(parts, ignore_index=True)
+    yield pd.DataFrame(
+        {"record_key": gone, "verdict": None, "row_hash": None, "row_json": None}
+    ).astype({"row_hash": "Int64"})
 
 
 def store_verdicts(
@@ -139,19 +135,20 @@ def store_verdicts(
     whose row changed."""
     held = _held(conn, report, day, within)
     changes = _changes(rows, columns, held)
-    if changes.empty:
-        return 0
     later = next_run(conn, day)
     first = not conn.execute(select(exists().where(verdict_history.c.report == report))).scalar()
+    changed = 0
     if first:  # the report's first run: nothing to close or split
-        bulk_insert(conn, verdict_history, _history_rows(changes, report, day, later))
+        for part in changes:
+            bulk_insert(conn, verdict_history, _history_rows(part, report, day, later))
+            changed += len(part)
     else:
-        _rewrite(conn, report, day, later, changes)
-    if conn.dialect.name == "postgresql":
+        changed = _rewrite(conn, report, day, later, changes)
+    if changed and conn.dialect.name == "postgresql":
         # Without statistics the next publish's comparison with the previous run's rows
         # (changed_verdicts) may be planned as a nested loop over both.
         conn.exec_driver_sql("ANALYZE verdict_history")
-    return len(changes)
+    return changed
 
 
 def _history_rows(
@@ -172,9 +169,10 @@ def _history_rows(
 
 
 def _rewrite(
-    conn: Connection, report: str, day: date, later: date | None, changes: pd.DataFrame
-) -> None:
-    """Replace, for the changed records, what held from ``day`` until ``later``."""
+    conn: Connection, report: str, day: date, later: date | None, changes: Iterable[pd.DataFrame]
+) -> int:
+    """Replace, for the changed records, what held from ``day`` until ``later``; return
+    how many records changed."""
     stage = Table(
         "stage_verdicts",
         MetaData(),
@@ -185,7 +183,13 @@ def _rewrite(
         prefixes=["TEMPORARY"],
     )
     stage.create(conn)
-    bulk_insert(conn, stage, changes)
+    changed = 0
+    for part in changes:
+        bulk_insert(conn, stage, part)
+        changed += len(part)
+    if not changed:
+        stage.drop(conn)
+        return 0
     conn.exec_driver_sql("CREATE INDEX ix_stage_verdicts_key ON stage_verdicts (record_key)")
     h = verdict_history
     # Named by key (IN, not EXISTS): each changed record's rows are looked up through the
@@ -242,6 +246,7 @@ def _rewrite(
     if later is not None:
         _join_at(conn, report, later, ours)
     stage.drop(conn)
+    return changed
 
 
 def _join_at(conn: Connection, report: str, boundary: date, ours: ColumnElement[bool]) -> None:

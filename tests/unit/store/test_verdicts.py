@@ -7,10 +7,12 @@ import json
 from datetime import date
 
 import pandas as pd
+import pytest
 from sqlalchemy import Engine, func, select
 
 from vehiclehub.icd.drops import REFUND_VERIFICATION_COLUMNS
 from vehiclehub.publish.drops import changed_verdicts
+from vehiclehub.store import verdicts
 from vehiclehub.store.schema import verdict_history
 from vehiclehub.store.verdicts import record_run, store_verdicts, verdict_holds_on
 
@@ -59,7 +61,15 @@ def _drop(engine: Engine, day: date) -> list[str]:
         return changed_verdicts(conn, REPORT, day)["refund_no"].tolist()
 
 
-def test_a_night_stores_only_what_it_changed(engine: Engine) -> None:
+#: The rows compared and written at a time: all at once, and two by two.
+BATCHES = pytest.mark.parametrize("batch", [verdicts.VERDICT_BATCH, 2])
+
+
+@BATCHES
+def test_a_night_stores_only_what_it_changed(
+    engine: Engine, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verdicts, "VERDICT_BATCH", batch)
     first = [_line(f"R{n}", "verified") for n in range(5)]
     assert _run(engine, D1, first) == 5
     assert _run(engine, D2, first) == 0  # nothing changed: nothing written
@@ -85,7 +95,11 @@ def test_a_night_stores_only_what_it_changed(engine: Engine) -> None:
     assert _drop(engine, D3) == ["R0", "R5"]
 
 
-def test_running_a_date_again_replaces_that_date_only(engine: Engine) -> None:
+@BATCHES
+def test_running_a_date_again_replaces_that_date_only(
+    engine: Engine, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verdicts, "VERDICT_BATCH", batch)
     _run(engine, D1, [_line("R1", "verified"), _line("R2", "verified")])
     _run(engine, D2, [_line("R1", "duplicate", "TAX-003"), _line("R2", "verified")])
     _run(engine, D3, [_line("R1", "verified"), _line("R2", "verified")])
