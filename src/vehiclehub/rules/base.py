@@ -20,7 +20,8 @@ refund lines, and each rule's query keeps to the records in scope
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from operator import itemgetter
@@ -277,6 +278,34 @@ def read_frame(conn: Connection, query: Select[Any] | CompoundSelect[Any]) -> pd
 
 #: Rows fetched from the driver at a time by :func:`read_frame`.
 FETCH_BATCH = 100_000
+
+
+def fetch_batches(
+    conn: Connection, query: Select[Any] | CompoundSelect[Any], size: int = FETCH_BATCH
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """A query's rows ``size`` at a time, never all at once, each row a tuple of values as
+    the driver gives them (no row object per row).
+
+    SQLite's cursor steps through the result as it is fetched: the rows are read from the
+    driver's cursor itself. PostgreSQL's come through a server-side cursor of the driver's
+    own, in the connection's transaction.
+    """
+    if conn.dialect.name == "sqlite":
+        result = conn.execute(query)
+        try:
+            while rows := result.cursor.fetchmany(size):
+                yield rows
+        finally:
+            result.close()
+        return
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    driver = conn.connection.driver_connection
+    name = f"vhub_batches_{uuid.uuid4().hex[:12]}"
+    with driver.cursor(name=name) as cursor:  # type: ignore[union-attr]
+        cursor.execute(str(compiled), compiled.params)
+        while rows := cursor.fetchmany(size):
+            yield rows
+
 
 _NOT_PROCESSED = (Date, DateTime, String, Integer)
 

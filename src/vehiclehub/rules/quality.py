@@ -8,7 +8,7 @@ claim carries two VINs; each is checked on its own, and the finding's VIN says w
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import (
     Column,
-    Connection,
     MetaData,
     Select,
     String,
@@ -32,7 +31,7 @@ from sqlalchemy import (
 
 from vehiclehub.contract import feeds
 from vehiclehub.identifiers import char_matrix
-from vehiclehub.rules.base import Night, Reach, RuleContext, joined, rule
+from vehiclehub.rules.base import Night, Reach, RuleContext, fetch_batches, joined, rule
 from vehiclehub.rules.reach import BY_VIN
 from vehiclehub.store.load import bulk_insert
 from vehiclehub.vin import VIN_PATTERN
@@ -442,40 +441,21 @@ class HeldVins:
 def _legal_vins_on(ctx: RuleContext, feed: str) -> np.ndarray:
     """The distinct legal VINs of one feed (a trade-in claim's two VIN columns are one), as
     17 bytes each, sorted. Each column is made distinct by the store, over its VIN index,
-    and read a chunk at a time (:func:`_batches`): only a chunk's VINs are ever Python
-    strings."""
+    and read a chunk at a time (:func:`~vehiclehub.rules.base.fetch_batches`): only a
+    chunk's VINs are ever Python strings."""
     parts = [np.zeros(0, "S17")]
     for source in VIN_COLUMNS:
         if source.source != feed:
             continue
         table = source.evidence(ctx)
-        for batch in _batches(ctx.conn, select(table.c[source.column]).distinct()):
-            parts.append(_legal(batch))
+        distinct = select(table.c[source.column]).distinct()
+        for rows in fetch_batches(ctx.conn, distinct, HELD_CHUNK):
+            parts.append(_legal([value for (value,) in rows]))
     vins = np.sort(np.concatenate(parts))
     first = np.ones(len(vins), bool)  # not a claim's VIN met again in its other column
     first[1:] = vins[1:] != vins[:-1]
     legal: np.ndarray = vins[first]
     return legal
-
-
-def _batches(conn: Connection, query: Select[Any]) -> Iterator[list[Any]]:
-    """The values of a one-column query, :data:`HELD_CHUNK` at a time, never all at once.
-
-    SQLite's cursor steps through the result as it is fetched: the values are read from
-    the driver's cursor itself, with no row object per value. PostgreSQL's are streamed
-    through a server-side cursor."""
-    if conn.dialect.name == "sqlite":
-        result = conn.execute(query)
-        try:
-            while rows := result.cursor.fetchmany(HELD_CHUNK):
-                yield [value for (value,) in rows]
-        finally:
-            result.close()
-        return
-    options = {"stream_results": True, "yield_per": HELD_CHUNK}
-    with conn.execute(query.execution_options(**options)) as streamed:
-        for part in streamed.partitions():
-            yield [value for (value,) in part]
 
 
 def _merged(

@@ -96,3 +96,39 @@ def test_an_empty_result_has_text_columns(tmp_path: Path) -> None:
     engine.dispose()
     assert found.empty and list(found.columns) == ["one", "text"]
     assert all(pd.api.types.is_string_dtype(found[c]) for c in found.columns)
+
+
+def _batches(url: str, size: int) -> list[list[tuple[Any, ...]]]:
+    """The sample rows named in a list and dated on or after a day, fetched ``size`` at a
+    time."""
+    engine = connect(url)
+    try:
+        with engine.begin() as conn:
+            samples.create(conn)
+            conn.execute(insert(samples), ROWS)
+            query = (
+                select(samples.c.n, samples.c.name, samples.c.day)
+                .where(samples.c.n.in_([2, 3]) | (samples.c.day >= date(2025, 11, 3)))
+                .order_by(samples.c.n)
+            )
+            return [[tuple(row) for row in rows] for rows in base.fetch_batches(conn, query, size)]
+    finally:
+        engine.dispose()
+
+
+#: Rows 2 and 3 (row 1 is neither named nor dated), as the drivers give them.
+BATCHED = [(2, None, None), (3, "粤B", date(2025, 11, 3))]
+
+
+def test_rows_are_fetched_a_batch_at_a_time(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    one_by_one = _batches(url, 1)
+    # SQLite gives dates as ISO text.
+    assert one_by_one == [[(2, None, None)], [(3, "粤B", "2025-11-03")]]
+    # Near miss: a batch larger than the result is the whole result at once.
+    assert _batches(f"sqlite:///{tmp_path / 'again.db'}", 5) == [[*one_by_one[0], *one_by_one[1]]]
+
+
+@pytest.mark.postgres
+def test_postgresql_rows_come_from_a_server_side_cursor_a_batch_at_a_time(pg_url: str) -> None:
+    assert _batches(pg_url, 1) == [[row] for row in BATCHED]
