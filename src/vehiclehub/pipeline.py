@@ -320,12 +320,10 @@ def publish(settings: Settings, day: date) -> PublishResult:
         with engine.connect() as conn:
             found = open_findings(conn, day)  # the drops and the workbook list them
             seal = Seal(missing_evidence(feed_completeness(conn, settings, day)), key)
-            # Each drop written before the next is made: one drop's frame at a time.
             for drop in each_drop(conn, day, settings.rules, found):
-                counts[drop.name] = len(drop.frame)
-                _, sha256 = write_logged_drop(engine, drop, directory, settings.timezone, seal)
-                written.append(PendingDrop(drop.agency, drop.name, drop.day, sha256))
-                del drop
+                done = write_logged_drop(engine, drop, directory, settings.timezone, seal)
+                counts[drop.name] = done.rows
+                written.append(PendingDrop(drop.agency, drop.name, drop.day, done.sha256))
         with engine.begin() as conn:
             register_deliveries(conn, written)
         delivered = {a: _deliver_agency(settings, engine, a, day) for a in AGENCIES}

@@ -35,6 +35,7 @@ from tests.conftest import write_config
 
 from vehiclehub.config import AGENCIES, Settings, load_settings
 from vehiclehub.contract import feeds
+from vehiclehub.icd.drops import REPORT_COLUMNS
 from vehiclehub.pipeline import intake_agency
 from vehiclehub.publish.drops import each_drop, render_csv
 from vehiclehub.rules.engine import reconcile
@@ -232,7 +233,8 @@ def _state(engine: Engine, hub: Settings, day: date) -> dict[str, Any]:
             columns = [c for c in table.columns if c.name != "id"]
             out[table.name] = [tuple(r) for r in conn.execute(select(*columns).order_by(*columns))]
         out["drops"] = {
-            drop.name: b"".join(render_csv(drop.frame)) for drop in each_drop(conn, day, hub.rules)
+            drop.name: b"".join(render_csv(drop.parts(), REPORT_COLUMNS[drop.report]))
+            for drop in each_drop(conn, day, hub.rules)
         }
     return out
 

@@ -1,19 +1,20 @@
 """Drops (ICD §4): the hub's files into each agency's inbox, with the agencies' protocol.
 
-Every drop is built as a frame, written once under ``work_dir/drops/<date>/`` and
-then uploaded: data file first, manifest last, each as ``.part`` then renamed. Every
-manifest carries the exchange log's head and the agencies whose evidence is missing, and
-is signed by the hub (ICD §4, §6); every drop written, delivered or not delivered is an
-entry of the exchange log. Large drops (a first verification drop carries every vehicle)
-are read from the store and written a chunk of rows at a time, and hashed as they are written.
+Every drop is written once under ``work_dir/drops/<date>/`` and then uploaded: data file
+first, manifest last, each as ``.part`` then renamed. Every manifest carries the exchange
+log's head and the agencies whose evidence is missing, and is signed by the hub (ICD §4,
+§6); every drop written, delivered or not delivered is an entry of the exchange log. A
+verification drop's rows are read from the store, checked, written and hashed a chunk of
+rows at a time: a first verification drop, which carries every vehicle, is never held whole.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -48,8 +49,8 @@ from vehiclehub.icd.drops import (
 )
 from vehiclehub.icd.manifest import SCHEMA_VERSION, Manifest
 from vehiclehub.icd.names import FileName, manifest_name
-from vehiclehub.review.cases import review_columns
-from vehiclehub.rules.base import read_frame
+from vehiclehub.review.cases import counted_decisions, review_columns
+from vehiclehub.rules.base import fetch_batches, read_frame
 from vehiclehub.rules.runner import FINDING_FIELDS
 from vehiclehub.rules.subsidy import export_subsidy
 from vehiclehub.signing import HubKey, SignatureRejected, sign_manifest, verify_manifest
@@ -67,12 +68,24 @@ def drop_name(agency: str, report: str, day: date) -> str:
     return str(FileName.of_drop(agency, report, day))
 
 
+#: A drop's rows in order, a frame of at most :data:`CHUNK_ROWS` at a time; each call
+#: reads them anew.
+Parts = Callable[[], Iterator[pd.DataFrame]]
+
+
 @dataclass(frozen=True)
 class Drop:
+    """One drop of a run (ICD §4), its rows read a chunk at a time when it is written."""
+
     agency: str
     report: str
     day: date
-    frame: pd.DataFrame
+    parts: Parts
+
+    @classmethod
+    def of(cls, agency: str, report: str, day: date, frame: pd.DataFrame) -> Drop:
+        """A drop whose rows are one frame already held."""
+        return cls(agency, report, day, lambda: iter((frame,)))
 
     @property
     def name(self) -> str:
@@ -81,6 +94,23 @@ class Drop:
     @property
     def manifest_name(self) -> str:
         return manifest_name(self.name)
+
+    def frame(self) -> pd.DataFrame:
+        """Every row of the drop in one frame, in the report's columns."""
+        parts = list(self.parts())
+        if not parts:
+            return pd.DataFrame(columns=REPORT_COLUMNS[self.report])
+        return pd.concat(parts, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class WrittenDrop:
+    """A drop as written: its data file and manifest, the data's SHA-256 and its rows."""
+
+    data: Path
+    manifest: Path
+    sha256: str
+    rows: int
 
 
 def columns_of(conn: Connection, query: Select[Any], names: list[str]) -> pd.DataFrame:
@@ -161,38 +191,40 @@ def rejections_for(conn: Connection, agency: str, day: date) -> pd.DataFrame:
     return frame
 
 
-def verdict_rows(conn: Connection, query: Select[Any], report: str) -> pd.DataFrame:
-    """The drop rows of a query selecting ``verdict_history.row_json`` (text, no conversion).
+def verdict_parts(conn: Connection, query: Select[Any], report: str) -> Iterator[pd.DataFrame]:
+    """The drop rows of a query selecting ``verdict_history.row_json`` (text, no
+    conversion), a frame of at most :data:`CHUNK_ROWS` at a time.
 
-    The JSON lines are read straight from the driver's cursor a batch at a time and each
-    batch is parsed in one go by Arrow into string columns (every column of a
-    verification report is text, null when empty), so a report of every vehicle never
-    exists as row objects or Python objects per value.
+    The JSON lines are read a batch at a time (:func:`fetch_batches`) and each batch is
+    parsed in one go by Arrow into string columns (every column of a verification report
+    is text, null when empty), so a report of every vehicle never exists as row objects
+    or Python objects per value.
     """
     columns = REPORT_COLUMNS[report]
     options = pa_json.ParseOptions(
         explicit_schema=pa.schema([(name, pa.string()) for name in columns]),
         unexpected_field_behavior="ignore",
     )
-    parts = []
-    result = conn.execute(query)
-    cursor = result.cursor
-    try:
-        while rows := cursor.fetchmany(CHUNK_ROWS):
-            lines = io.BytesIO("\n".join([row for (row,) in rows]).encode("utf-8"))
-            del rows
-            parts.append(pa_json.read_json(lines, parse_options=options).select(columns))
-    finally:
-        result.close()
+    for rows in fetch_batches(conn, query, CHUNK_ROWS):
+        lines = io.BytesIO("\n".join([row for (row,) in rows]).encode("utf-8"))
+        del rows
+        frame: pd.DataFrame = (
+            pa_json.read_json(lines, parse_options=options).select(columns).to_pandas()
+        )
+        yield frame
+
+
+def verdict_rows(conn: Connection, query: Select[Any], report: str) -> pd.DataFrame:
+    """:func:`verdict_parts`' rows in one frame."""
+    parts = list(verdict_parts(conn, query, report))
     if not parts:
-        return pd.DataFrame(columns=columns)
-    frame: pd.DataFrame = pa.concat_tables(parts).to_pandas()
-    return frame
+        return pd.DataFrame(columns=REPORT_COLUMNS[report])
+    return pd.concat(parts, ignore_index=True)
 
 
-def changed_verdicts(conn: Connection, report: str, day: date) -> pd.DataFrame:
-    """The rows holding on ``day`` whose verdict is new or changed since the previous
-    run's (all of them when there is none)."""
+def changed_verdicts_query(conn: Connection, report: str, day: date) -> Select[Any]:
+    """The query of the rows holding on ``day`` whose verdict is new or changed since the
+    previous run's (all of them when there is none)."""
     current = verdict_history.alias("current")
     query = select(current.c.row_json).where(
         current.c.report == report, verdict_holds_on(day, current)
@@ -213,7 +245,13 @@ def changed_verdicts(conn: Connection, report: str, day: date) -> pd.DataFrame:
             )
             .where(or_(previous.c.verdict.is_(None), previous.c.verdict != current.c.verdict))
         )
-    return verdict_rows(conn, query.order_by(current.c.record_key), report)
+    return query.order_by(current.c.record_key)
+
+
+def changed_verdicts(conn: Connection, report: str, day: date) -> pd.DataFrame:
+    """The rows holding on ``day`` whose verdict is new or changed since the previous
+    run's (all of them when there is none), in one frame."""
+    return verdict_rows(conn, changed_verdicts_query(conn, report, day), report)
 
 
 def each_drop(
@@ -222,8 +260,8 @@ def each_drop(
     params: RuleParameters | None = None,
     found: pd.DataFrame | None = None,
 ) -> Iterator[Drop]:
-    """Every drop of the run for ``day``, for every agency, one at a time: a drop's frame
-    is made when the one before has been taken, so that only one exists at a time.
+    """Every drop of the run for ``day``, for every agency, in the order they are written.
+    A verification drop's rows are read from ``conn`` as it is written, a chunk at a time.
 
     ``params`` are the rule parameters of the configuration (the subsidy's threshold and
     amount); RULES.md's defaults when not given. ``found`` are the findings holding at
@@ -231,33 +269,49 @@ def each_drop(
     """
     found = open_findings(conn, day) if found is None else found
     # Dismissed findings left out, the others with their review columns (ICD §4).
-    found = review_columns(conn, day, found)
+    found = review_columns(counted_decisions(conn, day), day, found)
     for agency in AGENCIES:
         for report in AGENCY_REPORTS[agency]:
+            parts: Parts
             if report == "findings":
-                frame = findings_for(agency, found)
+                parts = functools.partial(_one, findings_for, agency, found)
             elif report == "rejections":
-                frame = rejections_for(conn, agency, day)
+                parts = functools.partial(_one, rejections_for, conn, agency, day)
             elif report == "export_subsidy":  # every exporter-year, each run (ICD §4)
-                frame = export_subsidy(conn, day, params or RuleParameters())
+                parts = functools.partial(
+                    _one, export_subsidy, conn, day, params or RuleParameters()
+                )
             else:
-                frame = changed_verdicts(conn, report, day)
-            yield Drop(agency, report, day, frame)
-            del frame
+                query = changed_verdicts_query(conn, report, day)
+                parts = functools.partial(verdict_parts, conn, query, report)
+            yield Drop(agency, report, day, parts)
 
 
-def render_csv(frame: pd.DataFrame) -> Iterator[bytes]:
+def _one(make: Callable[..., pd.DataFrame], *args: Any) -> Iterator[pd.DataFrame]:
+    yield make(*args)
+
+
+def render_csv(frames: Iterable[pd.DataFrame], columns: Iterable[str]) -> Iterator[bytes]:
     """UTF-8 without BOM, header first, empty for null, booleans true/false (ICD §4).
 
-    Yields the CSV a chunk of rows at a time: the header with the first chunk.
+    Yields the CSV a chunk of rows at a time: the header with the first chunk, alone
+    when there is no row. ``columns`` are the report's, in order.
     """
-    booleans = [n for n in frame.columns if pd.api.types.is_bool_dtype(frame[n])]
-    for start in range(0, max(len(frame), 1), CHUNK_ROWS):
-        part = frame.iloc[start : start + CHUNK_ROWS]
-        if booleans:
-            part = part.assign(**{n: part[n].map({True: "true", False: "false"}) for n in booleans})
-        text = part.to_csv(index=False, header=start == 0, lineterminator="\r\n")
-        yield text.encode("utf-8")
+    header = True
+    for frame in frames:
+        booleans = [n for n in frame.columns if pd.api.types.is_bool_dtype(frame[n])]
+        for start in range(0, len(frame), CHUNK_ROWS):
+            part = frame.iloc[start : start + CHUNK_ROWS]
+            if booleans:
+                true_false = {True: "true", False: "false"}
+                part = part.assign(**{n: part[n].map(true_false) for n in booleans})
+            text = part.to_csv(index=False, header=header, lineterminator="\r\n")
+            header = False
+            yield text.encode("utf-8")
+    if header:
+        yield (
+            pd.DataFrame(columns=list(columns)).to_csv(index=False, lineterminator="\r\n").encode()
+        )
 
 
 @dataclass(frozen=True)
@@ -269,16 +323,19 @@ class Seal:
     key: HubKey
 
 
-def manifest_for(drop: Drop, sha256: str, timezone: str, seal: Seal, head: LogHead) -> bytes:
-    """The drop's signed manifest (ICD §1, §4, §6), for data whose SHA-256 hex digest is
-    ``sha256``, committing to the exchange log as it stood at ``head``."""
+def manifest_for(
+    drop: Drop, rows: int, sha256: str, timezone: str, seal: Seal, head: LogHead
+) -> bytes:
+    """The drop's signed manifest (ICD §1, §4, §6), for data of ``rows`` rows whose
+    SHA-256 hex digest is ``sha256``, committing to the exchange log as it stood at
+    ``head``."""
     manifest = Manifest(
         file=drop.name,
         agency=drop.agency,
         feed=drop.report,
         business_date=drop.day,
         seq=1,
-        rows=len(drop.frame),
+        rows=rows,
         sha256=sha256,
         encoding="utf-8",
         schema_version=SCHEMA_VERSION,
@@ -292,40 +349,48 @@ def manifest_for(drop: Drop, sha256: str, timezone: str, seal: Seal, head: LogHe
 
 def write_drop(
     drop: Drop, directory: Path, timezone: str, seal: Seal, head: LogHead
-) -> tuple[Path, Path, str]:
-    """Write a drop and its manifest under ``directory``; return both paths and the data's
-    sha256; a drop that breaks its ICD §4 schema raises DropInvalid and is not written."""
-    check_drop(drop.report, drop.name, drop.frame)
+) -> WrittenDrop:
+    """Write a drop and its manifest under ``directory``, the data a chunk of rows at a
+    time; a drop that breaks its ICD §4 schema raises DropInvalid and is not written."""
     data_path, manifest_path = directory / drop.name, directory / drop.manifest_name
     digest = hashlib.sha256()
+    rows = 0
+
+    def checked() -> Iterator[pd.DataFrame]:
+        nonlocal rows
+        for part in drop.parts():
+            check_drop(drop.report, drop.name, part)
+            rows += len(part)
+            yield part
+
     with written_whole(data_path) as partial, partial.open("wb") as target:
-        for data in render_csv(drop.frame):
+        for data in render_csv(checked(), REPORT_COLUMNS[drop.report]):
             digest.update(data)
             target.write(data)
+    manifest = manifest_for(drop, rows, digest.hexdigest(), timezone, seal, head)
     with written_whole(manifest_path) as partial:
-        partial.write_bytes(manifest_for(drop, digest.hexdigest(), timezone, seal, head))
-    return data_path, manifest_path, digest.hexdigest()
+        partial.write_bytes(manifest)
+    return WrittenDrop(data_path, manifest_path, digest.hexdigest(), rows)
 
 
 def write_logged_drop(
     engine: Engine, drop: Drop, directory: Path, timezone: str, seal: Seal
-) -> tuple[Path, str]:
-    """Write a drop whose manifest holds the log's head, then log it as ``written``;
-    return the data file's path and sha256."""
+) -> WrittenDrop:
+    """Write a drop whose manifest holds the log's head, then log it as ``written``."""
     with engine.connect() as conn:
         head = log_head(conn)
-    data_path, _, sha256 = write_drop(drop, directory, timezone, seal, head)
+    written = write_drop(drop, directory, timezone, seal, head)
     with engine.begin() as conn:
         append_entry(
             conn,
             agency=drop.agency,
             direction="out",
             file=drop.name,
-            sha256=sha256,
-            rows=len(drop.frame),
+            sha256=written.sha256,
+            rows=written.rows,
             outcome="written",
         )
-    return data_path, sha256
+    return written
 
 
 def verify_drop(

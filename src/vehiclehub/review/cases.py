@@ -335,15 +335,16 @@ def _status(first_seen: date, day: date) -> str:
     return (FindingStatus.NEW if first_seen == day else FindingStatus.OPEN).value
 
 
-def review_columns(conn: Connection, day: date, found: pd.DataFrame) -> pd.DataFrame:
+def review_columns(decisions: pd.DataFrame, day: date, found: pd.DataFrame) -> pd.DataFrame:
     """The findings of a drop with their review columns (ICD §4), dismissed ones left out.
 
-    ``found`` holds the findings that hold at the end of the run (``id`` and
-    ``first_seen`` among its columns). ``status`` is ``new`` when first found on ``day``,
-    else ``open``; ``review`` is ``confirmed`` or ``escalated`` or empty; ``note`` is a
-    confirmed case's note to the agencies.
+    ``decisions`` are those the run for ``day`` counts (:func:`counted_decisions`);
+    ``found`` holds findings that hold at the end of the run (``id`` and ``first_seen``
+    among its columns). ``status`` is ``new`` when first found on ``day``, else ``open``;
+    ``review`` is ``confirmed`` or ``escalated`` or empty; ``note`` is a confirmed case's
+    note to the agencies.
     """
-    counted = counted_decisions(conn, day).set_index("finding_id")
+    counted = decisions.set_index("finding_id")
     review = found["id"].map(counted["review"])
     dismissed = review.eq(Review.DISMISSED.value).fillna(False).astype(bool)
     shown = review.where(review.isin(SHOWN_REVIEWS))

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Connection
 
 from vehiclehub.config import Settings
-from vehiclehub.icd.drops import REPORT_COLUMNS
+from vehiclehub.icd.drops import REPORT_COLUMNS, DropInvalid
 from vehiclehub.publish import drops
 from vehiclehub.publish.drops import Drop, Seal, changed_verdicts, write_drop
 from vehiclehub.signing import hub_signing_key
@@ -93,18 +93,49 @@ def test_a_drop_written_in_chunks_is_the_csv_of_the_whole_frame(
     expected = whole.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
     monkeypatch.setattr(drops, "CHUNK_ROWS", 2)
     seal = Seal([], hub_signing_key(settings))
-    data_path, manifest_path, _ = write_drop(
-        Drop("commerce", "export_subsidy", D, frame), tmp_path, "Asia/Shanghai", seal, EMPTY_HEAD
+    written = write_drop(
+        Drop.of("commerce", "export_subsidy", D, frame), tmp_path, "Asia/Shanghai", seal, EMPTY_HEAD
     )
-    assert data_path.read_bytes() == expected
-    manifest = json.loads(manifest_path.read_text())
-    assert manifest["rows"] == 5
-    assert manifest["sha256"] == hashlib.sha256(expected).hexdigest()
-    empty, _, _ = write_drop(
-        Drop("commerce", "export_subsidy", D + timedelta(days=1), frame.iloc[:0]),
-        tmp_path,
-        "Asia/Shanghai",
-        seal,
-        EMPTY_HEAD,
+    assert written.data.read_bytes() == expected
+    manifest = json.loads(written.manifest.read_text())
+    assert manifest["rows"] == written.rows == 5
+    assert manifest["sha256"] == written.sha256 == hashlib.sha256(expected).hexdigest()
+    # Read from the store as parts of any size, empty ones too: the same file.
+    in_parts = Drop(
+        "commerce",
+        "export_subsidy",
+        D,
+        lambda: iter([frame.iloc[:3], frame.iloc[3:3], frame.iloc[3:]]),
     )
-    assert empty.read_bytes() == b"uscc,year,vehicles,eligible,amount_cny\r\n"  # its header
+    again = write_drop(in_parts, tmp_path / "again", "Asia/Shanghai", seal, EMPTY_HEAD)
+    assert again.data.read_bytes() == expected and again.rows == 5
+    for no_rows in (frame.iloc[:0], None):
+        parts = [] if no_rows is None else [no_rows]
+        empty = write_drop(
+            Drop("commerce", "export_subsidy", D + timedelta(days=1), lambda p=parts: iter(p)),
+            tmp_path / str(len(parts)),
+            "Asia/Shanghai",
+            seal,
+            EMPTY_HEAD,
+        )
+        assert empty.data.read_bytes() == b"uscc,year,vehicles,eligible,amount_cny\r\n"  # header
+        assert empty.rows == 0
+
+
+def test_a_drop_whose_later_part_breaks_the_schema_is_not_written(
+    tmp_path: Path, settings: Settings
+) -> None:
+    good = pd.DataFrame(
+        {"uscc": ["U1"], "year": [2025], "vehicles": [3], "eligible": [False], "amount_cny": [0]}
+    )
+    bad = good.assign(vehicles=[-1])
+    seal = Seal([], hub_signing_key(settings))
+    directory = tmp_path / "drops"
+    drop = Drop("commerce", "export_subsidy", D, lambda: iter([good, bad]))
+    with pytest.raises(DropInvalid, match="vehicles"):
+        write_drop(drop, directory, "Asia/Shanghai", seal, EMPTY_HEAD)
+    assert list(directory.iterdir()) == []
+    # Near miss: the good part alone is written.
+    alone = Drop.of("commerce", "export_subsidy", D, good)
+    write_drop(alone, directory, "Asia/Shanghai", seal, EMPTY_HEAD)
+    assert sorted(p.suffix for p in directory.iterdir()) == [".csv", ".json"]

@@ -13,6 +13,7 @@ from vehiclehub.review.cases import (
     CaseError,
     Decision,
     assign,
+    counted_decisions,
     decide,
     lapse_changed,
     mark_run,
@@ -86,7 +87,7 @@ def _store(engine: Engine) -> int:
 def _drop(engine: Engine, case: int, day: date = D2) -> pd.DataFrame:
     found = pd.DataFrame({"id": [case], "first_seen": [D1.isoformat()]})
     with engine.connect() as conn:
-        return review_columns(conn, day, found)
+        return review_columns(counted_decisions(conn, day), day, found)
 
 
 def test_masking_keeps_six_characters_of_every_id_shaped_run() -> None:

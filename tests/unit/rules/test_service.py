@@ -144,8 +144,9 @@ def _sla001(settings: Settings, day: date) -> dict[str, str]:
     with engine.connect() as conn:
         found = open_findings(conn, day)
         (drop,) = [d for d in each_drop(conn, day) if d.name.startswith("hub_commerce_findings")]
+        whole = drop.frame()
     engine.dispose()
-    in_drop = drop.frame[drop.frame["rule_id"] == "SLA-001"]
+    in_drop = whole[whole["rule_id"] == "SLA-001"]
     assert sorted(in_drop["vin"]) == sorted(found.loc[found["rule_id"] == "SLA-001", "vin"])
     return dict(zip(in_drop["vin"], in_drop["detail"], strict=True))
 
