@@ -82,11 +82,6 @@ class Drop:
     day: date
     parts: Parts
 
-    @classmethod
-    def of(cls, agency: str, report: str, day: date, frame: pd.DataFrame) -> Drop:
-        """A drop whose rows are one frame already held."""
-        return cls(agency, report, day, lambda: iter((frame,)))
-
     @property
     def name(self) -> str:
         return drop_name(self.agency, self.report, self.day)
@@ -94,13 +89,6 @@ class Drop:
     @property
     def manifest_name(self) -> str:
         return manifest_name(self.name)
-
-    def frame(self) -> pd.DataFrame:
-        """Every row of the drop in one frame, in the report's columns."""
-        parts = list(self.parts())
-        if not parts:
-            return pd.DataFrame(columns=REPORT_COLUMNS[self.report])
-        return pd.concat(parts, ignore_index=True)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,11 @@ def test_a_drop_written_in_chunks_is_the_csv_of_the_whole_frame(
     monkeypatch.setattr(drops, "CHUNK_ROWS", 2)
     seal = Seal([], hub_signing_key(settings))
     written = write_drop(
-        Drop.of("commerce", "export_subsidy", D, frame), tmp_path, "Asia/Shanghai", seal, EMPTY_HEAD
+        Drop("commerce", "export_subsidy", D, lambda: iter([frame])),
+        tmp_path,
+        "Asia/Shanghai",
+        seal,
+        EMPTY_HEAD,
     )
     assert written.data.read_bytes() == expected
     manifest = json.loads(written.manifest.read_text())
@@ -136,6 +140,6 @@ def test_a_drop_whose_later_part_breaks_the_schema_is_not_written(
         write_drop(drop, directory, "Asia/Shanghai", seal, EMPTY_HEAD)
     assert list(directory.iterdir()) == []
     # Near miss: the good part alone is written.
-    alone = Drop.of("commerce", "export_subsidy", D, good)
+    alone = Drop("commerce", "export_subsidy", D, lambda: iter([good]))
     write_drop(alone, directory, "Asia/Shanghai", seal, EMPTY_HEAD)
     assert sorted(p.suffix for p in directory.iterdir()) == [".csv", ".json"]

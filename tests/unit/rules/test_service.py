@@ -144,7 +144,7 @@ def _sla001(settings: Settings, day: date) -> dict[str, str]:
     with engine.connect() as conn:
         found = open_findings(conn, day)
         (drop,) = [d for d in each_drop(conn, day) if d.name.startswith("hub_commerce_findings")]
-        whole = drop.frame()
+        whole = pd.concat(list(drop.parts()), ignore_index=True)
     engine.dispose()
     in_drop = whole[whole["rule_id"] == "SLA-001"]
     assert sorted(in_drop["vin"]) == sorted(found.loc[found["rule_id"] == "SLA-001", "vin"])
