@@ -53,12 +53,13 @@ from vehiclehub.publish.drops import (
     deliver_pending,
     each_drop,
     log_delivery,
-    open_findings,
     pending_deliveries,
     register_deliveries,
+    write_findings_data,
     write_logged_drop,
 )
 from vehiclehub.publish.report import write_report
+from vehiclehub.publish.report.workbook import FindingsSheet
 from vehiclehub.quality.completeness import (
     Completeness,
     arrival_check,
@@ -79,7 +80,7 @@ from vehiclehub.results import (
     SigningKey,
 )
 from vehiclehub.retention import prune as prune_files
-from vehiclehub.review.cases import lapse_changed, mark_run
+from vehiclehub.review.cases import counted_decisions, lapse_changed, mark_run
 from vehiclehub.rules.engine import reconcile as run_rules
 from vehiclehub.signing import hub_signing_key, hub_verification_keys
 from vehiclehub.store.checkpoints import checkpoints_aside
@@ -318,10 +319,14 @@ def publish(settings: Settings, day: date) -> PublishResult:
         counts: dict[str, int] = {}
         written = []
         with engine.connect() as conn:
-            found = open_findings(conn, day)  # the drops and the workbook list them
+            decisions = counted_decisions(conn, day)
+            # The findings drops and the workbook's findings: one read of the findings.
+            sheet = FindingsSheet(day)
+            together = write_findings_data(conn, day, directory, decisions, sheet.add)
             seal = Seal(missing_evidence(feed_completeness(conn, settings, day)), key)
-            for drop in each_drop(conn, day, settings.rules, found):
-                done = write_logged_drop(engine, drop, directory, settings.timezone, seal)
+            for drop in each_drop(conn, day, settings.rules, decisions):
+                data = together.get(drop.name)
+                done = write_logged_drop(engine, drop, directory, settings.timezone, seal, data)
                 counts[drop.name] = done.rows
                 written.append(PendingDrop(drop.agency, drop.name, drop.day, done.sha256))
         with engine.begin() as conn:
@@ -330,7 +335,7 @@ def publish(settings: Settings, day: date) -> PublishResult:
         for agency, status in delivered.items():
             if not status.startswith("delivered"):
                 record_delivery_failure(settings, agency)
-        report = write_report(engine, settings, day, delivered, found, docs)
+        report = write_report(engine, settings, day, delivered, sheet.section(), docs)
         with engine.connect() as conn:
             head = log_head(conn)
     # Last, each on a line of its own: where an operator looks next.

@@ -15,10 +15,11 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -50,7 +51,7 @@ from vehiclehub.icd.drops import (
 from vehiclehub.icd.manifest import SCHEMA_VERSION, Manifest
 from vehiclehub.icd.names import FileName, manifest_name
 from vehiclehub.review.cases import counted_decisions, review_columns
-from vehiclehub.rules.base import fetch_batches, read_frame
+from vehiclehub.rules.base import fetch_batches, read_frame, read_frames
 from vehiclehub.rules.runner import FINDING_FIELDS
 from vehiclehub.rules.subsidy import export_subsidy
 from vehiclehub.signing import HubKey, SignatureRejected, sign_manifest, verify_manifest
@@ -118,19 +119,20 @@ def holds_on(day: date) -> ColumnElement[bool]:
     )
 
 
-def open_findings(conn: Connection, day: date) -> pd.DataFrame:
+def open_findings_query(day: date) -> Select[Any]:
     """Every finding that holds at the end of the run for ``day``, by rule and record,
-    with its case ``id`` and ``first_seen`` (ISO text).
-
-    A publish reads them once: the findings drops and the run's workbook both list them.
-    """
+    with its case ``id`` and ``first_seen`` (ISO text)."""
     names = ["id", *FINDING_FIELDS, "first_seen"]
-    query = (
+    return (
         select(*(findings.c[c] for c in names))
         .where(holds_on(day))
         .order_by(findings.c.rule_id, findings.c.record_key)
     )
-    return read_frame(conn, query)
+
+
+def open_findings(conn: Connection, day: date) -> pd.DataFrame:
+    """:func:`open_findings_query`'s findings in one frame."""
+    return read_frame(conn, open_findings_query(day))
 
 
 def concerns(agency: str, found: pd.DataFrame) -> pd.Series:
@@ -142,6 +144,41 @@ def concerns(agency: str, found: pd.DataFrame) -> pd.Series:
 def findings_for(agency: str, found: pd.DataFrame) -> pd.DataFrame:
     """Findings on the agency's records, and those citing one of its records."""
     return found.loc[concerns(agency, found), FINDINGS_COLUMNS]
+
+
+#: The agencies that receive a findings drop (ICD §4).
+FINDINGS_AGENCIES = tuple(a for a in AGENCIES if "findings" in AGENCY_REPORTS[a])
+
+
+@dataclass(frozen=True)
+class FindingsChunk:
+    """A chunk of the findings holding at the end of a run: as the store holds them
+    (``held``, dismissed ones included) and each agency's findings drop rows of them."""
+
+    held: pd.DataFrame
+    drops: dict[str, pd.DataFrame]
+
+
+def findings_chunks(
+    conn: Connection, day: date, decisions: pd.DataFrame
+) -> Iterator[FindingsChunk]:
+    """The findings holding at the end of the run for ``day``, read a chunk of
+    :data:`CHUNK_ROWS` at a time, in drop order, with each agency's drop rows: dismissed
+    findings left out, the others with their review columns from ``decisions``
+    (:func:`~vehiclehub.review.cases.counted_decisions`)."""
+    for held in read_frames(conn, open_findings_query(day), CHUNK_ROWS):
+        reviewed = review_columns(decisions, day, held)
+        yield FindingsChunk(held, {a: findings_for(a, reviewed) for a in FINDINGS_AGENCIES})
+
+
+def findings_drop(conn: Connection, day: date, decisions: pd.DataFrame, agency: str) -> Drop:
+    """The agency's findings drop for ``day``: its rows of :func:`findings_chunks`."""
+
+    def parts() -> Iterator[pd.DataFrame]:
+        for chunk in findings_chunks(conn, day, decisions):
+            yield chunk.drops[agency]
+
+    return Drop(agency, "findings", day, parts)
 
 
 def rejections_query(agency: str, day: date) -> Select[Any]:
@@ -246,24 +283,24 @@ def each_drop(
     conn: Connection,
     day: date,
     params: RuleParameters | None = None,
-    found: pd.DataFrame | None = None,
+    decisions: pd.DataFrame | None = None,
 ) -> Iterator[Drop]:
     """Every drop of the run for ``day``, for every agency, in the order they are written.
-    A verification drop's rows are read from ``conn`` as it is written, a chunk at a time.
+    A drop's rows are read from ``conn`` as it is written, a chunk at a time.
 
     ``params`` are the rule parameters of the configuration (the subsidy's threshold and
-    amount); RULES.md's defaults when not given. ``found`` are the findings holding at
-    the end of the run when the caller has read them already (:func:`open_findings`).
+    amount); RULES.md's defaults when not given. ``decisions`` are the review decisions
+    the run counts (:func:`~vehiclehub.review.cases.counted_decisions`), read here when
+    not given.
     """
-    found = open_findings(conn, day) if found is None else found
-    # Dismissed findings left out, the others with their review columns (ICD §4).
-    found = review_columns(counted_decisions(conn, day), day, found)
+    decisions = counted_decisions(conn, day) if decisions is None else decisions
     for agency in AGENCIES:
         for report in AGENCY_REPORTS[agency]:
             parts: Parts
             if report == "findings":
-                parts = functools.partial(_one, findings_for, agency, found)
-            elif report == "rejections":
+                yield findings_drop(conn, day, decisions, agency)
+                continue
+            if report == "rejections":
                 parts = functools.partial(_one, rejections_for, conn, agency, day)
             elif report == "export_subsidy":  # every exporter-year, each run (ICD §4)
                 parts = functools.partial(
@@ -279,6 +316,24 @@ def _one(make: Callable[..., pd.DataFrame], *args: Any) -> Iterator[pd.DataFrame
     yield make(*args)
 
 
+def _csv(frame: pd.DataFrame, header: bool) -> Iterator[bytes]:
+    """A frame's rows as ICD §4 CSV, :data:`CHUNK_ROWS` at a time, with the header first
+    if asked for."""
+    booleans = [n for n in frame.columns if pd.api.types.is_bool_dtype(frame[n])]
+    for start in range(0, len(frame), CHUNK_ROWS):
+        part = frame.iloc[start : start + CHUNK_ROWS]
+        if booleans:
+            true_false = {True: "true", False: "false"}
+            part = part.assign(**{n: part[n].map(true_false) for n in booleans})
+        yield part.to_csv(index=False, header=header, lineterminator="\r\n").encode("utf-8")
+        header = False
+
+
+def _header(columns: Iterable[str]) -> bytes:
+    """The CSV of a drop without rows: its header alone."""
+    return pd.DataFrame(columns=list(columns)).to_csv(index=False, lineterminator="\r\n").encode()
+
+
 def render_csv(frames: Iterable[pd.DataFrame], columns: Iterable[str]) -> Iterator[bytes]:
     """UTF-8 without BOM, header first, empty for null, booleans true/false (ICD §4).
 
@@ -287,19 +342,89 @@ def render_csv(frames: Iterable[pd.DataFrame], columns: Iterable[str]) -> Iterat
     """
     header = True
     for frame in frames:
-        booleans = [n for n in frame.columns if pd.api.types.is_bool_dtype(frame[n])]
-        for start in range(0, len(frame), CHUNK_ROWS):
-            part = frame.iloc[start : start + CHUNK_ROWS]
-            if booleans:
-                true_false = {True: "true", False: "false"}
-                part = part.assign(**{n: part[n].map(true_false) for n in booleans})
-            text = part.to_csv(index=False, header=header, lineterminator="\r\n")
+        if not frame.empty:
+            yield from _csv(frame, header)
             header = False
-            yield text.encode("utf-8")
     if header:
-        yield (
-            pd.DataFrame(columns=list(columns)).to_csv(index=False, lineterminator="\r\n").encode()
-        )
+        yield _header(columns)
+
+
+@dataclass(frozen=True)
+class DropData:
+    """A drop's data file as written: its path, SHA-256 and rows."""
+
+    path: Path
+    sha256: str
+    rows: int
+
+
+class _DataFile:
+    """A drop's data file being written a part at a time: each part checked against the
+    drop's ICD §4 schema, rendered, hashed and counted; the file appears whole, or not at
+    all when writing fails."""
+
+    def __init__(self, drop: Drop, path: Path, target: BinaryIO) -> None:
+        self.drop, self.path, self.target = drop, path, target
+        self.digest = hashlib.sha256()
+        self.rows = 0
+
+    @classmethod
+    @contextmanager
+    def open(cls, drop: Drop, directory: Path) -> Iterator[_DataFile]:
+        path = directory / drop.name
+        with written_whole(path) as partial, partial.open("wb") as target:
+            data = cls(drop, path, target)
+            yield data
+            data.close()
+
+    def add(self, part: pd.DataFrame) -> None:
+        check_drop(self.drop.report, self.drop.name, part)
+        if part.empty:
+            return
+        for data in _csv(part, header=self.rows == 0):
+            self._write(data)
+        self.rows += len(part)
+
+    def close(self) -> None:
+        if self.rows == 0:
+            self._write(_header(REPORT_COLUMNS[self.drop.report]))
+
+    def _write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.target.write(data)
+
+    @property
+    def written(self) -> DropData:
+        return DropData(self.path, self.digest.hexdigest(), self.rows)
+
+
+def write_data(drop: Drop, directory: Path) -> DropData:
+    """Write a drop's data file under ``directory``, a part at a time; a drop that breaks
+    its ICD §4 schema raises DropInvalid and is not written."""
+    with _DataFile.open(drop, directory) as data:
+        for part in drop.parts():
+            data.add(part)
+    return data.written
+
+
+def write_findings_data(
+    conn: Connection,
+    day: date,
+    directory: Path,
+    decisions: pd.DataFrame,
+    also: Callable[[pd.DataFrame], None] = lambda held: None,
+) -> dict[str, DropData]:
+    """Every agency's findings drop data for ``day`` written in one read of the findings
+    holding at the end of the run (:func:`findings_chunks`), a chunk at a time; ``also``
+    is given each chunk as held (the workbook lists them). By drop name."""
+    drops = [findings_drop(conn, day, decisions, agency) for agency in FINDINGS_AGENCIES]
+    with ExitStack() as stack:
+        files = [stack.enter_context(_DataFile.open(drop, directory)) for drop in drops]
+        for chunk in findings_chunks(conn, day, decisions):
+            also(chunk.held)
+            for drop, data in zip(drops, files, strict=True):
+                data.add(chunk.drops[drop.agency])
+    return {drop.name: data.written for drop, data in zip(drops, files, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -336,38 +461,37 @@ def manifest_for(
 
 
 def write_drop(
-    drop: Drop, directory: Path, timezone: str, seal: Seal, head: LogHead
+    drop: Drop,
+    directory: Path,
+    timezone: str,
+    seal: Seal,
+    head: LogHead,
+    data: DropData | None = None,
 ) -> WrittenDrop:
     """Write a drop and its manifest under ``directory``, the data a chunk of rows at a
-    time; a drop that breaks its ICD §4 schema raises DropInvalid and is not written."""
-    data_path, manifest_path = directory / drop.name, directory / drop.manifest_name
-    digest = hashlib.sha256()
-    rows = 0
-
-    def checked() -> Iterator[pd.DataFrame]:
-        nonlocal rows
-        for part in drop.parts():
-            check_drop(drop.report, drop.name, part)
-            rows += len(part)
-            yield part
-
-    with written_whole(data_path) as partial, partial.open("wb") as target:
-        for data in render_csv(checked(), REPORT_COLUMNS[drop.report]):
-            digest.update(data)
-            target.write(data)
-    manifest = manifest_for(drop, rows, digest.hexdigest(), timezone, seal, head)
+    time (:func:`write_data`) unless already written (``data``); a drop that breaks its
+    ICD §4 schema raises DropInvalid and is not written."""
+    data = write_data(drop, directory) if data is None else data
+    manifest_path = directory / drop.manifest_name
+    manifest = manifest_for(drop, data.rows, data.sha256, timezone, seal, head)
     with written_whole(manifest_path) as partial:
         partial.write_bytes(manifest)
-    return WrittenDrop(data_path, manifest_path, digest.hexdigest(), rows)
+    return WrittenDrop(data.path, manifest_path, data.sha256, data.rows)
 
 
 def write_logged_drop(
-    engine: Engine, drop: Drop, directory: Path, timezone: str, seal: Seal
+    engine: Engine,
+    drop: Drop,
+    directory: Path,
+    timezone: str,
+    seal: Seal,
+    data: DropData | None = None,
 ) -> WrittenDrop:
-    """Write a drop whose manifest holds the log's head, then log it as ``written``."""
+    """Write a drop (its data unless already written, ``data``) whose manifest holds the
+    log's head, then log it as ``written``."""
     with engine.connect() as conn:
         head = log_head(conn)
-    written = write_drop(drop, directory, timezone, seal, head)
+    written = write_drop(drop, directory, timezone, seal, head, data)
     with engine.begin() as conn:
         append_entry(
             conn,

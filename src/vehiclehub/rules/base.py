@@ -280,6 +280,25 @@ def read_frame(conn: Connection, query: Select[Any] | CompoundSelect[Any]) -> pd
 FETCH_BATCH = 100_000
 
 
+def read_frames(
+    conn: Connection, query: Select[Any] | CompoundSelect[Any], size: int = FETCH_BATCH
+) -> Iterator[pd.DataFrame]:
+    """:func:`read_frame`'s rows as frames of at most ``size`` rows, read a batch at a
+    time (:func:`fetch_batches`): a result of any length is never held whole. Columns are
+    typed per frame as :func:`read_frame` types them."""
+    names = [column.name for column in query.selected_columns]
+    processors = _processors(query, conn.dialect)
+    for rows in fetch_batches(conn, query, size):
+        columns = {
+            i: _column([_part(list(map(itemgetter(i), rows)), processors[i])])
+            for i in range(len(names))
+        }
+        del rows
+        frame = pd.DataFrame(columns)
+        frame.columns = pd.Index(names)
+        yield frame
+
+
 def fetch_batches(
     conn: Connection, query: Select[Any] | CompoundSelect[Any], size: int = FETCH_BATCH
 ) -> Iterator[Sequence[Sequence[Any]]]:

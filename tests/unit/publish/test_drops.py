@@ -9,15 +9,27 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert
 
 from vehiclehub.config import Settings
 from vehiclehub.icd.drops import REPORT_COLUMNS, DropInvalid
 from vehiclehub.publish import drops
-from vehiclehub.publish.drops import Drop, Seal, changed_verdicts, write_drop
+from vehiclehub.publish.drops import (
+    Drop,
+    Seal,
+    changed_verdicts,
+    findings_for,
+    open_findings,
+    render_csv,
+    write_drop,
+    write_findings_data,
+)
+from vehiclehub.publish.report.workbook import FindingsSheet
+from vehiclehub.review.cases import review_columns
 from vehiclehub.signing import hub_signing_key
 from vehiclehub.store import connect
 from vehiclehub.store.exchange_log import EMPTY_HEAD
+from vehiclehub.store.schema import findings
 from vehiclehub.store.verdicts import record_run, store_verdicts
 
 D0, D = date(2025, 11, 2), date(2025, 11, 3)
@@ -143,3 +155,79 @@ def test_a_drop_whose_later_part_breaks_the_schema_is_not_written(
     alone = Drop("commerce", "export_subsidy", D, lambda: iter([good]))
     write_drop(alone, directory, "Asia/Shanghai", seal, EMPTY_HEAD)
     assert sorted(p.suffix for p in directory.iterdir()) == [".csv", ".json"]
+
+
+def _finding(n: int, agency: str, related: str, first_seen: date = D) -> dict[str, object]:
+    return {
+        "identity": f"i{n}",
+        "rule_id": f"EXP-00{n % 3 + 1}",
+        "severity": "error",
+        "vin": None if n % 4 == 0 else f"LSVAM4187C218{n:04d}",
+        "agency": agency,
+        "record_key": f"K{n:02d}",
+        "related": related,
+        "detail": f"detail {n}, with a comma",
+        "first_seen": first_seen,
+        "last_seen": D,
+        "resolved_on": None,
+    }
+
+
+def test_every_findings_drop_is_written_in_one_read_as_each_whole_frame_would_be(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(drops, "CHUNK_ROWS", 2)
+    engine = connect(settings.database_url)
+    rows = [
+        _finding(1, "police", "customs:530420250040970934/1"),  # police's, and customs'
+        _finding(2, "police", "", D0),
+        _finding(3, "tax", "customs:530420250040970935/1;police:E9"),
+        _finding(4, "tax", ""),  # dismissed: in no drop, on the sheet
+        _finding(5, "customs", ""),
+        _finding(6, "police", "taxes:R1"),  # near miss: cites no agency's record
+        _finding(7, "police", "", D0) | {"resolved_on": D},  # resolved: nowhere
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(findings), rows)
+        ids = dict(
+            conn.execute(
+                findings.select().with_only_columns(findings.c.record_key, findings.c.id)
+            ).all()
+        )
+    decisions = pd.DataFrame(
+        {
+            "finding_id": [ids["K04"], ids["K05"]],
+            "review": ["dismissed", "confirmed"],
+            "note": ["-", "seen"],
+        }
+    )
+    sheet = FindingsSheet(D)
+    with engine.connect() as conn:
+        written = write_findings_data(conn, D, tmp_path, decisions, sheet.add)
+        whole = review_columns(decisions, D, open_findings(conn, D))
+    engine.dispose()
+    assert sorted(written) == [
+        f"hub_{a}_findings_20251103_001.csv" for a in ("commerce", "customs", "police", "tax")
+    ]
+    expected_keys = {
+        "commerce": [],
+        "customs": ["K01", "K03", "K05"],
+        "police": ["K01", "K02", "K03", "K06"],
+        "tax": ["K03"],
+    }
+    for agency, keys in expected_keys.items():
+        data = written[f"hub_{agency}_findings_20251103_001.csv"]
+        expected = b"".join(render_csv([findings_for(agency, whole)], REPORT_COLUMNS["findings"]))
+        assert data.path.read_bytes() == expected
+        assert data.sha256 == hashlib.sha256(expected).hexdigest() and data.rows == len(keys)
+        listed = pd.read_csv(data.path, dtype=str, keep_default_na=False)
+        assert sorted(listed["record_key"]) == keys, agency
+    confirmed = pd.read_csv(
+        written["hub_customs_findings_20251103_001.csv"].path, dtype=str, keep_default_na=False
+    )
+    assert confirmed.set_index("record_key").at["K05", "note"] == "seen"
+    section = sheet.section()
+    assert section.total == 6  # the dismissed one too; not the resolved one
+    assert section.per_agency == {"commerce": 0, "customs": 3, "police": 4, "tax": 2}
+    # By rule, then record: EXP-001 on K03 and K06, EXP-002 on K01 and K04, EXP-003 ...
+    assert section.frame["record_key"].tolist() == ["K03", "K06", "K01", "K04", "K02", "K05"]

@@ -18,7 +18,8 @@ from tests.factories import loaded_file
 from vehiclehub import xlsx
 from vehiclehub.config import Settings
 from vehiclehub.icd.drops import EXPORT_VERIFICATION_COLUMNS
-from vehiclehub.publish.drops import open_findings
+from vehiclehub.publish import drops
+from vehiclehub.publish.drops import findings_chunks
 from vehiclehub.publish.report import workbook
 from vehiclehub.publish.report.charts import (
     _nice_top,
@@ -29,6 +30,7 @@ from vehiclehub.publish.report.charts import (
 from vehiclehub.publish.report.history import feed_volumes
 from vehiclehub.publish.report.model import FeedRow
 from vehiclehub.publish.report.workbook import write_workbook
+from vehiclehub.review.cases import counted_decisions
 from vehiclehub.store import connect
 from vehiclehub.store.schema import findings, rejections
 from vehiclehub.store.verdicts import store_verdicts
@@ -250,6 +252,7 @@ def test_a_section_longer_than_its_limit_says_what_it_leaves_out(
 ) -> None:
     monkeypatch.setattr(workbook, "MAX_ROWS", 3)
     monkeypatch.setattr(xlsx, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(drops, "CHUNK_ROWS", 2)  # the third listed is in the second read
     engine = connect(settings.database_url)
     _open_exp001_findings(engine, [D] * 5)
     target = tmp_path / "book.xlsx"
@@ -265,19 +268,25 @@ def test_a_section_longer_than_its_limit_says_what_it_leaves_out(
 
 
 def test_the_findings_sheet_lists_the_findings_the_publish_read(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(drops, "CHUNK_ROWS", 1)
     engine = connect(settings.database_url)
     _open_exp001_findings(engine, [date(2025, 11, 1), D])
     read, given, fewer = tmp_path / "read.xlsx", tmp_path / "given.xlsx", tmp_path / "fewer.xlsx"
     with engine.connect() as conn:
-        found = open_findings(conn, D)
+        chunks = [c.held for c in findings_chunks(conn, D, counted_decisions(conn, D))]
+        assert [len(c) for c in chunks] == [1, 1]
+        sheet, first = workbook.FindingsSheet(D), workbook.FindingsSheet(D)
+        for chunk in chunks:
+            sheet.add(chunk)
+        first.add(chunks[0])
         write_workbook(conn, D, read, {})
-        write_workbook(conn, D, given, {}, found=found)
-        write_workbook(conn, D, fewer, {}, found=found.iloc[:1])
-    sheet = _rows(given, "findings")
-    assert sheet == _rows(read, "findings")
-    assert [(r[3], r[6], r[7]) for r in sheet[1:]] == [
+        write_workbook(conn, D, given, {}, findings=sheet.section())
+        write_workbook(conn, D, fewer, {}, findings=first.section())
+    rows = _rows(given, "findings")
+    assert rows == _rows(read, "findings")
+    assert [(r[3], r[6], r[7]) for r in rows[1:]] == [
         ("E0", datetime(2025, 11, 1), "still open"),
         ("E1", datetime(2025, 11, 3), "new"),
     ]

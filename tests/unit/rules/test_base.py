@@ -132,3 +132,34 @@ def test_rows_are_fetched_a_batch_at_a_time(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_postgresql_rows_come_from_a_server_side_cursor_a_batch_at_a_time(pg_url: str) -> None:
     assert _batches(pg_url, 1) == [[row] for row in BATCHED]
+
+
+def _frames(url: str, size: int) -> list[pd.DataFrame]:
+    """The sample rows' frame read as frames of ``size`` rows."""
+    engine = connect(url)
+    try:
+        with engine.begin() as conn:
+            samples.create(conn)
+            conn.execute(insert(samples), ROWS)
+            query = select(samples, literal(None).label("unset")).order_by(samples.c.n)
+            return list(base.read_frames(conn, query, size))
+    finally:
+        engine.dispose()
+
+
+def _check_frames(frames: list[pd.DataFrame]) -> None:
+    assert [len(f) for f in frames] == [2, 1]
+    # The first frame's text is all null and still text, as read_frame types it.
+    assert pd.api.types.is_string_dtype(frames[0]["name"])
+    _check(pd.concat(frames, ignore_index=True))
+
+
+def test_frames_a_batch_at_a_time_join_into_the_whole_frame(tmp_path: Path) -> None:
+    _check_frames(_frames(f"sqlite:///{tmp_path / 'hub.db'}", 2))
+    # Near miss: a batch larger than the result is one frame.
+    assert [len(f) for f in _frames(f"sqlite:///{tmp_path / 'again.db'}", 5)] == [3]
+
+
+@pytest.mark.postgres
+def test_postgresql_frames_a_batch_at_a_time_alike(pg_url: str) -> None:
+    _check_frames(_frames(pg_url, 2))

@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 
 from vehiclehub.config import Settings
 from vehiclehub.publish.report.tree import gather
-from vehiclehub.publish.report.workbook import write_workbook
+from vehiclehub.publish.report.workbook import Section, write_workbook
 from vehiclehub.workfiles import written_whole
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,13 +75,13 @@ def write_report(
     settings: Settings,
     day: date,
     delivered: dict[str, str],
-    found: pd.DataFrame | None = None,
+    findings: Section | None = None,
     docs_build: DocsBuild | None = None,
 ) -> Path:
     """Render the day's report, its Data Docs and its workbook; return the report's path.
 
-    ``found`` are the findings holding at the end of the run when the publish has read
-    them already for the drops (:func:`~vehiclehub.publish.drops.open_findings`).
+    ``findings``: the workbook's findings section when the publish gathered it as it
+    wrote the findings drops (:class:`~vehiclehub.publish.report.workbook.FindingsSheet`).
     ``docs_build``: the Data Docs being built by a process of their own, started by the
     caller; built here when not given.
     """
@@ -106,7 +106,7 @@ def write_report(
     with engine.connect() as conn:
         tree = gather(conn, settings, day, pages)
         truncated = write_workbook(
-            conn, day, workbook_path, tree.feeds_by_agency, tree.verdict_counts, found
+            conn, day, workbook_path, tree.feeds_by_agency, tree.verdict_counts, findings
         )
     drops_dir = settings.drops_dir / day.isoformat()
     html_text = _ENV.get_template("report.html").render(

@@ -33,11 +33,12 @@ from vehiclehub.publish.drops import (
     columns_of,
     concerns,
     drop_name,
-    open_findings,
+    findings_chunks,
     rejections_query,
     verdict_rows,
 )
 from vehiclehub.publish.report.model import FeedRow
+from vehiclehub.review.cases import counted_decisions
 from vehiclehub.store.schema import verdict_history
 from vehiclehub.store.verdicts import verdict_holds_on
 from vehiclehub.workfiles import written_whole
@@ -81,28 +82,59 @@ def _count(conn: Connection, query: Any) -> int:
 
 
 def run_findings(found: pd.DataFrame, day: date) -> pd.DataFrame:
-    """Every finding holding at the end of the run, by rule and record, new or still open;
-    ``found`` are those findings as the drops read them (:func:`open_findings`)."""
+    """Findings holding at the end of the run, by rule and record, new or still open;
+    ``found`` are those findings as the drops read them (:func:`findings_chunks`)."""
     names = ["agency", *FINDINGS_SHEET_COLUMNS[:-1]]
     new = found["first_seen"].astype("string").eq(day.isoformat())
     status = new.map({True: "new", False: "still open"}).astype("string")
     return found[names].assign(status=status)
 
 
-def findings_section(found: pd.DataFrame, day: date) -> Section:
-    """Every finding once, with the agencies whose findings drop carries it."""
-    goes_to = pd.Series("", index=found.index, dtype="string")
-    for agency in AGENCIES:
-        goes_to = goes_to.mask(concerns(agency, found), goes_to + "; " + agency)
-    frame = found[FINDINGS_SHEET_COLUMNS].assign(agencies=goes_to.str.removeprefix("; "))
-    return Section(
-        "findings",
-        "every finding holding at the end of the run; agencies: whose findings drop has it",
-        frame.head(MAX_ROWS),
-        len(frame),
-        more="each agency's findings drop lists every one of its own",
-        per_agency={a: int(concerns(a, found).sum()) for a in AGENCIES},
-    )
+@dataclass
+class FindingsSheet:
+    """The findings section, gathered a chunk of the run's findings at a time (:meth:`add`):
+    every finding once, with the agencies whose findings drop carries it; the first
+    :data:`MAX_ROWS` listed, all of them counted."""
+
+    day: date
+    listed: list[pd.DataFrame] = field(default_factory=list)
+    total: int = 0
+    per_agency: dict[str, int] = field(default_factory=lambda: dict.fromkeys(AGENCIES, 0))
+
+    def add(self, found: pd.DataFrame) -> None:
+        """Take the next chunk of the findings holding at the end of the run."""
+        found = run_findings(found, self.day)
+        goes_to = pd.Series("", index=found.index, dtype="string")
+        for agency in AGENCIES:
+            concerned = concerns(agency, found)
+            self.per_agency[agency] += int(concerned.sum())
+            goes_to = goes_to.mask(concerned, goes_to + "; " + agency)
+        room = MAX_ROWS - sum(map(len, self.listed))
+        if room > 0:
+            frame = found[FINDINGS_SHEET_COLUMNS].assign(agencies=goes_to.str.removeprefix("; "))
+            self.listed.append(frame.head(room))
+        self.total += len(found)
+
+    def section(self) -> Section:
+        columns = [*FINDINGS_SHEET_COLUMNS, "agencies"]
+        listed = [f for f in self.listed if not f.empty]
+        frame = pd.concat(listed, ignore_index=True) if listed else pd.DataFrame(columns=columns)
+        return Section(
+            "findings",
+            "every finding holding at the end of the run; agencies: whose findings drop has it",
+            frame,
+            self.total,
+            more="each agency's findings drop lists every one of its own",
+            per_agency=dict(self.per_agency),
+        )
+
+
+def findings_section(conn: Connection, day: date) -> Section:
+    """The findings section of the run for ``day``, read from the store a chunk at a time."""
+    sheet = FindingsSheet(day)
+    for chunk in findings_chunks(conn, day, counted_decisions(conn, day)):
+        sheet.add(chunk.held)
+    return sheet.section()
 
 
 def rejections_section(conn: Connection, day: date) -> Section:
@@ -242,21 +274,22 @@ def write_workbook(
     target: Path,
     feeds: Mapping[str, Sequence[FeedRow]],
     counted: Mapping[str, Mapping[str, int]] | None = None,
-    found: pd.DataFrame | None = None,
+    findings: Section | None = None,
 ) -> list[str]:
     """Write the run's workbook; ``feeds`` are the report's per-agency feed rows
     (:attr:`~vehiclehub.publish.report.model.ReportData.feeds_by_agency`).
 
     ``counted`` are the day's records per verification report and verdict
-    (:func:`verdict_counts`), ``found`` the findings holding at the end of the run
-    (:func:`open_findings`), each when the caller has them already. Returns the sheets
+    (:func:`verdict_counts`), ``findings`` the findings section (:class:`FindingsSheet`,
+    gathered as the publish wrote the findings drops), each when the caller has them
+    already. Returns the sheets
     that list fewer rows than there are.
     """
     counted = verdict_counts(conn, day) if counted is None else counted
-    found = open_findings(conn, day) if found is None else found
+    findings = findings_section(conn, day) if findings is None else findings
     sections = [
         feeds_section(feeds),
-        findings_section(run_findings(found, day), day),
+        findings,
         rejections_section(conn, day),
         *verdict_sections(conn, day, counted),
     ]
