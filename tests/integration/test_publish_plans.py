@@ -29,9 +29,9 @@ def test_the_comparison_with_yesterday_looks_keys_up(pg_url: str) -> None:
     engine = connect(pg_url)
     yesterday, today = date(2025, 11, 3), date(2025, 11, 4)
     with engine.begin() as conn:
-        store_verdicts(conn, yesterday, REPORT, _snapshot(5000, 0), EXPORT_VERIFICATION_COLUMNS)
+        store_verdicts(conn, yesterday, REPORT, [_snapshot(5000, 0)], EXPORT_VERIFICATION_COLUMNS)
         record_run(conn, yesterday)
-        store_verdicts(conn, today, REPORT, _snapshot(5000, 7), EXPORT_VERIFICATION_COLUMNS)
+        store_verdicts(conn, today, REPORT, [_snapshot(5000, 7)], EXPORT_VERIFICATION_COLUMNS)
         record_run(conn, today)
     with engine.connect() as conn:
         assert len(changed_verdicts(conn, REPORT, today)) == 7

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -21,7 +23,7 @@ from vehiclehub.rules.history import (
     record_findings,
     store_not_evaluated,
 )
-from vehiclehub.rules.runner import evaluate_with_reads, worker_count
+from vehiclehub.rules.runner import evaluate_rules, worker_count
 from vehiclehub.rules.scope import (
     basis_now,
     clear_scope,
@@ -32,7 +34,6 @@ from vehiclehub.rules.scope import (
     widen_scope,
 )
 from vehiclehub.rules.verdicts import (
-    VERDICT_READS,
     VERDICT_RULE_FRAMES,
     police_verdicts,
     tax_verdicts,
@@ -49,6 +50,13 @@ log = logging.getLogger(__name__)
 
 def _counts(values: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
+
+
+def _tallied(parts: Iterable[pd.DataFrame], tally: Counter[str]) -> Iterator[pd.DataFrame]:
+    """The parts of a verification report, their rows counted per verdict as they pass."""
+    for part in parts:
+        tally.update(_counts(part["verdict"]))
+        yield part
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,8 @@ def reconcile(
     # Committed before the rules run: they read the scope on connections of their own.
     with engine.begin() as conn:
         ctx = RuleContext(conn, day, params, calendar, scoped=scoped, carried=carried)
-        evaluation, read = evaluate_with_reads(
-            ctx, sorted(RULES), worker_count(), VERDICT_READS, keep_raw=VERDICT_RULE_FRAMES
+        evaluation = evaluate_rules(
+            ctx, sorted(RULES), worker_count(), keep_raw=VERDICT_RULE_FRAMES
         )
         # Written from here: on SQLite the store's write lock is taken now, not held over
         # the evaluation's reads (the lease's renewals and the desk write meanwhile).
@@ -108,15 +116,15 @@ def reconcile(
             ("export_verification", police_verdicts, EXPORT_VERIFICATION_COLUMNS),
             ("refund_verification", tax_verdicts, REFUND_VERIFICATION_COLUMNS),
         )
-        # One report at a time: each holds a row per deregistration or refund line.
+        # Each report read from the store, its verdicts worked out and stored a chunk at a
+        # time: a report holds a row per deregistration or refund line.
         for report, verdicts_of, columns in reports:
-            rows = verdicts_of(ctx, evaluation, read.pop(report))
+            tally: Counter[str] = Counter()
+            parts = _tallied(verdicts_of(ctx, evaluation), tally)
             within = verdict_records_in_scope(report) if scoped else None
-            store_verdicts(conn, day, report, rows, columns, within)
-            counts[report] = (
-                verdicts_holding(conn, report, day) if scoped else _counts(rows["verdict"])
-            )
-            del rows
+            store_verdicts(conn, day, report, parts, columns, within)
+            held = verdicts_holding(conn, report, day) if scoped else dict(sorted(tally.items()))
+            counts[report] = held
         record_run(conn, day)
         note_basis(conn, day, basis)
         clear_scope(conn)

@@ -8,7 +8,6 @@ from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import TypeVar, cast
 
 import pandas as pd
 from sqlalchemy import Connection
@@ -101,17 +100,12 @@ def _gather(rule_id: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 #: Rules that take longest at scale, started first so that the other worker takes the
-#: rest meanwhile. The other rules follow in id order, then the further reads of the
-#: store asked for (the verdict reports', rules.verdicts.VERDICT_READS): late, so that
-#: their million-row frames do not sit in memory beside VIN-003's.
+#: rest meanwhile; the other rules follow in id order.
 SLOW_FIRST = ("VIN-003", "POL-003", "LIC-006", "TRD-005")
 #: Connections evaluating rules side by side (the store answers each on its own core).
 MAX_WORKERS = 2
 
-Job = Callable[[RuleContext], pd.DataFrame]
-#: What a job of a run gives: a rule's outcome, or a further read's frame.
-_Result = _RuleOutcome | pd.DataFrame
-T = TypeVar("T")
+Job = Callable[[RuleContext], _RuleOutcome]
 
 
 def _rule_job(rule_id: str, keep_raw: bool) -> Callable[[RuleContext], _RuleOutcome]:
@@ -141,55 +135,43 @@ def evaluate(
     rules count (the package's alone by default).
     """
     ctx = RuleContext(conn, day, params, calendar or package_calendar())
-    return evaluate_with_reads(ctx, sorted(only or RULES), workers, {})[0]
+    return evaluate_rules(ctx, sorted(only or RULES), workers)
 
 
-def evaluate_with_reads(
+def evaluate_rules(
     ctx: RuleContext,
     rule_ids: list[str],
     workers: int,
-    reads: dict[str, Job],
     keep_raw: Collection[str] | None = None,
-) -> tuple[Evaluation, dict[str, pd.DataFrame]]:
-    """:func:`evaluate`, with further ``reads`` of the store done alongside the rules.
+) -> Evaluation:
+    """:func:`evaluate` in a context of the caller's (a scoped run's, say).
 
     ``keep_raw``: the rules whose own frames :attr:`Evaluation.raw` keeps (all by default).
     """
-    jobs: dict[str, Callable[[RuleContext], _Result]] = {
+    jobs = {
         rule_id: _rule_job(rule_id, keep_raw is None or rule_id in keep_raw) for rule_id in rule_ids
     }
-    done = _run_all(ctx, {**jobs, **reads}, workers)
-    ruled = _taken(done, rule_ids, _RuleOutcome)
+    done = _run_all(ctx, jobs, workers)
+    ruled = [done.pop(rule_id) for rule_id in rule_ids]
     gathered = [o.findings for o in ruled]
     frame = pd.concat([g for g in gathered if not g.empty] or [gathered[0]], ignore_index=True)
     frame["vin"] = frame["vin"].astype(object).where(frame["vin"].notna(), None)
     declared = [o.declared for o in ruled if not o.declared.empty]
     skipped = pd.concat(declared, ignore_index=True) if declared else _none_declared()
     raw = {r: o.raw for r, o in zip(rule_ids, ruled, strict=True) if o.raw is not None}
-    evaluation = Evaluation(
+    return Evaluation(
         frame.sort_values(["rule_id", "record_key"], ignore_index=True),
         raw,
         skipped.sort_values(["rule_id", "record_key"], ignore_index=True),
     )
-    return evaluation, dict(zip(reads, _taken(done, list(reads), pd.DataFrame), strict=True))
 
 
-def _taken(done: dict[str, _Result], names: list[str], kind: type[T]) -> list[T]:
-    """The results of the jobs ``names``, of type ``kind``, taken out of ``done``."""
-    taken = [done.pop(name) for name in names]
-    if not all(isinstance(t, kind) for t in taken):
-        raise TypeError(f"a job's result is not a {kind.__name__}")
-    return cast(list[T], taken)
-
-
-def _run_all(
-    ctx: RuleContext, jobs: dict[str, Callable[[RuleContext], _Result]], workers: int
-) -> dict[str, _Result]:
+def _run_all(ctx: RuleContext, jobs: dict[str, Job], workers: int) -> dict[str, _RuleOutcome]:
     """Each job's result; slow ones first, shared out among ``workers`` connections."""
     conn = ctx.conn
     queue = [j for j in SLOW_FIRST if j in jobs] + [j for j in jobs if j not in SLOW_FIRST]
     workers = min(workers, len(queue)) if _shareable(conn) else 1
-    done: dict[str, _Result] = {}
+    done: dict[str, _RuleOutcome] = {}
 
     def drain(ctx: RuleContext, advance: progress.Advance) -> None:
         # list.pop is atomic under the GIL: each job is taken by one worker only.

@@ -3,25 +3,31 @@ line (tax), from the rules' findings and what each report reads of the store."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import date
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, Select, case, func, select
 
 from vehiclehub.icd.codes import POLICE_VERDICT_RULES, TAX_VERDICT_RULES, PoliceVerdict, TaxVerdict
 from vehiclehub.icd.drops import EXPORT_VERIFICATION_COLUMNS, REFUND_VERIFICATION_COLUMNS
 from vehiclehub.rules import RuleContext
-from vehiclehub.rules.base import same_item
-from vehiclehub.rules.runner import Evaluation, Job
+from vehiclehub.rules.base import read_frames, same_item
+from vehiclehub.rules.runner import Evaluation
 from vehiclehub.store.schema import verdict_history
 from vehiclehub.store.verdicts import verdict_holds_on
 
+#: Rows of a verification report read from the store at a time.
+READ_ROWS = 100_000
 
-def deregistration_items(ctx: RuleContext) -> pd.DataFrame:
+
+def deregistration_items(ctx: RuleContext) -> Select[Any]:
     """Each export deregistration with each cleared item of its VIN (or none): whether
-    the item left in time (``qualifies``) and whether the deregistration names it."""
+    the item left in time (``qualifies``) and whether the deregistration names it; by VIN
+    and event, so that an event's rows come one after the other."""
     dereg, cleared = ctx.export_deregistrations(), ctx.cleared_items()
-    return ctx.frame(
+    return (
         select(
             dereg.c.event_id,
             dereg.c.vin,
@@ -33,22 +39,43 @@ def deregistration_items(ctx: RuleContext) -> pd.DataFrame:
         )
         .outerjoin(cleared, cleared.c.vin == dereg.c.vin)
         .where(ctx.reached(dereg.c.vin))
+        .order_by(dereg.c.vin, dereg.c.event_id)
     )
 
 
-def police_verdicts(
-    ctx: RuleContext, evaluation: Evaluation, pairs: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """One row per export deregistration, and one per export overdue for deregistration.
+def whole_events(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Frames of :func:`deregistration_items`' rows, each event's rows in one frame: the
+    last event of a frame, which may go on in the next, is carried over to it."""
+    carried = None
+    for frame in frames:
+        if carried is not None:
+            frame = pd.concat([carried, frame], ignore_index=True)
+        events = frame["event_id"]
+        last = events.eq(str(events.iat[-1]))
+        carried = frame[last]
+        if not last.all():
+            yield frame[~last]
+    if carried is not None:
+        yield carried
+
+
+def fired_rules(found: pd.DataFrame, agency: str, rule_ids: Iterable[str]) -> pd.Series:
+    """Per record of the agency with findings of the given rules: their ids, sorted,
+    joined by ``;``."""
+    fired = found[(found["agency"] == agency) & found["rule_id"].isin(list(rule_ids))]
+    return fired.sort_values("rule_id").groupby("record_key")["rule_id"].agg(";".join)
+
+
+def police_rows(pairs: pd.DataFrame, fired: pd.Series) -> pd.DataFrame:
+    """The verdict of each export deregistration of ``pairs`` (:func:`deregistration_items`,
+    every row of each of its events), with the rules that fired on it (``fired``,
+    :func:`fired_rules`).
 
     The item shown for a deregistration is the one its ``decl_no`` names if that one
     qualifies, else the latest that qualifies (RULES.md, networked verification). With
     none qualifying the deregistration is ``before_export``, shown with the item that
     comes first in the same order; with no cleared item at all, ``no_export``.
-    ``pairs``: :func:`deregistration_items`, when already read.
     """
-    if pairs is None:
-        pairs = deregistration_items(ctx)
     # Most deregistrations have one cleared item or none: only those with several are
     # sorted to find the one shown.
     several = pairs["event_id"].duplicated(keep=False)
@@ -65,48 +92,54 @@ def police_verdicts(
     rows["verdict"] = PoliceVerdict.NO_EXPORT.value
     rows.loc[has_item & rows["qualifies"].eq(1), "verdict"] = PoliceVerdict.VERIFIED.value
     rows.loc[has_item & rows["qualifies"].eq(0), "verdict"] = PoliceVerdict.BEFORE_EXPORT.value
-    rows = rows.drop(columns="qualifies")
-    overdue = evaluation.raw["EXP-003"]
-    overdue_rows = pd.DataFrame(
+    rows["record_key"] = rows["event_id"]
+    rows["rule_ids"] = rows["record_key"].map(fired).fillna("").astype("str")
+    return rows[["record_key", *EXPORT_VERIFICATION_COLUMNS]].reset_index(drop=True)
+
+
+def overdue_rows(overdue: pd.DataFrame) -> pd.DataFrame:
+    """One ``overdue`` row per export overdue for deregistration (EXP-003's own frame)."""
+    return pd.DataFrame(
         {
+            "record_key": "item:" + overdue["record_key"],
             "event_id": None,
             "vin": overdue["vin"],
             "verdict": PoliceVerdict.OVERDUE.value,
             "decl_no": overdue["record_key"].str.split("/").str[0],
             "exported_at": overdue["exported_at"],
-            "record_key": "item:" + overdue["record_key"],
+            "rule_ids": "EXP-003",
         }
-    )
-    rows["record_key"] = rows["event_id"]
-    both = pd.concat([rows, overdue_rows], ignore_index=True)
-    both["rule_ids"] = _rule_ids(evaluation.findings, "police", tuple(POLICE_VERDICT_RULES), both)
-    both.loc[both["verdict"] == PoliceVerdict.OVERDUE.value, "rule_ids"] = "EXP-003"
-    shown = both[["record_key", *EXPORT_VERIFICATION_COLUMNS]]
-    return shown.sort_values("record_key", ignore_index=True)
+    )[["record_key", *EXPORT_VERIFICATION_COLUMNS]]
 
 
-def refund_line_vins(ctx: RuleContext) -> pd.DataFrame:
+def police_verdicts(ctx: RuleContext, evaluation: Evaluation) -> Iterator[pd.DataFrame]:
+    """One row per export deregistration, and one per export overdue for deregistration,
+    a chunk of deregistrations at a time (read :data:`READ_ROWS` rows at a time), the
+    overdue ones last."""
+    fired = fired_rules(evaluation.findings, "police", POLICE_VERDICT_RULES)
+    pairs = read_frames(ctx.conn, deregistration_items(ctx), READ_ROWS)
+    for events in whole_events(pairs):
+        yield police_rows(events, fired)
+    yield overdue_rows(evaluation.raw["EXP-003"])
+
+
+def refund_line_vins(ctx: RuleContext) -> Select[Any]:
     """Each refund line outside status rejected, with its customs item's VIN (or none)."""
     refund = ctx.refund_lines()
     items = ctx.latest("customs", "declarations", "item")
-    return ctx.frame(
+    return (
         select(refund.c.refund_no, refund.c.decl_ref, items.c.vin)
         .outerjoin(items, same_item(refund, items))
         .where(ctx.reached(refund.c.decl_ref, "decl_ref"))
     )
 
 
-def tax_verdicts(
-    ctx: RuleContext, evaluation: Evaluation, lines: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """One row per refund line outside status rejected: the first verdict that applies.
-
-    ``lines``: :func:`refund_line_vins`, when already read.
-    """
-    rows = refund_line_vins(ctx) if lines is None else lines
+def tax_rows(lines: pd.DataFrame, fired: pd.Series) -> pd.DataFrame:
+    """The verdict of each refund line of ``lines`` (:func:`refund_line_vins`): the first
+    that applies of the rules that fired on it (``fired``, :func:`fired_rules`)."""
     # The record key (ICD §4) joined here rather than in SQL: one string less to fetch a line.
-    rows.insert(0, "record_key", rows["refund_no"] + "/" + rows["decl_ref"])
-    rows["rule_ids"] = _rule_ids(evaluation.findings, "tax", tuple(TAX_VERDICT_RULES), rows)
+    rows = lines.assign(record_key=lines["refund_no"] + "/" + lines["decl_ref"])
+    rows["rule_ids"] = rows["record_key"].map(fired).fillna("").astype("str")
     # The first verdict that applies, worked out once per distinct rule_ids value.
     verdict_of = {
         ids: next(
@@ -116,24 +149,17 @@ def tax_verdicts(
         for ids in rows["rule_ids"].unique()
     }
     rows["verdict"] = rows["rule_ids"].map(verdict_of).astype("str")
-    shown = rows[["record_key", *REFUND_VERIFICATION_COLUMNS]]
-    return shown.sort_values("record_key", ignore_index=True)
+    return rows[["record_key", *REFUND_VERIFICATION_COLUMNS]]
 
 
-def _rule_ids(
-    found: pd.DataFrame, agency: str, rule_ids: tuple[str, ...], rows: pd.DataFrame
-) -> pd.Series:
-    """The ids of the given rules that fired on each row's record, sorted, joined by ``;``."""
-    fired = found[(found["agency"] == agency) & found["rule_id"].isin(rule_ids)]
-    joined_ids = fired.sort_values("rule_id").groupby("record_key")["rule_id"].agg(";".join)
-    return rows["record_key"].map(joined_ids).fillna("").astype("str")
+def tax_verdicts(ctx: RuleContext, evaluation: Evaluation) -> Iterator[pd.DataFrame]:
+    """One row per refund line outside status rejected: the first verdict that applies;
+    a chunk of :data:`READ_ROWS` lines at a time."""
+    fired = fired_rules(evaluation.findings, "tax", TAX_VERDICT_RULES)
+    for lines in read_frames(ctx.conn, refund_line_vins(ctx), READ_ROWS):
+        yield tax_rows(lines, fired)
 
 
-#: What each verdict report reads of the store; done alongside the rules.
-VERDICT_READS: dict[str, Job] = {
-    "export_verification": deregistration_items,
-    "refund_verification": refund_line_vins,
-}
 #: The rules whose own findings frames the verdicts read (``Evaluation.raw``): EXP-003's
 #: exports overdue for deregistration are the police report's ``overdue`` rows.
 VERDICT_RULE_FRAMES = ("EXP-003",)

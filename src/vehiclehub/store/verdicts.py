@@ -93,28 +93,33 @@ def _held(conn: Connection, report: str, day: date, within: Select[Any] | None =
     return pd.Series(np.array([h for _, h in rows], dtype=np.int64), index=pd.Index(keys))
 
 
-def _changes(rows: pd.DataFrame, columns: list[str], held: pd.Series) -> Iterator[pd.DataFrame]:
-    """The rows that differ from what holds, :data:`VERDICT_BATCH` rows compared at a
-    time, then one row with a null verdict for each record that holds but is no longer
-    given: a run's changes, a batch at a time, are never all in memory at once."""
+def _changes(
+    parts: Iterable[pd.DataFrame], columns: list[str], held: pd.Series
+) -> Iterator[pd.DataFrame]:
+    """The rows of ``parts`` that differ from what holds, at most :data:`VERDICT_BATCH`
+    rows compared at a time, then one row with a null verdict for each record that holds
+    but is no longer given: a run's rows and changes are never all in memory at once."""
     # A record not held looks its hash up at -1: the zero appended, never compared.
     stored = np.append(held.to_numpy(), np.int64(0))
-    for start in range(0, len(rows), VERDICT_BATCH):
-        part = rows.iloc[start : start + VERDICT_BATCH]
-        lines = json_lines(part[columns])
-        hashes = row_hashes(lines)
-        at = held.index.get_indexer(pd.Index(part["record_key"]))
-        same = (at >= 0) & (stored[at] == hashes)
-        keep = ~same
-        yield pd.DataFrame(
-            {
-                "record_key": part["record_key"].to_numpy()[keep],
-                "verdict": part["verdict"].to_numpy()[keep],
-                "row_hash": hashes[keep],
-                "row_json": np.asarray(lines, dtype=object)[keep],
-            }
-        )
-    gone = held.index.difference(pd.Index(rows["record_key"]))
+    given = np.zeros(len(held), dtype=bool)
+    for rows in parts:
+        for start in range(0, len(rows), VERDICT_BATCH):
+            part = rows.iloc[start : start + VERDICT_BATCH]
+            lines = json_lines(part[columns])
+            hashes = row_hashes(lines)
+            at = held.index.get_indexer(pd.Index(part["record_key"]))
+            given[at[at >= 0]] = True
+            same = (at >= 0) & (stored[at] == hashes)
+            keep = ~same
+            yield pd.DataFrame(
+                {
+                    "record_key": part["record_key"].to_numpy()[keep],
+                    "verdict": part["verdict"].to_numpy()[keep],
+                    "row_hash": hashes[keep],
+                    "row_json": np.asarray(lines, dtype=object)[keep],
+                }
+            )
+    gone = held.index[~given]
     yield pd.DataFrame(
         {"record_key": gone, "verdict": None, "row_hash": None, "row_json": None}
     ).astype({"row_hash": "Int64"})
@@ -124,17 +129,18 @@ def store_verdicts(
     conn: Connection,
     day: date,
     report: str,
-    rows: pd.DataFrame,
+    parts: Iterable[pd.DataFrame],
     columns: list[str],
     within: Select[Any] | None = None,
 ) -> int:
-    """Make the report's history hold ``rows`` on ``day`` (each row's ``columns`` as its
-    JSON, keyed by ``record_key``), changing nothing before ``day`` nor from the next
-    later run on. ``within``: the record keys ``rows`` stand for (a query), when they are
-    not the whole report; the others hold on as they were. Returns the number of records
-    whose row changed."""
+    """Make the report's history hold the rows of ``parts`` on ``day`` (each row's
+    ``columns`` as its JSON, keyed by ``record_key``; a record in one part only), changing
+    nothing before ``day`` nor from the next later run on. The parts are taken one at a
+    time as they come. ``within``: the record keys the rows stand for (a query), when they
+    are not the whole report; the others hold on as they were. Returns the number of
+    records whose row changed."""
     held = _held(conn, report, day, within)
-    changes = _changes(rows, columns, held)
+    changes = _changes(parts, columns, held)
     later = next_run(conn, day)
     first = not conn.execute(select(exists().where(verdict_history.c.report == report))).scalar()
     changed = 0

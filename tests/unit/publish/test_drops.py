@@ -48,7 +48,7 @@ def _verdict(event_id: str, verdict: str) -> dict[str, object]:
 
 
 def _run(conn: Connection, day: date, rows: list[dict[str, object]]) -> None:
-    store_verdicts(conn, day, REPORT, pd.DataFrame(rows), REPORT_COLUMNS[REPORT])
+    store_verdicts(conn, day, REPORT, [pd.DataFrame(rows)], REPORT_COLUMNS[REPORT])
     record_run(conn, day)
 
 

@@ -96,7 +96,8 @@ def _police_verdict(event_id: str, verdict: str, decl_no: str = "530420250040970
 
 
 def _store_police_verdicts(conn: Connection, rows: list[dict]) -> None:
-    store_verdicts(conn, D, "export_verification", pd.DataFrame(rows), EXPORT_VERIFICATION_COLUMNS)
+    frame = pd.DataFrame(rows)
+    store_verdicts(conn, D, "export_verification", [frame], EXPORT_VERIFICATION_COLUMNS)
 
 
 def _open_exp001_findings(engine: Engine, first_seen: list[date]) -> None:

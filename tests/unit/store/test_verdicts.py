@@ -34,7 +34,9 @@ def _line(refund_no: str, verdict: str, rule_ids: str = "") -> dict[str, str]:
 def _run(engine: Engine, day: date, lines: list[dict[str, str]]) -> int:
     with engine.begin() as conn:
         frame = pd.DataFrame(lines)
-        changed = store_verdicts(conn, day, REPORT, frame, REFUND_VERIFICATION_COLUMNS)
+        # The rows in parts of three (the last shorter), as a report is read.
+        parts = [frame.iloc[start : start + 3] for start in range(0, len(frame), 3)]
+        changed = store_verdicts(conn, day, REPORT, parts, REFUND_VERIFICATION_COLUMNS)
         record_run(conn, day)
     return changed
 
