@@ -29,16 +29,17 @@ from sqlalchemy import Connection, func, select
 from vehiclehub.config import AGENCIES
 from vehiclehub.icd.codes import PoliceVerdict
 from vehiclehub.icd.drops import FINDING_COLUMNS, REJECTIONS_COLUMNS, reports_with_verdicts
+from vehiclehub.publish import drops
 from vehiclehub.publish.drops import (
     columns_of,
     concerns,
     drop_name,
-    findings_chunks,
+    open_findings_query,
     rejections_query,
     verdict_rows,
 )
 from vehiclehub.publish.report.model import FeedRow
-from vehiclehub.review.cases import counted_decisions
+from vehiclehub.rules.base import read_frames
 from vehiclehub.store.schema import verdict_history
 from vehiclehub.store.verdicts import verdict_holds_on
 from vehiclehub.workfiles import written_whole
@@ -132,8 +133,8 @@ class FindingsSheet:
 def findings_section(conn: Connection, day: date) -> Section:
     """The findings section of the run for ``day``, read from the store a chunk at a time."""
     sheet = FindingsSheet(day)
-    for chunk in findings_chunks(conn, day, counted_decisions(conn, day)):
-        sheet.add(chunk.held)
+    for held in read_frames(conn, open_findings_query(day), drops.CHUNK_ROWS):
+        sheet.add(held)
     return sheet.section()
 
 
