@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, func, inspect, select
 from tests.factories import Vehicle
 
 from vehiclehub.contract import feed
@@ -110,3 +110,21 @@ def test_a_second_load_counts_what_it_loaded_and_ignored(database_url: str) -> N
     with engine.begin() as conn:
         result = load_records(conn, SPEC, again, compare=True)
     assert (result.loaded, result.ignored, len(result.conflicts)) == (2, 1, 0)
+
+
+def test_a_bulk_insert_of_more_rows_than_a_slice_stores_each_value_as_it_was(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows go in a slice at a time (COPY's text on PostgreSQL): every row of every slice
+    arrives, nulls stay null and text that looks like a null marker stays text."""
+    monkeypatch.setattr(load, "_SLICE_ROWS", 2)
+    engine = connect(database_url)
+    table = Table("bulk_probe", MetaData(), Column("n", Integer), Column("note", Text))
+    values = ["a", None, "", "\\N", 'say "hi", then\nbye', "丰田"]
+    frame = pd.DataFrame({"n": range(len(values)), "note": pd.Series(values, dtype="str")})
+    with engine.begin() as conn:
+        table.create(conn)
+        load.bulk_insert(conn, table, frame)
+        stored = conn.execute(select(table.c.n, table.c.note).order_by(table.c.n)).all()
+        table.drop(conn)
+    assert [note for _, note in stored] == values

@@ -14,16 +14,17 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from vehiclehub.config import RuleParameters
+from vehiclehub.icd.codes import POLICE_VERDICT_RULES, TAX_VERDICT_RULES
 from vehiclehub.icd.drops import EXPORT_VERIFICATION_COLUMNS, REFUND_VERIFICATION_COLUMNS
 from vehiclehub.rules import RULES, RuleContext
 from vehiclehub.rules.history import (
+    StagedFindings,
     keep_not_evaluated,
     not_evaluated_now,
     open_per_rule,
-    record_findings,
     store_not_evaluated,
 )
-from vehiclehub.rules.runner import evaluate_rules, worker_count
+from vehiclehub.rules.runner import evaluate_into, worker_count
 from vehiclehub.rules.scope import (
     basis_now,
     clear_scope,
@@ -100,27 +101,37 @@ def reconcile(
     # Committed before the rules run: they read the scope on connections of their own.
     with engine.begin() as conn:
         ctx = RuleContext(conn, day, params, calendar, scoped=scoped, carried=carried)
-        evaluation = evaluate_rules(
-            ctx, sorted(RULES), worker_count(), keep_raw=VERDICT_RULE_FRAMES
+        # Each rule's findings staged as the rule is done: the findings of all rules are
+        # never held together (on SQLite a temporary table, which takes no lock of the
+        # store's).
+        staged = StagedFindings(conn)
+        ruled = evaluate_into(
+            ctx, sorted(RULES), worker_count(), staged.add, keep_raw=VERDICT_RULE_FRAMES
         )
         # Written from here: on SQLite the store's write lock is taken now, not held over
         # the evaluation's reads (the lease's renewals and the desk write meanwhile).
         take_write_lock(conn)
         scope = re_evaluated(findings) if scoped else None
-        kept = record_findings(conn, day, evaluation.findings, evaluation.not_evaluated, scope)
-        keep_not_evaluated(conn, evaluation.not_evaluated, scoped)
+        police_fired = staged.fired("police", POLICE_VERDICT_RULES)
+        tax_fired = staged.fired("tax", TAX_VERDICT_RULES)
+        kept = staged.record(day, ruled.not_evaluated, scope)
+        keep_not_evaluated(conn, ruled.not_evaluated, scoped)
         skipped = not_evaluated_now(conn)
         store_not_evaluated(conn, day, skipped)
         counts: dict[str, dict[str, int]] = {}
         reports = (
-            ("export_verification", police_verdicts, EXPORT_VERIFICATION_COLUMNS),
-            ("refund_verification", tax_verdicts, REFUND_VERIFICATION_COLUMNS),
+            (
+                "export_verification",
+                police_verdicts(ctx, police_fired, ruled.raw["EXP-003"]),
+                EXPORT_VERIFICATION_COLUMNS,
+            ),
+            ("refund_verification", tax_verdicts(ctx, tax_fired), REFUND_VERIFICATION_COLUMNS),
         )
         # Each report read from the store, its verdicts worked out and stored a chunk at a
         # time: a report holds a row per deregistration or refund line.
-        for report, verdicts_of, columns in reports:
+        for report, verdicts, columns in reports:
             tally: Counter[str] = Counter()
-            parts = _tallied(verdicts_of(ctx, evaluation), tally)
+            parts = _tallied(verdicts, tally)
             within = verdict_records_in_scope(report) if scoped else None
             store_verdicts(conn, day, report, parts, columns, within)
             held = verdicts_holding(conn, report, day) if scoped else dict(sorted(tally.items()))
@@ -133,7 +144,7 @@ def reconcile(
         renew_within(conn)  # the lease runs on from when the lock is let go
     if not scoped:
         # The findings that hold at the end of the run: those found, and those kept open.
-        per_rule = _counts(evaluation.findings["rule_id"])
+        per_rule = dict(staged.per_rule)
         for rule_id, n in kept.items():
             per_rule[rule_id] = per_rule.get(rule_id, 0) + n
     return ReconcileResult(

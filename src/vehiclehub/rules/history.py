@@ -4,6 +4,8 @@ stood; and the records the rules could not evaluate."""
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -31,8 +33,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from vehiclehub.rules.base import read_frame
 from vehiclehub.rules.runner import FINDING_FIELDS, NOT_EVALUATED_FIELDS
 from vehiclehub.rules.scope import re_evaluated
+from vehiclehub.rules.verdicts import fired_rules
 from vehiclehub.store.load import bulk_insert
 from vehiclehub.store.schema import findings, not_evaluated, records_not_evaluated
 
@@ -61,36 +65,32 @@ def _staged(
     table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
     table.create(conn)
     bulk_insert(conn, table, rows)
+    _indexed(conn, name, key)
+    return table
+
+
+def _indexed(conn: Connection, name: str, key: str) -> None:
     conn.exec_driver_sql(f"CREATE INDEX ix_{name} ON {name} ({key})")
     if conn.dialect.name == "postgresql":
         # A temporary table has no statistics until analysed: without them PostgreSQL may
         # plan an anti-join with it as a nested loop that rescans the rows it is
         # inserting (hours for a few hundred thousand).
         conn.exec_driver_sql(f"ANALYZE {name}")
-    return table
 
 
-def record_findings(
-    conn: Connection,
-    day: date,
-    current: pd.DataFrame,
-    unevaluated: pd.DataFrame | None = None,
-    scope: ColumnElement[bool] | None = None,
-) -> dict[str, int]:
-    """Keep the findings table in step: new ones open, held ones seen, the rest resolved.
+class StagedFindings:
+    """A run's findings, staged in a temporary table of ``conn`` as each rule gives them
+    (:meth:`add`), then kept in the findings table in one step (:meth:`record`): the
+    findings of all rules are never held in memory together."""
 
-    ``unevaluated``: records a rule could not evaluate on this run (NOT_EVALUATED_FIELDS).
-    Their open findings of that rule are neither resolved nor re-detailed: they are seen
-    on this run as they stood. ``scope``: which findings the run re-evaluated (all when
-    not given); the open ones outside it still hold and are seen on ``day``. Returns how
-    many findings were kept so, per rule.
-    """
-    in_scope = true() if scope is None else scope
-    # Each statement below looks findings up by identity in the staging table.
-    staging = _staged(
-        conn,
-        "stage_findings",
-        [
+    NAME = "stage_findings"
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.per_rule: Counter[str] = Counter()
+        self.table = Table(
+            self.NAME,
+            MetaData(),
             Column("identity", String(64)),
             Column("severity", String(16)),
             Column("vin", String(32)),
@@ -99,63 +99,112 @@ def record_findings(
             Column("agency", String(16)),
             Column("record_key", String(255)),
             Column("related", Text),
-        ],
-        current.assign(identity=finding_identity(current)),
-        "identity",
-    )
-    if conn.dialect.name == "postgresql":
-        # The findings table has no statistics while new either (see _staged).
-        conn.exec_driver_sql("ANALYZE findings")
-    held = exists().where(staging.c.identity == findings.c.identity)
-    kept, kept_per_rule = _kept_open(conn, day, unevaluated)
-    conn.execute(
-        update(findings)
-        .where(
-            findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~held, ~kept, in_scope
+            prefixes=["TEMPORARY"],
         )
-        .values(resolved_on=day)
-    )
-    if scope is not None:
+        self.table.create(conn)
+
+    def add(self, found: pd.DataFrame) -> None:
+        """Stage findings (FINDING_FIELDS, one row per finding)."""
+        bulk_insert(self.conn, self.table, found.assign(identity=finding_identity(found)))
+        counts = found["rule_id"].value_counts()
+        self.per_rule.update({str(rule_id): int(n) for rule_id, n in counts.items()})
+
+    def fired(self, agency: str, rule_ids: Iterable[str]) -> pd.Series:
+        """Per record of the agency with findings of the given rules: their ids, sorted,
+        joined by ``;`` (one per finding)."""
+        staged = self.table
+        rule_ids = list(rule_ids)
+        query = select(staged.c.agency, staged.c.record_key, staged.c.rule_id).where(
+            staged.c.agency == agency, staged.c.rule_id.in_(rule_ids)
+        )
+        return fired_rules(read_frame(self.conn, query), agency, rule_ids)
+
+    def record(
+        self,
+        day: date,
+        unevaluated: pd.DataFrame | None = None,
+        scope: ColumnElement[bool] | None = None,
+    ) -> dict[str, int]:
+        """Keep the findings table in step: new ones open, held ones seen, the rest
+        resolved; the staging table is dropped.
+
+        ``unevaluated``: records a rule could not evaluate on this run
+        (NOT_EVALUATED_FIELDS). Their open findings of that rule are neither resolved nor
+        re-detailed: they are seen on this run as they stood. ``scope``: which findings
+        the run re-evaluated (all when not given); the open ones outside it still hold
+        and are seen on ``day``. Returns how many findings were kept so, per rule.
+        """
+        conn, staging = self.conn, self.table
+        in_scope = true() if scope is None else scope
+        # Each statement below looks findings up by identity in the staging table.
+        _indexed(conn, self.NAME, "identity")
+        if conn.dialect.name == "postgresql":
+            # The findings table has no statistics while new either (see _indexed).
+            conn.exec_driver_sql("ANALYZE findings")
+        held = exists().where(staging.c.identity == findings.c.identity)
+        kept, kept_per_rule = _kept_open(conn, day, unevaluated)
         conn.execute(
             update(findings)
-            .where(findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~scope)
-            .values(last_seen=day)
+            .where(
+                findings.c.resolved_on.is_(None),
+                findings.c.first_seen <= day,
+                ~held,
+                ~kept,
+                in_scope,
+            )
+            .values(resolved_on=day)
         )
-    conn.execute(
-        update(findings)
-        # By identity (IN, not EXISTS): the findings found again are looked up through
-        # their unique identity, not every finding held scanned for them.
-        .where(findings.c.identity.in_(select(staging.c.identity)))
-        .values(
-            last_seen=day,
-            resolved_on=None,
-            detail=select(staging.c.detail)
-            .where(staging.c.identity == findings.c.identity)
-            .scalar_subquery(),
-        )
-    )
-    new_columns = ["identity", *FINDING_FIELDS]
-    found = select(*(staging.c[c] for c in new_columns), literal(day, Date), literal(day, Date))
-    targets = [*new_columns, "first_seen", "last_seen"]
-    if conn.dialect.name == "postgresql":
-        # The unique identity decides, not an anti-join: PostgreSQL may plan the anti-join
-        # as a nested loop whose every rescan reads the pages this statement has filled,
-        # quadratic in the findings of a first night.
+        if scope is not None:
+            conn.execute(
+                update(findings)
+                .where(findings.c.resolved_on.is_(None), findings.c.first_seen <= day, ~scope)
+                .values(last_seen=day)
+            )
         conn.execute(
-            pg_insert(findings)
-            .from_select(targets, found)
-            .on_conflict_do_nothing(constraint="uq_findings_identity")
-        )
-    else:
-        conn.execute(
-            insert(findings).from_select(
-                targets, found.where(~exists().where(findings.c.identity == staging.c.identity))
+            update(findings)
+            # By identity (IN, not EXISTS): the findings found again are looked up through
+            # their unique identity, not every finding held scanned for them.
+            .where(findings.c.identity.in_(select(staging.c.identity)))
+            .values(
+                last_seen=day,
+                resolved_on=None,
+                detail=select(staging.c.detail)
+                .where(staging.c.identity == findings.c.identity)
+                .scalar_subquery(),
             )
         )
-    staging.drop(conn)
-    if unevaluated is not None and not unevaluated.empty:
-        Table("stage_unevaluated", MetaData()).drop(conn)
-    return kept_per_rule
+        new_columns = ["identity", *FINDING_FIELDS]
+        # New findings numbered in rule and record order, whatever order the rules
+        # finished in.
+        found = select(
+            *(staging.c[c] for c in new_columns), literal(day, Date), literal(day, Date)
+        ).order_by(*(staging.c[c] for c in ORDER))
+        targets = [*new_columns, "first_seen", "last_seen"]
+        if conn.dialect.name == "postgresql":
+            # The unique identity decides, not an anti-join: PostgreSQL may plan the
+            # anti-join as a nested loop whose every rescan reads the pages this statement
+            # has filled, quadratic in the findings of a first night.
+            conn.execute(
+                pg_insert(findings)
+                .from_select(targets, found)
+                .on_conflict_do_nothing(constraint="uq_findings_identity")
+            )
+        else:
+            conn.execute(
+                insert(findings).from_select(
+                    targets,
+                    found.where(~exists().where(findings.c.identity == staging.c.identity)),
+                )
+            )
+        staging.drop(conn)
+        if unevaluated is not None and not unevaluated.empty:
+            Table("stage_unevaluated", MetaData()).drop(conn)
+        return kept_per_rule
+
+
+#: The order new findings are numbered in: by rule and record, then what tells apart the
+#: findings of one rule on one record.
+ORDER = ("rule_id", "record_key", "agency", "vin", "related")
 
 
 def _kept_open(

@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
+from queue import SimpleQueue
 
 import pandas as pd
 from sqlalchemy import Connection
@@ -144,36 +145,88 @@ def evaluate_rules(
     workers: int,
     keep_raw: Collection[str] | None = None,
 ) -> Evaluation:
-    """:func:`evaluate` in a context of the caller's (a scoped run's, say).
+    """:func:`evaluate` in a context of the caller's (a scoped run's, say), every finding
+    held in one frame.
 
     ``keep_raw``: the rules whose own frames :attr:`Evaluation.raw` keeps (all by default).
+    """
+    parts: list[pd.DataFrame] = []
+    ruled = evaluate_into(ctx, rule_ids, workers, parts.append, keep_raw)
+    # Each part is one rule's, handed over as the rules were done: in rule order again.
+    parts.sort(key=lambda part: str(part["rule_id"].iat[0]))
+    frame = pd.concat(parts, ignore_index=True) if parts else _no_findings()
+    frame["vin"] = frame["vin"].astype(object).where(frame["vin"].notna(), None)
+    return Evaluation(
+        frame.sort_values(["rule_id", "record_key"], ignore_index=True),
+        ruled.raw,
+        ruled.not_evaluated,
+    )
+
+
+@dataclass
+class Ruled:
+    """A rulebook run whose findings went to the caller as each rule gave them."""
+
+    #: Each rule's own findings frame, extra columns included (of the rules asked for).
+    raw: dict[str, pd.DataFrame]
+    not_evaluated: pd.DataFrame  # NOT_EVALUATED_FIELDS, one row per record and rule
+
+
+#: What takes a rule's findings (FINDING_FIELDS, one row per finding) as the rule is done.
+FindingsSink = Callable[[pd.DataFrame], None]
+
+
+def evaluate_into(
+    ctx: RuleContext,
+    rule_ids: list[str],
+    workers: int,
+    found: FindingsSink,
+    keep_raw: Collection[str] | None = None,
+) -> Ruled:
+    """Run the rules and hand each rule's findings to ``found`` as soon as they are
+    gathered, on the caller's thread (the one ``ctx.conn`` belongs to), in no set order:
+    the findings of all rules are never held together. A rule without findings hands
+    nothing over.
+
+    ``keep_raw``: the rules whose own frames :attr:`Ruled.raw` keeps (all by default).
     """
     jobs = {
         rule_id: _rule_job(rule_id, keep_raw is None or rule_id in keep_raw) for rule_id in rule_ids
     }
-    done = _run_all(ctx, jobs, workers)
+    done = _run_all(ctx, jobs, workers, found)
     ruled = [done.pop(rule_id) for rule_id in rule_ids]
-    gathered = [o.findings for o in ruled]
-    frame = pd.concat([g for g in gathered if not g.empty] or [gathered[0]], ignore_index=True)
-    frame["vin"] = frame["vin"].astype(object).where(frame["vin"].notna(), None)
     declared = [o.declared for o in ruled if not o.declared.empty]
     skipped = pd.concat(declared, ignore_index=True) if declared else _none_declared()
-    raw = {r: o.raw for r, o in zip(rule_ids, ruled, strict=True) if o.raw is not None}
-    return Evaluation(
-        frame.sort_values(["rule_id", "record_key"], ignore_index=True),
-        raw,
+    return Ruled(
+        {r: o.raw for r, o in zip(rule_ids, ruled, strict=True) if o.raw is not None},
         skipped.sort_values(["rule_id", "record_key"], ignore_index=True),
     )
 
 
-def _run_all(ctx: RuleContext, jobs: dict[str, Job], workers: int) -> dict[str, _RuleOutcome]:
-    """Each job's result; slow ones first, shared out among ``workers`` connections."""
+def _no_findings() -> pd.DataFrame:
+    return pd.DataFrame(columns=FINDING_FIELDS)
+
+
+def _run_all(
+    ctx: RuleContext, jobs: dict[str, Job], workers: int, found: FindingsSink
+) -> dict[str, _RuleOutcome]:
+    """Each job's outcome, its findings handed to ``found`` on this thread as the jobs are
+    done (those of another worker's job once this thread's job is done); slow ones first,
+    shared out among ``workers`` connections."""
     conn = ctx.conn
     queue = [j for j in SLOW_FIRST if j in jobs] + [j for j in jobs if j not in SLOW_FIRST]
     workers = min(workers, len(queue)) if _shareable(conn) else 1
     done: dict[str, _RuleOutcome] = {}
+    finished: SimpleQueue[str] = SimpleQueue()
 
-    def drain(ctx: RuleContext, advance: progress.Advance) -> None:
+    def hand_over() -> None:
+        while not finished.empty():
+            outcome = done[finished.get()]
+            if not outcome.findings.empty:
+                found(outcome.findings)
+            outcome.findings = _no_findings()
+
+    def drain(ctx: RuleContext, advance: progress.Advance, mine: bool) -> None:
         # list.pop is atomic under the GIL: each job is taken by one worker only.
         while queue:
             try:
@@ -185,20 +238,24 @@ def _run_all(ctx: RuleContext, jobs: dict[str, Job], workers: int) -> dict[str, 
             except BaseException:
                 queue.clear()
                 raise
+            finished.put(name)
+            if mine:
+                hand_over()
             advance(1)
 
     def helper(advance: progress.Advance) -> None:
         with conn.engine.connect() as own:
-            drain(replace(ctx, conn=own), advance)
+            drain(replace(ctx, conn=own), advance, mine=False)
 
     shown = progress.step("rules evaluated", total=len(queue))
     with ThreadPoolExecutor(max_workers=max(workers - 1, 1)) as pool, shown as advance:
         helpers = [pool.submit(helper, advance) for _ in range(workers - 1)]
         try:
-            drain(ctx, advance)
+            drain(ctx, advance, mine=True)
         finally:
             for future in helpers:
                 future.result()
+    hand_over()
     return done
 
 

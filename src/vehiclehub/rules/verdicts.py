@@ -10,11 +10,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Select, case, func, select
 
-from vehiclehub.icd.codes import POLICE_VERDICT_RULES, TAX_VERDICT_RULES, PoliceVerdict, TaxVerdict
+from vehiclehub.icd.codes import TAX_VERDICT_RULES, PoliceVerdict, TaxVerdict
 from vehiclehub.icd.drops import EXPORT_VERIFICATION_COLUMNS, REFUND_VERIFICATION_COLUMNS
 from vehiclehub.rules import RuleContext
 from vehiclehub.rules.base import read_frames, same_item
-from vehiclehub.rules.runner import Evaluation
 from vehiclehub.store.schema import verdict_history
 from vehiclehub.store.verdicts import verdict_holds_on
 
@@ -112,15 +111,17 @@ def overdue_rows(overdue: pd.DataFrame) -> pd.DataFrame:
     )[["record_key", *EXPORT_VERIFICATION_COLUMNS]]
 
 
-def police_verdicts(ctx: RuleContext, evaluation: Evaluation) -> Iterator[pd.DataFrame]:
+def police_verdicts(
+    ctx: RuleContext, fired: pd.Series, overdue: pd.DataFrame
+) -> Iterator[pd.DataFrame]:
     """One row per export deregistration, and one per export overdue for deregistration,
     a chunk of deregistrations at a time (read :data:`READ_ROWS` rows at a time), the
-    overdue ones last."""
-    fired = fired_rules(evaluation.findings, "police", POLICE_VERDICT_RULES)
+    overdue ones last. ``fired``: the police verdict rules fired per event
+    (:func:`fired_rules`); ``overdue``: EXP-003's own frame."""
     pairs = read_frames(ctx.conn, deregistration_items(ctx), READ_ROWS)
     for events in whole_events(pairs):
         yield police_rows(events, fired)
-    yield overdue_rows(evaluation.raw["EXP-003"])
+    yield overdue_rows(overdue)
 
 
 def refund_line_vins(ctx: RuleContext) -> Select[Any]:
@@ -152,10 +153,10 @@ def tax_rows(lines: pd.DataFrame, fired: pd.Series) -> pd.DataFrame:
     return rows[["record_key", *REFUND_VERIFICATION_COLUMNS]]
 
 
-def tax_verdicts(ctx: RuleContext, evaluation: Evaluation) -> Iterator[pd.DataFrame]:
+def tax_verdicts(ctx: RuleContext, fired: pd.Series) -> Iterator[pd.DataFrame]:
     """One row per refund line outside status rejected: the first verdict that applies;
-    a chunk of :data:`READ_ROWS` lines at a time."""
-    fired = fired_rules(evaluation.findings, "tax", TAX_VERDICT_RULES)
+    a chunk of :data:`READ_ROWS` lines at a time. ``fired``: the tax verdict rules fired
+    per refund line (:func:`fired_rules`)."""
     for lines in read_frames(ctx.conn, refund_line_vins(ctx), READ_ROWS):
         yield tax_rows(lines, fired)
 

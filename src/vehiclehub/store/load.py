@@ -7,7 +7,6 @@ with different content is rejected.
 
 from __future__ import annotations
 
-import io
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,7 @@ class LoadResult:
 #: How COPY is told a field is null (PostgreSQL).
 COPY_NULL = "\x01"
 
-#: Rows converted to Python values and inserted at a time (SQLite).
+#: Rows converted to Python values (SQLite) or to COPY's text (PostgreSQL) at a time.
 _SLICE_ROWS = 50_000
 
 
@@ -62,11 +61,6 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
         return
     columns = list(frame.columns)
     if conn.dialect.name == "postgresql":
-        buffer = io.StringIO()
-        # Null is marked by a control character, which no stored text holds (ICD §1;
-        # rejections show them escaped): any text, ``\N`` included, stays that text, and
-        # an empty string stays an empty string.
-        frame.to_csv(buffer, header=False, index=False, na_rep=COPY_NULL)
         names = ", ".join(f'"{c}"' for c in columns)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with (
@@ -75,7 +69,13 @@ def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
                 f"""COPY "{table.name}" ({names}) FROM STDIN (FORMAT csv, NULL E'\\x01')"""
             ) as copy,
         ):
-            copy.write(buffer.getvalue())
+            # One COPY, its text written a slice at a time: the text of only a slice
+            # exists at a time. Null is marked by a control character, which no stored
+            # text holds (ICD §1; rejections show them escaped): any text, ``\N``
+            # included, stays that text, and an empty string stays an empty string.
+            for start in range(0, len(frame), _SLICE_ROWS):
+                part = frame.iloc[start : start + _SLICE_ROWS]
+                copy.write(part.to_csv(header=False, index=False, na_rep=COPY_NULL))
         return
     placeholders = ", ".join("?" for _ in columns)
     names = ", ".join(f'"{c}"' for c in columns)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pandas as pd
@@ -9,10 +10,12 @@ from sqlalchemy import select
 from tests.factories import Vehicle
 
 from vehiclehub.config import RuleParameters, Settings
+from vehiclehub.icd.codes import POLICE_VERDICT_RULES, TAX_VERDICT_RULES
 from vehiclehub.rules import RULES, RuleContext
 from vehiclehub.rules.engine import reconcile
-from vehiclehub.rules.runner import evaluate, evaluate_rules
-from vehiclehub.rules.verdicts import VERDICT_RULE_FRAMES
+from vehiclehub.rules.history import StagedFindings
+from vehiclehub.rules.runner import evaluate, evaluate_into, evaluate_rules
+from vehiclehub.rules.verdicts import VERDICT_RULE_FRAMES, fired_rules
 from vehiclehub.store import connect
 from vehiclehub.store.schema import findings, verdict_history
 from vehiclehub.store.verdicts import verdict_holds_on
@@ -50,6 +53,57 @@ def test_only_the_rule_frames_asked_for_are_kept_and_the_findings_are_the_same(
     pd.testing.assert_frame_equal(kept.raw["EXP-003"], every.raw["EXP-003"])
     pd.testing.assert_frame_equal(kept.findings, every.findings)
     pd.testing.assert_frame_equal(kept.not_evaluated, every.not_evaluated)
+
+
+def test_each_rule_hands_its_findings_over_on_the_callers_thread_as_it_is_done(
+    settings: Settings,
+) -> None:
+    every_rule_world().load(settings)
+    engine = connect(settings.database_url)
+    handed: list[tuple[int, pd.DataFrame]] = []
+    with engine.connect() as conn:
+        every = evaluate(conn, D, RuleParameters())
+        ctx = RuleContext(conn, D, RuleParameters(), package_calendar())
+        ruled = evaluate_into(
+            ctx, sorted(RULES), 2, lambda found: handed.append((threading.get_ident(), found))
+        )
+    engine.dispose()
+    # One frame per rule with findings, each of one rule; none for a rule without any.
+    rules = [str(found["rule_id"].iat[0]) for _, found in handed]
+    assert sorted(rules) == sorted(every.findings["rule_id"].unique())
+    assert all(found["rule_id"].nunique() == 1 for _, found in handed)
+    assert {thread for thread, _ in handed} == {threading.get_ident()}
+    whole = pd.concat([found for _, found in handed], ignore_index=True)
+    whole = whole.sort_values(["rule_id", "record_key", "agency", "vin", "related"])
+    expected = every.findings.sort_values(["rule_id", "record_key", "agency", "vin", "related"])
+    pd.testing.assert_frame_equal(
+        whole.reset_index(drop=True).astype(str), expected.reset_index(drop=True).astype(str)
+    )
+    pd.testing.assert_frame_equal(ruled.not_evaluated, every.not_evaluated)
+
+
+def test_staged_findings_fire_per_record_what_the_whole_frame_fires(settings: Settings) -> None:
+    every_rule_world().load(settings)
+    engine = connect(settings.database_url)
+    with engine.begin() as conn:
+        every = evaluate(conn, D, RuleParameters())
+        staged = StagedFindings(conn)
+        for _, found in every.findings.groupby("rule_id"):
+            staged.add(found)
+        assert dict(staged.per_rule) == every.findings["rule_id"].value_counts().to_dict()
+        for agency, rule_ids in (("police", POLICE_VERDICT_RULES), ("tax", TAX_VERDICT_RULES)):
+            fired = staged.fired(agency, rule_ids)
+            assert not fired.empty
+            pd.testing.assert_series_equal(
+                fired, fired_rules(every.findings, agency, rule_ids), check_names=False
+            )
+        # Near miss: a rule of another agency's report fires nothing on the police's.
+        assert staged.fired("police", ["TAX-001"]).empty
+        staged.record(D)
+        stored = conn.execute(select(findings.c.rule_id, findings.c.record_key)).all()
+    engine.dispose()
+    assert len(stored) == len(every.findings)
+    assert [(r, k) for r, k in stored] == sorted((r, k) for r, k in stored)
 
 
 def test_an_in_memory_store_is_evaluated_on_its_own_connection() -> None:

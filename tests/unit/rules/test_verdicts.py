@@ -6,10 +6,12 @@ import pandas as pd
 import pytest
 
 from vehiclehub.config import RuleParameters, Settings
+from vehiclehub.icd.codes import POLICE_VERDICT_RULES, TAX_VERDICT_RULES
 from vehiclehub.rules import RULES, RuleContext, verdicts
 from vehiclehub.rules.runner import evaluate_rules
 from vehiclehub.rules.verdicts import (
     VERDICT_RULE_FRAMES,
+    fired_rules,
     police_verdicts,
     tax_verdicts,
     whole_events,
@@ -42,8 +44,10 @@ def _reports(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     with engine.connect() as conn:
         ctx = RuleContext(conn, D, RuleParameters(), package_calendar())
         evaluation = evaluate_rules(ctx, sorted(RULES), 1, keep_raw=VERDICT_RULE_FRAMES)
-        police = list(police_verdicts(ctx, evaluation))
-        tax = list(tax_verdicts(ctx, evaluation))
+        found = evaluation.findings
+        police_fired = fired_rules(found, "police", POLICE_VERDICT_RULES)
+        police = list(police_verdicts(ctx, police_fired, evaluation.raw["EXP-003"]))
+        tax = list(tax_verdicts(ctx, fired_rules(found, "tax", TAX_VERDICT_RULES)))
     engine.dispose()
 
     def joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
