@@ -3,8 +3,9 @@
 :func:`prepare_file` reads an archived file in chunks and yields each chunk's
 records ready for the store, then the file's verdict: its rejection rows and its
 quality gate. What needs the whole file is gathered as the chunks go by: the row
-count, the keys seen (a key repeated across chunks is caught) and the quality gate's
-frame, each chunk reduced at once to the few typed columns the gate reads. The file is
+count, the keys seen (a key repeated across chunks is caught) and the quality gate,
+each chunk reduced at once to the few typed columns the gate reads, its row-wise
+expectations validated a slice of rows at a time (quality.gate.FileGate). The file is
 never held whole.
 
 It runs in a worker process (:class:`Preparer`) while the intake's own process
@@ -49,10 +50,8 @@ from vehiclehub.intake.validate import (
     rejection_rows,
     validate_rows,
 )
-from vehiclehub.quality.frame import QualityFrame
-from vehiclehub.quality.gate import FileQuality, judge_file
+from vehiclehub.quality.gate import FileGate, FileQuality
 from vehiclehub.quality.history import VolumeBaseline
-from vehiclehub.quality.suites import suite
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class _FileRows:
     """What is gathered of a file while its chunks go by, for the whole-file checks."""
 
     spec: FeedSpec
-    gate: QualityFrame
+    gate: FileGate
     rows: int = 0
     problems: list[pd.DataFrame] = field(default_factory=list)
     seen_keys: SeenKeys = field(default_factory=SeenKeys)
@@ -166,7 +165,7 @@ def _prepare_chunk(
         seen.problems.append(_malformed_rejections(chunk.malformed))
     bad_index = pd.Index(problems["line"].astype("int64") - 2).unique()
     records = prepare_records(spec, chunk.frame.drop(index=bad_index), pseudonym_key)
-    seen.gate.add(records)
+    seen.gate.add(records, seen.rows)
     return records[~seen.repeated_keys(records)]
 
 
@@ -198,7 +197,8 @@ def prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
 def _prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
     spec = feed(job.agency, job.feed)
     manifest = job.manifest
-    seen = _FileRows(spec, QualityFrame(spec, suite(spec.agency, spec.feed).columns))
+    gate = FileGate(spec, manifest.business_date, job.baseline)
+    seen = _FileRows(spec, gate)
     for chunk in read_chunks(read_archive(job.archive_path, job.archive_key), manifest.codec):
         if not seen.rows:
             check_header(spec, list(chunk.frame.columns))
@@ -215,11 +215,10 @@ def _prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
         if seen.problems
         else pd.DataFrame(columns=REJECTION_COLUMNS)
     )
-    gate = seen.gate
     del seen  # the keys seen are of no more use: their memory goes to the gate
-    # The quality gate sees the file's valid rows, repeated keys still in; building its
-    # frame lets the chunks' parts go.
-    quality = judge_file(spec, manifest.business_date, gate.build(rows), job.baseline)
+    # The quality gate sees the file's valid rows, repeated keys still in: the last slice,
+    # then what needs the whole file.
+    quality = gate.finish(rows)
     # Arrow keeps freed blocks for reuse; the next file may be a small one.
     pa.default_memory_pool().release_unused()
     yield Finished(rows, problems, quality)

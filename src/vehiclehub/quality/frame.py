@@ -79,6 +79,12 @@ def _generic(spec: FeedSpec) -> dict[str, Derivation]:
     return columns
 
 
+def whole_file_columns(spec: FeedSpec) -> set[str]:
+    """The derived columns of the feed's frame whose value for a row depends on the file's
+    other rows."""
+    return set(WHOLE_FILE.get((spec.agency, spec.feed), set()))
+
+
 def derivations(spec: FeedSpec) -> dict[str, Derivation]:
     return {**_generic(spec), **DERIVED.get((spec.agency, spec.feed), {})}
 
@@ -140,9 +146,9 @@ class QualityFrame:
 
     :meth:`add` takes each chunk's records (those that passed the schema, prepared for
     the store, indexed by row position, repeated keys included) and keeps only their
-    typed frame columns; :meth:`build` gives the frame of the whole file. Derived columns
-    that count over the file (:data:`WHOLE_FILE`) keep their sources, as categories,
-    until then.
+    typed frame columns; :meth:`build` gives the frame of the rows added (the whole
+    file's, or a slice's, quality.gate.FileGate). Derived columns that count over the
+    file (:data:`WHOLE_FILE`) keep their sources, as categories, until then.
     """
 
     def __init__(self, spec: FeedSpec, columns: set[str]) -> None:
@@ -153,7 +159,7 @@ class QualityFrame:
         unknown = [n for n in self.columns if n not in self._built and n not in contract]
         if unknown:
             raise KeyError(f"{spec.table}: no column {unknown[0]!r} in the quality frame")
-        whole = WHOLE_FILE.get((spec.agency, spec.feed), set())
+        whole = whole_file_columns(spec)
         self._whole = [n for n in self.columns if n in whole]
         sources = SOURCES.get((spec.agency, spec.feed), {})
         self._kept = sorted({s for n in self._whole for s in sources[n]})
@@ -177,13 +183,15 @@ class QualityFrame:
             return self._built[name](self.spec, records)
         return _typed(self.spec, name, records[name])
 
-    def build(self, rows: int) -> pd.DataFrame:
-        """The frame of a file of ``rows`` data rows; the chunks kept are let go."""
+    def build(self, end: int, start: int = 0) -> pd.DataFrame:
+        """The frame of the file's rows from ``start`` to ``end`` (of a file of ``end``
+        data rows, by default), of the chunks added since the last build, which are let
+        go."""
         if not self._parts:
             raise ValueError("a quality frame is built from at least one chunk")
         kept = _united(self._parts)
         sources = _united(self._sources) if self._kept else kept
-        index = pd.RangeIndex(rows)
+        index = pd.RangeIndex(start, end)
         frame = pd.DataFrame(index=index)
         frame["passed_schema"] = index.isin(kept.index)
         for name in self.columns:

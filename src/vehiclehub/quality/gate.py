@@ -22,20 +22,24 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, insert
 
 from vehiclehub.contract import FeedSpec
 from vehiclehub.quality import runtime
+from vehiclehub.quality.frame import QualityFrame, whole_file_columns
 from vehiclehub.quality.history import VolumeBaseline
 from vehiclehub.quality.suites import ExpectationSpec, SuiteSpec, suite
 from vehiclehub.store.schema import expectation_results, quality_validations
 
 log = logging.getLogger(__name__)
 
+#: Unexpected values GX lists per expectation.
+PARTIAL_UNEXPECTED = 10
 RESULT_FORMAT = {
     "result_format": "BASIC",
-    "partial_unexpected_count": 10,
+    "partial_unexpected_count": PARTIAL_UNEXPECTED,
     "include_unexpected_rows": False,
 }
 #: Derived columns whose values mean nothing to a reader (fingerprints): no samples.
@@ -126,6 +130,10 @@ def reads_as_utf8_warning() -> ExpectationOutcome:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, tuple):  # a pair expectation's two values
+        return "(" + ", ".join(_shown(v) for v in value) + ")"
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
     if isinstance(value, pd.Timestamp | datetime):
         return value.strftime("%Y-%m-%d")
     if isinstance(value, str) and len(value) >= 19 and value[10:19] == "T00:00:00":
@@ -133,6 +141,11 @@ def _shown(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _missing(value: Any) -> bool:
+    """An empty value (None, NaN, NaT): nothing to show as an example."""
+    return not isinstance(value, tuple) and bool(pd.isna(value))
 
 
 def _observed(spec: ExpectationSpec, result: dict[str, Any], baseline: VolumeBaseline) -> str:
@@ -151,7 +164,8 @@ def _observed(spec: ExpectationSpec, result: dict[str, Any], baseline: VolumeBas
     if total:
         text += f" ({100 * unexpected / total:.2f}%)"
     samples = [] if spec.columns & _NO_SAMPLES else result.get("partial_unexpected_list") or []
-    distinct = list(dict.fromkeys(_shown(v) for v in samples))[:3]
+    # A value missing where one is expected is no example: the count says it.
+    distinct = list(dict.fromkeys(_shown(v) for v in samples if not _missing(v)))[:3]
     if distinct:
         text += "; e.g. " + ", ".join(distinct)
     return text
@@ -164,6 +178,231 @@ def _parameters(business_date: date, baseline: VolumeBaseline) -> dict[str, Any]
     return values
 
 
+#: Expectation types whose outcome for a row depends on that row alone: they are run a
+#: slice of the file's rows at a time and their counts added up (:class:`SuiteRun`).
+ROW_WISE_TYPES = frozenset(
+    {
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_match_regex",
+        "expect_column_values_to_not_match_regex",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "expect_column_pair_values_to_be_equal",
+    }
+)
+
+#: Rows of a file's quality frame validated at a time by its row-wise expectations.
+SLICE_ROWS = 1_000_000
+
+
+def is_row_wise(spec: FeedSpec, expectation: ExpectationSpec) -> bool:
+    """Whether each row's outcome of the expectation depends on that row alone: a row-wise
+    type, reading no column counted over the whole file (quality.frame, WHOLE_FILE)."""
+    whole = whole_file_columns(spec)
+    return expectation.type in ROW_WISE_TYPES and not expectation.columns & whole
+
+
+@dataclass
+class _Tally:
+    """A row-wise expectation's counts over the slices validated so far, as GX counts them
+    on one slice: rows, rows left out (empty, or outside its row condition: not counted
+    by the null checks), unexpected rows and their first values."""
+
+    element: int = 0
+    missing: int = 0
+    unexpected: int = 0
+    samples: list[Any] = field(default_factory=list)
+    #: Whether GX counts the rows left out (all but the null checks do).
+    counts_missing: bool = True
+    #: The latest slice's result, or the first that raised (kept as it is).
+    last: Any = None
+
+    @property
+    def raised(self) -> bool:
+        return self.last is not None and _raised(self.last) is not None
+
+    def add(self, item: Any) -> None:
+        if self.raised:
+            return
+        self.last = item
+        body = item.result or {}
+        self.counts_missing = "missing_count" in body
+        self.element += int(body.get("element_count") or 0)
+        self.missing += int(body.get("missing_count") or 0)
+        self.unexpected += int(body.get("unexpected_count") or 0)
+        room = PARTIAL_UNEXPECTED - len(self.samples)
+        self.samples += list(body.get("partial_unexpected_list") or [])[: max(room, 0)]
+
+    def result(self, expectation: ExpectationSpec) -> Any:
+        """The expectation's result over every slice, as GX gives it for one validation
+        of all the rows (its own formatting and ``mostly`` rule)."""
+        from great_expectations.expectations.expectation import (
+            _format_map_output,
+            _mostly_success,
+        )
+        from great_expectations.expectations.expectation_configuration import (
+            parse_result_format,
+        )
+
+        item = self.last
+        if self.raised:
+            return item
+        considered = self.element - self.missing
+        mostly = float(expectation.kwargs.get("mostly", 1.0))
+        item.success = (
+            True
+            if self.element == 0 or considered == 0
+            else _mostly_success(considered, self.unexpected, mostly)
+        )
+        item.result = _format_map_output(
+            result_format=parse_result_format(RESULT_FORMAT),
+            success=item.success,
+            element_count=self.element,
+            nonnull_count=considered if self.counts_missing else None,
+            unexpected_count=self.unexpected,
+            unexpected_list=self.samples,
+        )["result"]
+        return item
+
+
+def _raised(item: Any) -> str | None:
+    """The message of the exception GX caught evaluating an expectation, None if none:
+    GX notes it on the result itself, or per metric the expectation needed."""
+    info = item.exception_info or {}
+    noted = [info, *(v for v in info.values() if isinstance(v, dict))]
+    raised = next((n for n in noted if n.get("raised_exception")), None)
+    return None if raised is None else str(raised.get("exception_message") or "")
+
+
+class SuiteRun:
+    """A feed's suite run by GX over a file's quality frame, a slice of rows at a time.
+
+    The row-wise expectations (:func:`is_row_wise`) are validated on each slice given to
+    :meth:`slice`, in file order, and their counts added up; the others (a key's
+    uniqueness, the row count, a column counted over the whole file) once, by
+    :meth:`finish`, on the frame of the few columns they read for the whole file. The
+    outcomes and the validation result are those of one validation of the whole frame,
+    which is never built.
+
+    Expectations lacking a parameter are skipped.
+    """
+
+    def __init__(
+        self,
+        spec: FeedSpec,
+        suite_spec: SuiteSpec,
+        parameters: dict[str, Any],
+        baseline: VolumeBaseline,
+    ) -> None:
+        self.suite_spec = suite_spec
+        self.parameters = parameters
+        self.baseline = baseline
+        self.quality = FileQuality(suite_spec.name)
+        runnable = [e for e in suite_spec.expectations if e.parameters <= set(parameters)]
+        for skipped in suite_spec.expectations:
+            if skipped not in runnable:
+                self.quality.outcomes.append(
+                    ExpectationOutcome(
+                        skipped.name,
+                        skipped.type,
+                        skipped.shown_column,
+                        skipped.severity,
+                        "skipped",
+                        observed=baseline.describe(),
+                        description=skipped.notes,
+                    )
+                )
+        self.row_wise = [e for e in runnable if is_row_wise(spec, e)]
+        self.whole_file = [e for e in runnable if not is_row_wise(spec, e)]
+        self._tallies = {e.name: _Tally() for e in self.row_wise}
+        self._row_wise_suite = runtime.suite(suite_spec.name, self.row_wise)
+
+    @property
+    def slice_columns(self) -> set[str]:
+        """The columns the row-wise expectations read (those of each slice)."""
+        return set().union(*(e.columns for e in self.row_wise))
+
+    @property
+    def whole_columns(self) -> set[str]:
+        """The columns the other expectations read (those kept for the whole file)."""
+        return set().union(*(e.columns for e in self.whole_file))
+
+    def _validate(self, frame: pd.DataFrame, expectations: Any) -> Any:
+        started = time.perf_counter()
+        batch = runtime.batch_definition(self.suite_spec.name).get_batch(
+            batch_parameters={"dataframe": frame}
+        )
+        result = batch.validate(
+            expectations, result_format=RESULT_FORMAT, expectation_parameters=self.parameters
+        )
+        self.quality.seconds += time.perf_counter() - started
+        return result
+
+    def slice(self, frame: pd.DataFrame) -> None:
+        """Validate the row-wise expectations on the file's next rows."""
+        if not self.row_wise:
+            return
+        for item in self._validate(frame, self._row_wise_suite).results:
+            self._tallies[item.expectation_config.meta["name"]].add(item)
+
+    def finish(self, whole: pd.DataFrame) -> FileQuality:
+        """Validate the other expectations on ``whole`` (a row per row of the file, the
+        columns :attr:`whole_columns`), once every slice is validated: the file's
+        outcomes and its validation result."""
+        result = self._validate(whole, runtime.suite(self.suite_spec.name, self.whole_file))
+        items = list(result.results)
+        items += [self._tallies[e.name].result(e) for e in self.row_wise]
+        order = {e.name: i for i, e in enumerate(self.suite_spec.expectations)}
+        items.sort(key=lambda item: order[item.expectation_config.meta["name"]])
+        from great_expectations.validator.validation_statistics import (
+            calc_validation_statistics,
+        )
+
+        statistics = calc_validation_statistics(items)
+        result.results = items
+        result.success = statistics.success
+        result.statistics = {
+            "evaluated_expectations": statistics.evaluated_expectations,
+            "successful_expectations": statistics.successful_expectations,
+            "unsuccessful_expectations": statistics.unsuccessful_expectations,
+            "success_percent": statistics.success_percent,
+        }
+        quality = self.quality
+        quality.outcomes += [self._outcome(item) for item in items]
+        quality.outcomes.sort(key=lambda o: order[o.expectation])
+        quality.result_json = json.dumps(result.to_json_dict(), ensure_ascii=False, default=str)
+        return quality
+
+    def _outcome(self, item: Any) -> ExpectationOutcome:
+        expectation = self.suite_spec.expectation(item.expectation_config.meta["name"])
+        message = _raised(item)
+        raised = message is not None
+        if raised:
+            log.error(
+                "%s: expectation %s could not be evaluated: %s",
+                self.suite_spec.name,
+                expectation.name,
+                message,
+            )
+        body = item.result or {}
+        return ExpectationOutcome(
+            expectation.name,
+            expectation.type,
+            expectation.shown_column,
+            expectation.severity,
+            "error" if raised else ("passed" if item.success else "failed"),
+            observed=(
+                str(message)[:500] if raised else _observed(expectation, body, self.baseline)
+            ),
+            unexpected_count=body.get("unexpected_count"),
+            element_count=body.get("element_count"),
+            description=expectation.notes,
+        )
+
+
 def run_suite(
     spec: FeedSpec,
     suite_spec: SuiteSpec,
@@ -171,76 +410,53 @@ def run_suite(
     parameters: dict[str, Any],
     baseline: VolumeBaseline,
 ) -> FileQuality:
-    """Validate a quality frame; expectations lacking a parameter are skipped."""
-    quality = FileQuality(suite_spec.name)
-    runnable = [e for e in suite_spec.expectations if e.parameters <= set(parameters)]
-    for skipped in suite_spec.expectations:
-        if skipped not in runnable:
-            quality.outcomes.append(
-                ExpectationOutcome(
-                    skipped.name,
-                    skipped.type,
-                    skipped.shown_column,
-                    skipped.severity,
-                    "skipped",
-                    observed=baseline.describe(),
-                    description=skipped.notes,
-                )
-            )
-    started = time.perf_counter()
-    batch = runtime.batch_definition(suite_spec.name).get_batch(
-        batch_parameters={"dataframe": frame}
-    )
-    result = batch.validate(
-        runtime.suite(suite_spec.name, runnable),
-        result_format=RESULT_FORMAT,
-        expectation_parameters=parameters,
-    )
-    quality.seconds = time.perf_counter() - started
-    for item in result.results:
-        config = item.expectation_config
-        expectation = suite_spec.expectation(config.meta["name"])
-        info = item.exception_info or {}
-        raised = bool(info.get("raised_exception"))
-        if raised:
-            log.error(
-                "%s: expectation %s could not be evaluated: %s",
-                suite_spec.name,
-                expectation.name,
-                info.get("exception_message"),
-            )
-        body = item.result or {}
-        quality.outcomes.append(
-            ExpectationOutcome(
-                expectation.name,
-                expectation.type,
-                expectation.shown_column,
-                expectation.severity,
-                "error" if raised else ("passed" if item.success else "failed"),
-                observed=(
-                    str(info.get("exception_message") or "")[:500]
-                    if raised
-                    else _observed(expectation, body, baseline)
-                ),
-                unexpected_count=body.get("unexpected_count"),
-                element_count=body.get("element_count"),
-                description=expectation.notes,
-            )
+    """Validate a quality frame built whole, as one slice; expectations lacking a
+    parameter are skipped."""
+    run = SuiteRun(spec, suite_spec, parameters, baseline)
+    run.slice(frame[sorted(run.slice_columns | {"passed_schema"})])
+    return run.finish(frame[sorted(run.whole_columns | {"passed_schema"})])
+
+
+class FileGate:
+    """A file's quality gate, worked out as its chunks are read (:meth:`add`): each
+    chunk's valid records are reduced to the quality frame's columns, the row-wise
+    expectations validated every :data:`SLICE_ROWS` rows and that slice let go; what the
+    others read is kept for the whole file, a few bytes a row, till :meth:`finish`."""
+
+    def __init__(
+        self,
+        spec: FeedSpec,
+        business_date: date,
+        baseline: VolumeBaseline,
+        slice_rows: int | None = None,
+    ) -> None:
+        self.run = SuiteRun(
+            spec, suite(spec.agency, spec.feed), _parameters(business_date, baseline), baseline
         )
-    order = {e.name: i for i, e in enumerate(suite_spec.expectations)}
-    quality.outcomes.sort(key=lambda o: order[o.expectation])
-    quality.result_json = json.dumps(result.to_json_dict(), ensure_ascii=False, default=str)
-    return quality
+        self.slice_rows = slice_rows or SLICE_ROWS
+        self._slice = QualityFrame(spec, self.run.slice_columns)
+        self._whole = QualityFrame(spec, self.run.whole_columns)
+        self._start = 0
+        self._sliced = False
 
+    def add(self, records: pd.DataFrame, end: int) -> None:
+        """The valid records of the file's rows before ``end``, after those of the rows
+        before them: the rows that passed the schema, prepared for the store, indexed by
+        row position, repeated keys included."""
+        self._slice.add(records)
+        self._whole.add(records)
+        if end - self._start >= self.slice_rows:
+            self._validate_slice(end)
 
-def judge_file(
-    spec: FeedSpec, business_date: date, frame: pd.DataFrame, baseline: VolumeBaseline
-) -> FileQuality:
-    """Run the feed's suite on the quality frame of a file of ``business_date`` that passed
-    the schema check (:class:`vehiclehub.quality.frame.QualityFrame`), against ``baseline``.
-    """
-    suite_spec = suite(spec.agency, spec.feed)
-    return run_suite(spec, suite_spec, frame, _parameters(business_date, baseline), baseline)
+    def _validate_slice(self, end: int) -> None:
+        self.run.slice(self._slice.build(end, start=self._start))
+        self._start, self._sliced = end, True
+
+    def finish(self, rows: int) -> FileQuality:
+        """The gate of the file of ``rows`` data rows, every chunk given."""
+        if rows > self._start or not self._sliced:
+            self._validate_slice(rows)
+        return self.run.finish(self._whole.build(rows))
 
 
 def log_quality(file: str, quality: FileQuality) -> None:
