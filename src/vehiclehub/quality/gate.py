@@ -195,7 +195,7 @@ ROW_WISE_TYPES = frozenset(
 )
 
 #: Rows of a file's quality frame validated at a time by its row-wise expectations.
-SLICE_ROWS = 1_000_000
+SLICE_ROWS = 250_000
 
 
 def is_row_wise(spec: FeedSpec, expectation: ExpectationSpec) -> bool:
