@@ -352,15 +352,15 @@ class SuiteRun:
         """Validate the other expectations on ``whole`` (a row per row of the file, the
         columns :attr:`whole_columns`), once every slice is validated: the file's
         outcomes and its validation result."""
+        from great_expectations.validator.validation_statistics import (
+            calc_validation_statistics,
+        )
+
         result = self._validate(whole, runtime.suite(self.suite_spec.name, self.whole_file))
         items = list(result.results)
         items += [self._tallies[e.name].result(e) for e in self.row_wise]
         order = {e.name: i for i, e in enumerate(self.suite_spec.expectations)}
         items.sort(key=lambda item: order[item.expectation_config.meta["name"]])
-        from great_expectations.validator.validation_statistics import (
-            calc_validation_statistics,
-        )
-
         statistics = calc_validation_statistics(items)
         result.results = items
         result.success = statistics.success
@@ -437,7 +437,6 @@ class FileGate:
         self._slice = QualityFrame(spec, self.run.slice_columns)
         self._whole = QualityFrame(spec, self.run.whole_columns)
         self._start = 0
-        self._sliced = False
 
     def add(self, records: pd.DataFrame, end: int) -> None:
         """The valid records of the file's rows before ``end``, after those of the rows
@@ -450,11 +449,12 @@ class FileGate:
 
     def _validate_slice(self, end: int) -> None:
         self.run.slice(self._slice.build(end, start=self._start))
-        self._start, self._sliced = end, True
+        self._start = end
 
     def finish(self, rows: int) -> FileQuality:
         """The gate of the file of ``rows`` data rows, every chunk given."""
-        if rows > self._start or not self._sliced:
+        # An empty file is validated once too, as GX validates an empty frame.
+        if rows > self._start or not rows:
             self._validate_slice(rows)
         return self.run.finish(self._whole.build(rows))
 

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from vehiclehub.rules.base import read_frame
 from vehiclehub.rules.runner import FINDING_FIELDS, NOT_EVALUATED_FIELDS
 from vehiclehub.rules.scope import re_evaluated
-from vehiclehub.rules.verdicts import fired_rules
+from vehiclehub.rules.verdicts import rules_per_record
 from vehiclehub.store.load import bulk_insert
 from vehiclehub.store.schema import findings, not_evaluated, records_not_evaluated
 
@@ -113,11 +113,10 @@ class StagedFindings:
         """Per record of the agency with findings of the given rules: their ids, sorted,
         joined by ``;`` (one per finding)."""
         staged = self.table
-        rule_ids = list(rule_ids)
-        query = select(staged.c.agency, staged.c.record_key, staged.c.rule_id).where(
-            staged.c.agency == agency, staged.c.rule_id.in_(rule_ids)
+        query = select(staged.c.record_key, staged.c.rule_id).where(
+            staged.c.agency == agency, staged.c.rule_id.in_(list(rule_ids))
         )
-        return fired_rules(read_frame(self.conn, query), agency, rule_ids)
+        return rules_per_record(read_frame(self.conn, query))
 
     def record(
         self,

@@ -62,6 +62,12 @@ def fired_rules(found: pd.DataFrame, agency: str, rule_ids: Iterable[str]) -> pd
     """Per record of the agency with findings of the given rules: their ids, sorted,
     joined by ``;``."""
     fired = found[(found["agency"] == agency) & found["rule_id"].isin(list(rule_ids))]
+    return rules_per_record(fired)
+
+
+def rules_per_record(fired: pd.DataFrame) -> pd.Series:
+    """Per ``record_key`` of findings (``record_key`` and ``rule_id``): their rule ids,
+    sorted, joined by ``;`` (one per finding)."""
     return fired.sort_values("rule_id").groupby("record_key")["rule_id"].agg(";".join)
 
 
