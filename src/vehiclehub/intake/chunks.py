@@ -103,11 +103,12 @@ class _FileRows:
     problems: list[pd.DataFrame] = field(default_factory=list)
     seen_keys: SeenKeys = field(default_factory=SeenKeys)
 
-    def repeated_keys(self, records: pd.DataFrame) -> np.ndarray:
-        """Rows repeating a key of an earlier row of the file, as a mask; adds rejections."""
+    def first_lines(self, records: pd.DataFrame) -> np.ndarray:
+        """Each record's file line of the first row with its key (its own unless it
+        repeats a key of an earlier row of the file); adds the repeats' rejections."""
         lines = records["line"].to_numpy()
         first = self.seen_keys.first_lines(key_text(self.spec, records, sep="\x1f"), lines)
-        repeated: np.ndarray = first != lines
+        repeated = first != lines
         if repeated.any():
             self.problems.append(
                 rejection_rows(
@@ -122,7 +123,7 @@ class _FileRows:
                     ),
                 )
             )
-        return repeated
+        return first
 
 
 def _malformed_rejections(malformed: pd.DataFrame) -> pd.DataFrame:
@@ -165,8 +166,10 @@ def _prepare_chunk(
         seen.problems.append(_malformed_rejections(chunk.malformed))
     bad_index = pd.Index(problems["line"].astype("int64") - 2).unique()
     records = prepare_records(spec, chunk.frame.drop(index=bad_index), pseudonym_key)
-    seen.gate.add(records, seen.rows)
-    return records[~seen.repeated_keys(records)]
+    first = seen.first_lines(records)
+    seen.gate.add(records, seen.rows, first)
+    kept: pd.DataFrame = records[first == records["line"].to_numpy()]
+    return kept
 
 
 def prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
@@ -215,11 +218,12 @@ def _prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
         if seen.problems
         else pd.DataFrame(columns=REJECTION_COLUMNS)
     )
-    del seen  # the keys seen are of no more use: their memory goes to the gate
+    del seen  # the keys seen are of no more use
+    # Arrow keeps freed blocks for reuse: the keys' go back to the system.
+    pa.default_memory_pool().release_unused()
     # The quality gate sees the file's valid rows, repeated keys still in: the last slice,
     # then what needs the whole file.
     quality = gate.finish(rows)
-    # Arrow keeps freed blocks for reuse; the next file may be a small one.
     pa.default_memory_pool().release_unused()
     yield Finished(rows, problems, quality)
 

@@ -37,29 +37,28 @@ Derivation = Callable[[FeedSpec, pd.DataFrame], pd.Series]
 
 #: (agency, feed) -> derived column name -> how to compute it from prepared records.
 DERIVED: dict[tuple[str, str], dict[str, Derivation]] = {}
-#: (agency, feed) -> derived column name -> the record columns it is computed from.
-SOURCES: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
-#: (agency, feed) -> derived columns whose value for a row depends on the file's other rows.
-WHOLE_FILE: dict[tuple[str, str], set[str]] = {}
+#: (agency, feed) -> derived column name -> the columns whose rows it counts over the file.
+ROWS_SHARING: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
 
 
-def derived(
-    agency: str, feed: str, name: str, sources: tuple[str, ...], *, whole_file: bool = False
-) -> Callable[[Derivation], Derivation]:
-    """Register a derived column of one feed's quality frame, computed from ``sources``.
-
-    ``whole_file``: a row's value depends on the file's other rows (a count over the
-    file), so it is computed once every chunk is read, from its sources kept till then.
-    """
+def derived(agency: str, feed: str, name: str) -> Callable[[Derivation], Derivation]:
+    """Register a derived column of one feed's quality frame, computed from a row's own
+    values."""
 
     def register(function: Derivation) -> Derivation:
         DERIVED.setdefault((agency, feed), {})[name] = function
-        SOURCES.setdefault((agency, feed), {})[name] = sources
-        if whole_file:
-            WHOLE_FILE.setdefault((agency, feed), set()).add(name)
         return function
 
     return register
+
+
+def rows_sharing(agency: str, feed: str, name: str, by: tuple[str, ...]) -> None:
+    """Register a derived column of one feed's quality frame whose value for a row is the
+    number of the file's rows with the row's values of ``by`` (empty where one of them is
+    empty): a count over the whole file, so each chunk keeps only a fingerprint of ``by``
+    per row (:func:`group_fingerprint`), and the rows are counted once every chunk is
+    read."""
+    ROWS_SHARING.setdefault((agency, feed), {})[name] = by
 
 
 def _flag(column: str) -> Derivation:
@@ -82,11 +81,15 @@ def _generic(spec: FeedSpec) -> dict[str, Derivation]:
 def whole_file_columns(spec: FeedSpec) -> set[str]:
     """The derived columns of the feed's frame whose value for a row depends on the file's
     other rows."""
-    return set(WHOLE_FILE.get((spec.agency, spec.feed), set()))
+    return set(ROWS_SHARING.get((spec.agency, spec.feed), {}))
 
 
 def derivations(spec: FeedSpec) -> dict[str, Derivation]:
-    return {**_generic(spec), **DERIVED.get((spec.agency, spec.feed), {})}
+    """How each derived column of the feed's frame is computed from a chunk's records: for
+    a count over the file, the fingerprint it counts by."""
+    counted = ROWS_SHARING.get((spec.agency, spec.feed), {})
+    by_fingerprint = {name: _fingerprint_of(by) for name, by in counted.items()}
+    return {**_generic(spec), **DERIVED.get((spec.agency, spec.feed), {}), **by_fingerprint}
 
 
 def available_columns(spec: FeedSpec) -> set[str]:
@@ -97,8 +100,33 @@ def available_columns(spec: FeedSpec) -> set[str]:
 
 def key_fingerprint(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     """The record key (normalised VIN included) as one 64-bit number per row."""
-    hashed = pd.util.hash_pandas_object(records[list(spec.key)], index=False).to_numpy()
-    return pd.Series(hashed.view(np.int64), index=records.index, dtype="Int64")
+    return group_fingerprint(records, spec.key)
+
+
+def group_fingerprint(records: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    """The values of ``columns`` as one 64-bit number per row, empty where one of them is
+    empty. Equal values have equal fingerprints; two different ones share a fingerprint
+    with odds of about n² / 2⁶⁵ among n distinct values (3 in a million at 10 million)."""
+    hashed = pd.util.hash_pandas_object(records[list(columns)], index=False).to_numpy()
+    fingerprint = pd.Series(hashed.view(np.int64), index=records.index, dtype="Int64")
+    return fingerprint.mask(records[list(columns)].isna().any(axis=1))
+
+
+def _fingerprint_of(columns: tuple[str, ...]) -> Derivation:
+    def derive(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
+        return group_fingerprint(records, columns)
+
+    return derive
+
+
+def count_sharing(fingerprints: pd.Series) -> pd.Series:
+    """For each row, the rows with its fingerprint (empty where it has none), as floats."""
+    present = fingerprints.notna().to_numpy()
+    values = fingerprints.to_numpy(dtype=np.int64, na_value=0)[present]
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    counted = np.full(len(fingerprints), np.nan)
+    counted[present] = counts[inverse]
+    return pd.Series(counted, index=fingerprints.index)
 
 
 def _dates(values: pd.Series) -> pd.Series:
@@ -147,8 +175,8 @@ class QualityFrame:
     :meth:`add` takes each chunk's records (those that passed the schema, prepared for
     the store, indexed by row position, repeated keys included) and keeps only their
     typed frame columns; :meth:`build` gives the frame of the rows added (the whole
-    file's, or a slice's, quality.gate.FileGate). Derived columns that count over the
-    file (:data:`WHOLE_FILE`) keep their sources, as categories, until then.
+    file's, or a slice's, quality.gate.FileGate). A count over the file
+    (:func:`rows_sharing`) keeps the fingerprint it counts by until then.
     """
 
     def __init__(self, spec: FeedSpec, columns: set[str]) -> None:
@@ -159,24 +187,15 @@ class QualityFrame:
         unknown = [n for n in self.columns if n not in self._built and n not in contract]
         if unknown:
             raise KeyError(f"{spec.table}: no column {unknown[0]!r} in the quality frame")
-        whole = whole_file_columns(spec)
-        self._whole = [n for n in self.columns if n in whole]
-        sources = SOURCES.get((spec.agency, spec.feed), {})
-        self._kept = sorted({s for n in self._whole for s in sources[n]})
+        self._counted = whole_file_columns(spec)
         self._parts: list[pd.DataFrame] = []
-        self._sources: list[pd.DataFrame] = []
 
     def add(self, records: pd.DataFrame) -> None:
         """Reduce one chunk's records to their frame columns and keep those."""
         part = pd.DataFrame(index=records.index)
         for name in self.columns:
-            if name not in self._whole:
-                part[name] = self._column(name, records)
+            part[name] = self._column(name, records)
         self._parts.append(part)
-        if self._kept:
-            self._sources.append(
-                pd.DataFrame({c: _category(records[c]) for c in self._kept}, index=records.index)
-            )
 
     def _column(self, name: str, records: pd.DataFrame) -> pd.Series:
         if name in self._built:
@@ -190,15 +209,13 @@ class QualityFrame:
         if not self._parts:
             raise ValueError("a quality frame is built from at least one chunk")
         kept = _united(self._parts)
-        sources = _united(self._sources) if self._kept else kept
         index = pd.RangeIndex(start, end)
         frame = pd.DataFrame(index=index)
         frame["passed_schema"] = index.isin(kept.index)
         for name in self.columns:
-            if name in self._whole:
-                values = self._built[name](self.spec, sources)
-            else:
-                values = kept.pop(name)
+            values = kept.pop(name)
+            if name in self._counted:
+                values = count_sharing(values)
             frame[name] = values.reindex(index)
         return frame
 
@@ -222,28 +239,23 @@ def _united(parts: list[pd.DataFrame]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-@derived("customs", "declarations", "goods_name_marked_used", ("goods_name",))
+@derived("customs", "declarations", "goods_name_marked_used")
 def _goods_name_marked_used(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     """A used vehicle's 商品名称 starts with 旧."""
     return records["goods_name"].str.startswith("旧").astype("boolean")
 
 
-@derived(
-    "commerce", "licences", "vehicles_per_licence_hs", ("licence_no", "hs_code"), whole_file=True
-)
-def _vehicles_per_licence_hs(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
-    """Rows of the file on the same licence and HS code (at most 20 vehicles, ICD §3)."""
-    groups = records.groupby(["licence_no", "hs_code"], sort=False, observed=True)
-    return groups["licence_no"].transform("size").astype("float64")
+#: Rows of the file on the same licence and HS code (at most 20 vehicles, ICD §3).
+rows_sharing("commerce", "licences", "vehicles_per_licence_hs", ("licence_no", "hs_code"))
 
 
-@derived("commerce", "enterprises", "filing_days", ("valid_from", "valid_to"))
+@derived("commerce", "enterprises", "filing_days")
 def _filing_days(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     """Days from ``valid_from`` to ``valid_to`` (a filing runs one year)."""
     span = _dates(records["valid_to"]) - _dates(records["valid_from"])
     return span.dt.days.astype("float64")
 
 
-@derived("commerce", "tradein_claims", "old_and_new_vin_differ", ("old_vin", "new_vin"))
+@derived("commerce", "tradein_claims", "old_and_new_vin_differ")
 def _old_and_new_vin_differ(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     return (records["old_vin"] != records["new_vin"]).astype("boolean")

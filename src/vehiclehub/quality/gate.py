@@ -28,7 +28,7 @@ from sqlalchemy import Connection, insert
 
 from vehiclehub.contract import FeedSpec
 from vehiclehub.quality import runtime
-from vehiclehub.quality.frame import QualityFrame, whole_file_columns
+from vehiclehub.quality.frame import QualityFrame, key_fingerprint, whole_file_columns
 from vehiclehub.quality.history import VolumeBaseline
 from vehiclehub.quality.suites import ExpectationSpec, SuiteSpec, suite
 from vehiclehub.store.schema import expectation_results, quality_validations
@@ -205,6 +205,72 @@ def is_row_wise(spec: FeedSpec, expectation: ExpectationSpec) -> bool:
     return expectation.type in ROW_WISE_TYPES and not expectation.columns & whole
 
 
+def is_key_uniqueness(expectation: ExpectationSpec) -> bool:
+    """Whether the expectation is the record key's uniqueness in the file: answered from
+    the keys the intake holds anyway to reject a repeated one (:class:`KeyRepeats`), not
+    by GX over a column of the whole file."""
+    return expectation.type == "expect_column_values_to_be_unique" and expectation.columns == {
+        "record_key"
+    }
+
+
+class KeyRepeats:
+    """The record key's uniqueness over a file, counted as GX counts
+    ``expect_column_values_to_be_unique`` on ``record_key``, from each valid row's first
+    line with its key (intake.seen_keys.SeenKeys, which compares the keys exactly).
+
+    Unexpected are all the rows of a key on more than one row: each repeat, and the first
+    row of each repeated key. GX's first unexpected values are the key fingerprints of the
+    earliest of those rows; only they are kept, with the first lines of the repeats (none
+    in a file without repeats).
+    """
+
+    def __init__(self, spec: FeedSpec) -> None:
+        self.spec = spec
+        self.valid = 0
+        self.repeats = 0
+        self._firsts: list[np.ndarray] = []
+        self._earliest = pd.Series([], dtype="int64")  # fingerprints by line
+
+    def add(self, records: pd.DataFrame, first_lines: np.ndarray) -> None:
+        """A chunk's valid records, repeated keys included, with each one's first line
+        with its key (its own line unless it repeats a key)."""
+        self.valid += len(records)
+        lines = records["line"].to_numpy()
+        repeated = first_lines != lines
+        if not repeated.any():
+            return
+        self.repeats += int(repeated.sum())
+        self._firsts.append(first_lines[repeated])
+        fingerprints = key_fingerprint(self.spec, records[repeated]).to_numpy(dtype=np.int64)
+        candidates = pd.concat(
+            [
+                pd.Series(fingerprints, index=lines[repeated]),
+                pd.Series(fingerprints, index=first_lines[repeated]),
+                self._earliest,
+            ]
+        )
+        candidates = candidates[~candidates.index.duplicated()].sort_index()
+        self._earliest = candidates.iloc[:PARTIAL_UNEXPECTED]
+
+    @property
+    def unexpected(self) -> int:
+        """The rows of a key on more than one row."""
+        firsts = np.unique(np.concatenate(self._firsts)) if self._firsts else ()
+        return self.repeats + len(firsts)
+
+    def tally(self, rows: int, item: Any) -> _Tally:
+        """GX's counts over a file of ``rows`` rows (the others rejected by the schema,
+        whose key GX counts as missing), ``item`` the expectation's result to fill in."""
+        return _Tally(
+            element=rows,
+            missing=rows - self.valid,
+            unexpected=self.unexpected,
+            samples=[int(v) for v in self._earliest],
+            last=item,
+        )
+
+
 @dataclass
 class _Tally:
     """A row-wise expectation's counts over the slices validated so far, as GX counts them
@@ -281,11 +347,12 @@ class SuiteRun:
     """A feed's suite run by GX over a file's quality frame, a slice of rows at a time.
 
     The row-wise expectations (:func:`is_row_wise`) are validated on each slice given to
-    :meth:`slice`, in file order, and their counts added up; the others (a key's
-    uniqueness, the row count, a column counted over the whole file) once, by
-    :meth:`finish`, on the frame of the few columns they read for the whole file. The
-    outcomes and the validation result are those of one validation of the whole frame,
-    which is never built.
+    :meth:`slice`, in file order, and their counts added up; the key's uniqueness is
+    counted from the keys the intake holds (:class:`KeyRepeats`); the others (the row
+    count, a column counted over the whole file) are validated once, by :meth:`finish`,
+    on the frame of the few columns they read for the whole file. The outcomes and the
+    validation result are those of one validation of the whole frame, which is never
+    built.
 
     Expectations lacking a parameter are skipped.
     """
@@ -316,7 +383,8 @@ class SuiteRun:
                     )
                 )
         self.row_wise = [e for e in runnable if is_row_wise(spec, e)]
-        self.whole_file = [e for e in runnable if not is_row_wise(spec, e)]
+        self.keys = [e for e in runnable if is_key_uniqueness(e)]
+        self.whole_file = [e for e in runnable if e not in self.row_wise and e not in self.keys]
         self._tallies = {e.name: _Tally() for e in self.row_wise}
         self._row_wise_suite = runtime.suite(suite_spec.name, self.row_wise)
 
@@ -348,10 +416,10 @@ class SuiteRun:
         for item in self._validate(frame, self._row_wise_suite).results:
             self._tallies[item.expectation_config.meta["name"]].add(item)
 
-    def finish(self, whole: pd.DataFrame) -> FileQuality:
+    def finish(self, whole: pd.DataFrame, keys: KeyRepeats) -> FileQuality:
         """Validate the other expectations on ``whole`` (a row per row of the file, the
-        columns :attr:`whole_columns`), once every slice is validated: the file's
-        outcomes and its validation result."""
+        columns :attr:`whole_columns`), once every slice is validated, and count the key's
+        uniqueness from ``keys``: the file's outcomes and its validation result."""
         from great_expectations.validator.validation_statistics import (
             calc_validation_statistics,
         )
@@ -359,6 +427,14 @@ class SuiteRun:
         result = self._validate(whole, runtime.suite(self.suite_spec.name, self.whole_file))
         items = list(result.results)
         items += [self._tallies[e.name].result(e) for e in self.row_wise]
+        if self.keys:
+            # GX's own result of each (on no rows), its counts then those of the file.
+            empty = pd.DataFrame({"record_key": pd.Series([], dtype="Int64")})
+            blanks = self._validate(empty, runtime.suite(self.suite_spec.name, self.keys))
+            items += [
+                keys.tally(len(whole), item).result(e)
+                for e, item in zip(self.keys, blanks.results, strict=True)
+            ]
         order = {e.name: i for i, e in enumerate(self.suite_spec.expectations)}
         items.sort(key=lambda item: order[item.expectation_config.meta["name"]])
         statistics = calc_validation_statistics(items)
@@ -403,25 +479,12 @@ class SuiteRun:
         )
 
 
-def run_suite(
-    spec: FeedSpec,
-    suite_spec: SuiteSpec,
-    frame: pd.DataFrame,
-    parameters: dict[str, Any],
-    baseline: VolumeBaseline,
-) -> FileQuality:
-    """Validate a quality frame built whole, as one slice; expectations lacking a
-    parameter are skipped."""
-    run = SuiteRun(spec, suite_spec, parameters, baseline)
-    run.slice(frame[sorted(run.slice_columns | {"passed_schema"})])
-    return run.finish(frame[sorted(run.whole_columns | {"passed_schema"})])
-
-
 class FileGate:
     """A file's quality gate, worked out as its chunks are read (:meth:`add`): each
     chunk's valid records are reduced to the quality frame's columns, the row-wise
-    expectations validated every :data:`SLICE_ROWS` rows and that slice let go; what the
-    others read is kept for the whole file, a few bytes a row, till :meth:`finish`."""
+    expectations validated every :data:`SLICE_ROWS` rows and that slice let go; the key's
+    repeats are counted (:class:`KeyRepeats`); what the others read is kept for the whole
+    file, a few bytes a row, till :meth:`finish`."""
 
     def __init__(
         self,
@@ -436,14 +499,17 @@ class FileGate:
         self.slice_rows = slice_rows or SLICE_ROWS
         self._slice = QualityFrame(spec, self.run.slice_columns)
         self._whole = QualityFrame(spec, self.run.whole_columns)
+        self._keys = KeyRepeats(spec)
         self._start = 0
 
-    def add(self, records: pd.DataFrame, end: int) -> None:
+    def add(self, records: pd.DataFrame, end: int, first_lines: np.ndarray) -> None:
         """The valid records of the file's rows before ``end``, after those of the rows
         before them: the rows that passed the schema, prepared for the store, indexed by
-        row position, repeated keys included."""
+        row position, repeated keys included; with each one's first line with its key
+        (intake.seen_keys.SeenKeys)."""
         self._slice.add(records)
         self._whole.add(records)
+        self._keys.add(records, first_lines)
         if end - self._start >= self.slice_rows:
             self._validate_slice(end)
 
@@ -456,7 +522,7 @@ class FileGate:
         # An empty file is validated once too, as GX validates an empty frame.
         if rows > self._start or not rows:
             self._validate_slice(rows)
-        return self.run.finish(self._whole.build(rows))
+        return self.run.finish(self._whole.build(rows), self._keys)
 
 
 def log_quality(file: str, quality: FileQuality) -> None:

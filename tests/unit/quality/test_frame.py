@@ -7,7 +7,13 @@ from tests.factories import Vehicle
 
 from vehiclehub.contract import feed
 from vehiclehub.intake.prepare import prepare_records
-from vehiclehub.quality.frame import QualityFrame, available_columns, quality_frame
+from vehiclehub.quality.frame import (
+    QualityFrame,
+    available_columns,
+    count_sharing,
+    group_fingerprint,
+    quality_frame,
+)
 from vehiclehub.quality.suites import suite
 
 KEY = b"k" * 16
@@ -95,3 +101,20 @@ def test_a_frame_built_chunk_by_chunk_is_the_frame_of_the_whole_file() -> None:
     assert isinstance(frame["record_status"].dtype, pd.CategoricalDtype)
     # Licence a on its HS code twice, on another once; licence c twice (chunks 2 and 4).
     assert frame["vehicles_per_licence_hs"].fillna(0).tolist() == [2, 2, 0, 2, 1, 0, 2]
+
+
+def test_rows_sharing_values_are_counted_by_fingerprint_and_an_empty_value_counts_none() -> None:
+    values = pd.DataFrame(
+        {
+            "licence_no": ["L1", "L1", "L1", "L2", None, "L1"],
+            "hs_code": ["8703", "8703", "8704", "8703", "8703", None],
+        },
+        index=[3, 4, 5, 7, 8, 9],
+    )
+    fingerprints = group_fingerprint(values, ("licence_no", "hs_code"))
+    assert fingerprints.iloc[0] == fingerprints.iloc[1] != fingerprints.iloc[2]
+    counted = count_sharing(fingerprints)
+    assert counted.index.tolist() == [3, 4, 5, 7, 8, 9]
+    # Near miss: a row without its HS code is in no group, and L1/8703 stays at two.
+    assert counted.fillna(0).tolist() == [2, 2, 1, 1, 0, 0]
+    assert counted.isna().tolist() == [False] * 4 + [True] * 2

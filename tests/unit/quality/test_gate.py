@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import pytest
 from tests.factories import Vehicle
 
 from vehiclehub.contract import feed
-from vehiclehub.intake.prepare import prepare_records
-from vehiclehub.quality.frame import quality_frame
-from vehiclehub.quality.gate import FileQuality, run_suite
+from vehiclehub.intake.prepare import key_text, prepare_records
+from vehiclehub.intake.seen_keys import SeenKeys
+from vehiclehub.quality.gate import FileGate, FileQuality
 from vehiclehub.quality.history import VolumeBaseline
-from vehiclehub.quality.suites import suite
 
 KEY = b"k" * 16
 NO_HISTORY = VolumeBaseline(0, reason="0 earlier loaded first files, 3 needed")
@@ -54,12 +55,11 @@ def _validate(
     text = pd.DataFrame(rows).astype("str")
     text = text.where(text != "None", None)
     records = prepare_records(spec, text, KEY)
-    suite_spec = suite(agency, feed_name)
-    frame = quality_frame(spec, records, file_rows or len(rows), suite_spec.columns)
-    parameters: dict = {"business_date": pd.Timestamp(day)}
-    if baseline.applies:
-        parameters |= {"volume_floor": baseline.floor, "volume_ceiling": baseline.ceiling}
-    return run_suite(spec, suite_spec, frame, parameters, baseline)
+    lines = records["line"].to_numpy()
+    first = SeenKeys().first_lines(key_text(spec, records, sep="\x1f"), lines)
+    file_gate = FileGate(spec, date.fromisoformat(day), baseline)
+    file_gate.add(records, file_rows or len(rows), first)
+    return file_gate.finish(file_rows or len(rows))
 
 
 @pytest.mark.parametrize(

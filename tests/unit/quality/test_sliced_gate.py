@@ -12,7 +12,8 @@ import pytest
 from tests.factories import Vehicle
 
 from vehiclehub.contract import feed
-from vehiclehub.intake.prepare import prepare_records
+from vehiclehub.intake.prepare import key_text, prepare_records
+from vehiclehub.intake.seen_keys import SeenKeys
 from vehiclehub.quality import gate, runtime
 from vehiclehub.quality.frame import quality_frame
 from vehiclehub.quality.gate import RESULT_FORMAT, FileGate, FileQuality, is_row_wise
@@ -107,11 +108,15 @@ def _sliced(
     agency: str, feed_name: str, rows: list[dict[str, Any] | None], slice_rows: int, chunk: int
 ) -> FileQuality:
     """The gate fed ``chunk`` rows at a time, validating every ``slice_rows`` rows."""
+    spec = feed(agency, feed_name)
     records = _records(agency, feed_name, rows)
-    file_gate = FileGate(feed(agency, feed_name), DAY, BASELINE, slice_rows=slice_rows)
+    file_gate = FileGate(spec, DAY, BASELINE, slice_rows=slice_rows)
+    keys = SeenKeys()  # as the intake holds them
     for start in range(0, len(rows), chunk):
         end = min(start + chunk, len(rows))
-        file_gate.add(records[(records.index >= start) & (records.index < end)], end)
+        part = records[(records.index >= start) & (records.index < end)]
+        first = keys.first_lines(key_text(spec, part, sep="\x1f"), part["line"].to_numpy())
+        file_gate.add(part, end, first)
     return file_gate.finish(len(rows))
 
 
@@ -201,7 +206,8 @@ def test_an_expectation_that_raises_on_a_slice_is_an_error_of_the_file(
 def test_an_empty_file_is_validated_once_as_gx_validates_an_empty_frame() -> None:
     spec = feed("tax", "refunds")
     file_gate = FileGate(spec, DAY, BASELINE, slice_rows=3)
-    file_gate.add(_records("tax", "refunds", [Vehicle().refund()]).iloc[:0], 0)
+    none = _records("tax", "refunds", [Vehicle().refund()]).iloc[:0]
+    file_gate.add(none, 0, none["line"].to_numpy())
     quality = file_gate.finish(0)
     empty = quality_frame(
         spec,
@@ -223,3 +229,33 @@ def test_a_value_missing_where_one_is_expected_is_counted_not_shown() -> None:
         o for o in quality.outcomes if o.expectation == "exported_at_empty_while_declared"
     )
     assert set_early.observed.endswith("; e.g. 2025-10-12")
+
+
+def _repeating_events() -> list[dict[str, Any] | None]:
+    """Events whose keys repeat across chunks: a key three times, and keys whose first
+    rows come before ten unexpected rows already seen."""
+    rows: list[dict[str, Any] | None] = []
+    for i in range(30):
+        rows.append(Vehicle().export_deregistration(f"E{i}") if i not in (7, 14) else None)
+    for later, earlier in [(12, 11), (13, 11), (20, 19), (21, 18), (22, 17), (23, 16)]:
+        rows[later] = rows[earlier]
+    for later in range(24, 30):  # the first rows of these keys are the file's first ones
+        rows[later] = rows[later - 24]
+    return rows
+
+
+@pytest.mark.parametrize(("slice_rows", "chunk"), [(4, 3), (100, 7), (100, 100)])
+def test_the_keys_repeats_are_counted_as_gx_counts_them(slice_rows: int, chunk: int) -> None:
+    rows = _repeating_events()
+    spec = feed("police", "events")
+    records = _records("police", "events", rows)
+    whole = quality_frame(spec, records, len(rows), suite("police", "events").columns)
+    expected = _by_name(_one_validation("police", "events", whole))["key_unique_in_file"]
+    quality = _sliced("police", "events", rows, slice_rows, chunk)
+    found = _by_name(json.loads(quality.result_json))["key_unique_in_file"]
+    assert found == expected
+    # Rows 0-5 and 24-29, 11-13, 16-23: the earliest ten come from the last chunk.
+    assert found[1]["unexpected_count"] == 23
+    assert len(found[1]["partial_unexpected_list"]) == 10
+    outcome = next(o for o in quality.outcomes if o.expectation == "key_unique_in_file")
+    assert (outcome.outcome, outcome.unexpected_count) == ("failed", 23)
