@@ -24,6 +24,7 @@ from vehiclehub.exchange.base import (
     outbox_entry,
     waiting_files,
 )
+from vehiclehub.heap import map_large_blocks
 from vehiclehub.intake.chunks import Preparer
 from vehiclehub.intake.take import AgencyIntake, take_files
 from vehiclehub.metrics import record_intake, record_not_received, timed_stage
@@ -94,6 +95,7 @@ def intake_feed(
     label = f"{agency}/{feed}"
     entries = [outbox_entry(name) for name in sorted(files)]
     private_dir(settings.work_dir)
+    map_large_blocks()
     with (
         timed_stage(settings, f"intake.{agency}.{feed}"),
         Preparer() as preparer,

@@ -13,8 +13,6 @@ between stages but the store.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import logging
 import os
 import socket
@@ -26,7 +24,6 @@ from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-import pyarrow
 from sqlalchemy import Engine, insert, update
 
 from vehiclehub.config import AGENCIES, Settings
@@ -37,6 +34,7 @@ from vehiclehub.exchange import (
     open_exchange,
 )
 from vehiclehub.feed_intake import log_intake, record_not_taken
+from vehiclehub.heap import give_back_memory, map_large_blocks
 from vehiclehub.intake.chunks import Preparer
 from vehiclehub.intake.take import take_agency
 from vehiclehub.metrics import (
@@ -120,19 +118,6 @@ def _store(settings: Settings, *, create: bool = True) -> Iterator[Engine]:
         yield engine
 
 
-def _give_back_memory() -> None:
-    """Hand the memory a finished stage freed back to the operating system.
-
-    The allocators keep freed memory for reuse (glibc's heap, Arrow's pool); in one
-    process running every stage, the run's peak would otherwise be the stages' sum
-    rather than its largest stage's.
-    """
-    gc.collect()
-    pyarrow.default_memory_pool().release_unused()
-    with suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -151,6 +136,7 @@ def intake_agency(
     waiting mends it. On SQLite, intakes running at the same time (the DAG's) take
     their turns (:func:`~vehiclehub.store.db.one_writer_at_a_time`).
     """
+    map_large_blocks()
     with (
         timed_stage(settings, f"intake.{agency}"),
         nullcontext(preparer) if preparer is not None else Preparer() as worker,
@@ -238,6 +224,7 @@ def reconcile(
     Records a rule could not evaluate (the working-day calendar lacks a year) and the
     calendar years to configure soon are logged as warnings and returned.
     """
+    map_large_blocks()
     with timed_stage(settings, "reconcile"), _store(settings) as engine:
         with engine.begin() as conn:
             mark_run(conn, day, began or _now())
@@ -311,6 +298,7 @@ def publish(settings: Settings, day: date) -> PublishResult:
     """
     directory = settings.work_dir / "drops" / day.isoformat()
     key = hub_signing_key(settings)
+    map_large_blocks()
     with (
         timed_stage(settings, "publish"),
         _store(settings) as engine,
@@ -484,7 +472,7 @@ def _cycle(settings: Settings, day: date, reached: list[str], full: bool) -> Run
         started = time.perf_counter()
         result = call()
         seconds[stage] = round(time.perf_counter() - started, 1)
-        _give_back_memory()
+        give_back_memory()
         return result
 
     def intake_all() -> list[IntakeResult]:

@@ -26,6 +26,7 @@ from contextlib import suppress
 from multiprocessing.connection import Connection
 
 from vehiclehub.children import become_child, child_arguments
+from vehiclehub.heap import map_large_blocks
 
 
 def serve(connection: Connection) -> None:
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     descriptor, parent_pid = int(given[0]), given[1]
     become_child(parent_pid)
+    map_large_blocks()
     # A broken socket means the intake is gone: there is nobody to answer.
     with Connection(descriptor) as connection, suppress(BrokenPipeError, ConnectionResetError):
         serve(connection)

@@ -451,7 +451,9 @@ def _legal_vins_on(ctx: RuleContext, feed: str) -> np.ndarray:
         distinct = select(table.c[source.column]).distinct()
         for rows in fetch_batches(ctx.conn, distinct, HELD_CHUNK):
             parts.append(_legal([value for (value,) in rows]))
-    vins = np.sort(np.concatenate(parts))
+    vins = np.concatenate(parts)
+    del parts
+    vins.sort()  # in place: no second copy of the feed's VINs
     first = np.ones(len(vins), bool)  # not a claim's VIN met again in its other column
     first[1:] = vins[1:] != vins[:-1]
     legal: np.ndarray = vins[first]
