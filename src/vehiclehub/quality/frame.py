@@ -98,18 +98,23 @@ def available_columns(spec: FeedSpec) -> set[str]:
     return contract | set(derivations(spec)) | {"passed_schema"}
 
 
+def _hashed(records: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    """The values of ``columns`` as one 64-bit number per row. Equal values have equal
+    numbers; two different ones share a number with odds of about n² / 2⁶⁵ among n
+    distinct values (3 in a million at 10 million)."""
+    hashed = pd.util.hash_pandas_object(records[list(columns)], index=False).to_numpy()
+    return pd.Series(hashed.view(np.int64), index=records.index, dtype="Int64")
+
+
 def key_fingerprint(spec: FeedSpec, records: pd.DataFrame) -> pd.Series:
     """The record key (normalised VIN included) as one 64-bit number per row."""
-    return group_fingerprint(records, spec.key)
+    return _hashed(records, spec.key)
 
 
 def group_fingerprint(records: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     """The values of ``columns`` as one 64-bit number per row, empty where one of them is
-    empty. Equal values have equal fingerprints; two different ones share a fingerprint
-    with odds of about n² / 2⁶⁵ among n distinct values (3 in a million at 10 million)."""
-    hashed = pd.util.hash_pandas_object(records[list(columns)], index=False).to_numpy()
-    fingerprint = pd.Series(hashed.view(np.int64), index=records.index, dtype="Int64")
-    return fingerprint.mask(records[list(columns)].isna().any(axis=1))
+    empty."""
+    return _hashed(records, columns).mask(records[list(columns)].isna().any(axis=1))
 
 
 def _fingerprint_of(columns: tuple[str, ...]) -> Derivation:
