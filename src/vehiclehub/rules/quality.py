@@ -8,8 +8,9 @@ claim carries two VINs; each is checked on its own, and the finding's VIN says w
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -180,6 +181,33 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
     # Blocked near-match search (no all-pairs): lone VINs against every VIN held.
     lone, candidate, kind = near_vin_rows(held.codes.take(alone), held.codes)
     pairs = held.across_feeds(alone[lone], candidate, kind)
+    del held
+    return pd.concat(
+        [_agreeing(ctx, block) for block in _by_lone_vins(pairs, LONE_VINS_AT_A_TIME)],
+        ignore_index=True,
+    )
+
+
+#: VIN-003 reads the records of this many lone VINs' near pairs at a time, with their
+#: candidates': a lone VIN's pairs are never split.
+LONE_VINS_AT_A_TIME = 20_000
+
+
+def _by_lone_vins(pairs: pd.DataFrame, lone_vins: int) -> Iterator[pd.DataFrame]:
+    """The near pairs (sorted by lone VIN), ``lone_vins`` lone VINs' at a time; no pairs
+    are one empty block."""
+    if pairs.empty:
+        yield pairs
+        return
+    codes, _ = pd.factorize(pairs["vin"])
+    bounds = np.searchsorted(codes, np.arange(0, codes.max() + 1, lone_vins))
+    for start, end in pairwise([*bounds, len(pairs)]):
+        yield pairs.iloc[start:end]
+
+
+def _agreeing(ctx: RuleContext, pairs: pd.DataFrame) -> pd.DataFrame:
+    """VIN-003's findings from near pairs (every pair of their lone VINs): each lone VIN's
+    records on its feed, with each candidate's records on theirs that agree with it."""
     records = _records_of(ctx, pd.concat([pairs["vin"], pairs["candidate"]]).unique())
     theirs = records.rename(columns=lambda c: f"candidate_{c}" if c != "vin" else "candidate")
     found = pairs.merge(records, on=["vin", "feed"]).merge(

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from tests.factories import Vehicle
 
 from vehiclehub.config import RuleParameters, Settings
+from vehiclehub.rules import quality
 from vehiclehub.rules.base import RuleContext
 from vehiclehub.rules.history import finding_identity
 from vehiclehub.rules.quality import (
@@ -268,6 +269,33 @@ def test_vin003_claim_substitution_both_ways(settings: Settings) -> None:
         f"(position 6 differs) on police:{register['event_id']} (no exporter or brand on both "
         "sides to compare)"
     ) in found.set_index("vin").at[typo, "detail"]
+
+
+@pytest.mark.parametrize("at_a_time", [1, 2])
+def test_vin003_lone_vins_a_block_at_a_time_find_what_all_at_once_finds(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, at_a_time: int
+) -> None:
+    world = World()
+    for i in range(4):
+        v = Vehicle()
+        world.vehicle(v, item={"vin": swapped(v.vin, 3 + i)})
+    # A lone VIN one edit from two others: both candidates in its one finding, whatever
+    # the blocks.
+    v = Vehicle()
+    typo = substituted(v.vin, 16, "A" if v.vin[16] != "A" else "B")
+    world.vehicle(v, item={"vin": typo})
+    other = Vehicle(vin=substituted(typo, 15, "C" if typo[15] != "C" else "D"))
+    world.add("licence", other.licence(uscc=v.uscc))
+    world.load(settings)
+
+    at_once = findings(settings, "VIN-003")
+    monkeypatch.setattr(quality, "LONE_VINS_AT_A_TIME", at_a_time)
+    in_blocks = findings(settings, "VIN-003")
+    pd.testing.assert_frame_equal(in_blocks, at_once)
+    assert len(in_blocks) == 6  # the other licence's VIN is alone too, near the typo
+    both = in_blocks.set_index("vin").at[typo, "related"].split(";")
+    assert len(both) == 4  # v's licence and two police events, the other's licence
+    assert f"commerce:{other.licence_no}/{other.vin}" in both
 
 
 def test_vin_rules_on_an_empty_store(settings: Settings) -> None:
