@@ -107,7 +107,7 @@ class _FileRows:
         """Each record's file line of the first row with its key (its own unless it
         repeats a key of an earlier row of the file); adds the repeats' rejections."""
         lines = records["line"].to_numpy()
-        first = self.seen_keys.first_lines(key_text(self.spec, records, sep="\x1f"), lines)
+        first = first_lines_of(self.seen_keys, self.spec, records)
         repeated = first != lines
         if repeated.any():
             self.problems.append(
@@ -124,6 +124,13 @@ class _FileRows:
                 )
             )
         return first
+
+
+def first_lines_of(seen_keys: SeenKeys, spec: FeedSpec, records: pd.DataFrame) -> np.ndarray:
+    """Each prepared record's line of the file's first row with its key (its own unless it
+    repeats one), the keys read so far held by ``seen_keys``, which remembers these too."""
+    text = key_text(spec, records, sep="\x1f")  # a separator no key value holds
+    return seen_keys.first_lines(text, records["line"].to_numpy())
 
 
 def _malformed_rejections(malformed: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,8 @@ import pytest
 from tests.factories import Vehicle
 
 from vehiclehub.contract import feed
-from vehiclehub.intake.prepare import key_text, prepare_records
+from vehiclehub.intake.chunks import first_lines_of
+from vehiclehub.intake.prepare import prepare_records
 from vehiclehub.intake.seen_keys import SeenKeys
 from vehiclehub.quality.gate import FileGate, FileQuality
 from vehiclehub.quality.history import VolumeBaseline
@@ -55,10 +56,8 @@ def _validate(
     text = pd.DataFrame(rows).astype("str")
     text = text.where(text != "None", None)
     records = prepare_records(spec, text, KEY)
-    lines = records["line"].to_numpy()
-    first = SeenKeys().first_lines(key_text(spec, records, sep="\x1f"), lines)
     file_gate = FileGate(spec, date.fromisoformat(day), baseline)
-    file_gate.add(records, file_rows or len(rows), first)
+    file_gate.add(records, file_rows or len(rows), first_lines_of(SeenKeys(), spec, records))
     return file_gate.finish(file_rows or len(rows))
 
 

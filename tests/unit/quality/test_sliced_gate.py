@@ -12,7 +12,8 @@ import pytest
 from tests.factories import Vehicle
 
 from vehiclehub.contract import feed
-from vehiclehub.intake.prepare import key_text, prepare_records
+from vehiclehub.intake.chunks import first_lines_of
+from vehiclehub.intake.prepare import prepare_records
 from vehiclehub.intake.seen_keys import SeenKeys
 from vehiclehub.quality import gate, runtime
 from vehiclehub.quality.frame import quality_frame
@@ -115,8 +116,7 @@ def _sliced(
     for start in range(0, len(rows), chunk):
         end = min(start + chunk, len(rows))
         part = records[(records.index >= start) & (records.index < end)]
-        first = keys.first_lines(key_text(spec, part, sep="\x1f"), part["line"].to_numpy())
-        file_gate.add(part, end, first)
+        file_gate.add(part, end, first_lines_of(keys, spec, part))
     return file_gate.finish(len(rows))
 
 
