@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import (
     Column,
+    ColumnElement,
     MetaData,
     Select,
     String,
@@ -151,13 +152,16 @@ def find_vins_failing_check_digit(ctx: RuleContext) -> pd.DataFrame:
 
 def _neighbouring_vins(night: Night) -> pd.Series:
     """The VINs held one typo away from a VIN the night changed: whether theirs is alone on
-    its feed, or which candidates agree with it, may have changed."""
+    its feed, or which candidates agree with it, may have changed. The VINs held are
+    searched a block at a time (:func:`held_blocks`)."""
     changed = pd.Series(night.ctx.conn.execute(night.changed("vin")).scalars().all(), dtype="str")
-    if changed.empty:
-        return changed
-    held = HeldVins.read(night.ctx)
-    night.ctx.carried[_HELD_VINS] = held  # VIN-003 reads them next
-    return near_vin_pairs(changed, held.codes)["candidate"]
+    codes = VinCodes.of(changed)
+    if len(codes) == 0:
+        return pd.Series([], dtype="str")
+    found = [
+        block.codes.vins(near_vin_rows(codes, block.codes)[1]) for block in held_blocks(night.ctx)
+    ]
+    return pd.concat([pd.Series([], dtype="str"), *found], ignore_index=True)
 
 
 #: A changed record reaches the records of the VINs one typo away from its VINs (VIN-003).
@@ -171,21 +175,33 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
     The candidates are shown for an operator to decide; nothing is linked, so the findings
     the typo causes elsewhere (EXP-001, LIC-001, ...) still fire.
     """
-    held = ctx.carried.pop(_HELD_VINS, None)
-    held = HeldVins.read(ctx) if held is None else held
-    alone = held.alone
     if ctx.scoped:
-        scope = ctx.conn.execute(ctx.in_scope()).scalars().all()
-        in_scope = _legal_unique(pd.Series(scope, dtype="str"))
-        alone = alone[np.isin(held.codes.labels[alone], in_scope)]
-    # Blocked near-match search (no all-pairs): lone VINs against every VIN held.
-    lone, candidate, kind = near_vin_rows(held.codes.take(alone), held.codes)
-    pairs = held.across_feeds(alone[lone], candidate, kind)
-    del held
+        # The lone VINs in scope, searched for against the VINs held a block at a time.
+        lone = HeldVins.in_scope(ctx).lone()
+        blocks: Iterable[HeldVins] = held_blocks(ctx)
+    else:
+        # Every VIN may be a lone one: the VINs held are searched all at once, each
+        # looked up once per position rather than once per block.
+        held = HeldVins.read(ctx)
+        lone, blocks = held.lone(), [held]
+        del held
+    pairs = _near_pairs_across_feeds(lone, blocks)
+    del lone, blocks
     return pd.concat(
         [_agreeing(ctx, block) for block in _by_lone_vins(pairs, LONE_VINS_AT_A_TIME)],
         ignore_index=True,
     )
+
+
+def _near_pairs_across_feeds(lone: HeldVins, blocks: Iterable[HeldVins]) -> pd.DataFrame:
+    """The near pairs of the ``lone`` VINs and the VINs of ``blocks`` (each VIN of the
+    store in one block) on another feed (:meth:`HeldVins.across_feeds`), sorted by VIN,
+    candidate and kind, then in the order of :data:`VIN_FEEDS`."""
+    parts = [lone.across_feeds(block, *near_vin_rows(lone.codes, block.codes)) for block in blocks]
+    if len(parts) == 1:
+        return parts[0]
+    pairs = pd.concat(parts, ignore_index=True)
+    return pairs.sort_values(["vin", "candidate", "kind"], kind="stable", ignore_index=True)
 
 
 #: VIN-003 reads the records of this many lone VINs' near pairs at a time, with their
@@ -401,20 +417,20 @@ def near_vin_pairs(left: pd.Series | VinCodes, right: pd.Series | VinCodes) -> p
     return pairs.sort_values(["vin", "candidate", "kind"], ignore_index=True)
 
 
-#: The legal VINs held (:class:`HeldVins`), read by the neighbouring-VIN reach and carried
-#: to VIN-003.
-_HELD_VINS = "held_vins"
 #: The feeds as VIN-003 counts them (a trade-in claim's two VIN columns are one feed), in
 #: order: bit k of a VIN's feed mask (:class:`HeldVins`) is the k-th.
 VIN_FEEDS = tuple(dict.fromkeys(source.source for source in VIN_COLUMNS))
 #: VINs read from the store at a time: a chunk's VINs are Python strings only until it
 #: is reduced to bytes.
 HELD_CHUNK = 100_000
+#: VINs of each VIN column read ahead of a block of the VINs held (:func:`held_blocks`):
+#: a block holds at most this many per column, and a chunk.
+HELD_BLOCK = 200_000
 
 
 @dataclass(frozen=True)
 class HeldVins:
-    """The legal VINs the store holds, each once, as the neighbouring-VIN reach and VIN-003
+    """Legal VINs the store holds, each once, as the neighbouring-VIN reach and VIN-003
     read them: prepared for the near-match search, and with the feeds each is on.
 
     Only two legal VINs can be one edit apart, so no other VIN is held: an illegal VIN is
@@ -427,65 +443,121 @@ class HeldVins:
 
     @classmethod
     def read(cls, ctx: RuleContext) -> HeldVins:
-        """Read them from the store feed by feed (:func:`_legal_vins_on`), each feed's
-        merged into those of the feeds before (:func:`_merged`)."""
+        """Every VIN held, all at once: the blocks of :func:`held_blocks` end to end."""
+        blocks = list(_held_vin_blocks(ctx))
+        vins = np.concatenate([np.zeros(0, "S17"), *(vins for vins, _ in blocks)])
+        on = np.concatenate([np.zeros(0, np.uint8), *(on for _, on in blocks)])
+        del blocks
+        return cls(VinCodes.of_legal(vins), on)
+
+    @classmethod
+    def in_scope(cls, ctx: RuleContext) -> HeldVins:
+        """The VINs held of a scoped run's scope, looked up by the feeds' VIN indexes."""
         vins, feeds = np.zeros(0, "S17"), np.zeros(0, np.uint8)
-        for bit, feed in enumerate(VIN_FEEDS):
-            vins, feeds = _merged(vins, feeds, _legal_vins_on(ctx, feed), np.uint8(1 << bit))
+        for source in VIN_COLUMNS:
+            table = source.evidence(ctx)
+            column = table.c[source.column]
+            query = select(column).where(column.in_(ctx.in_scope())).distinct()
+            found = np.unique(_legal(ctx.conn.execute(query).scalars().all()))
+            vins, feeds = _merged(vins, feeds, found, _feed_bit(source))
         return cls(VinCodes.of_legal(vins), feeds)
 
-    @property
-    def alone(self) -> np.ndarray:
-        """The rows whose VIN is on one feed only."""
+    def lone(self) -> HeldVins:
+        """The VINs on one feed only."""
         one_bit = (self.feeds & (self.feeds - 1)) == 0
-        return np.flatnonzero(one_bit & (self.feeds != 0))
+        rows = np.flatnonzero(one_bit & (self.feeds != 0))
+        return HeldVins(self.codes.take(rows), self.feeds[rows])
 
     def across_feeds(
-        self, lone: np.ndarray, candidate: np.ndarray, kind: np.ndarray
+        self, theirs: HeldVins, mine: np.ndarray, candidate: np.ndarray, kind: np.ndarray
     ) -> pd.DataFrame:
-        """Near pairs of a lone VIN (row ``lone``) and a candidate (row ``candidate``), one
-        row per feed of the candidate other than the lone VIN's, as ``vin``, ``candidate``,
-        ``kind``, ``feed`` and ``candidate_feed``; sorted by VIN, candidate and kind, then
-        in the order of :data:`VIN_FEEDS`."""
+        """Near pairs of a VIN of these (row ``mine``, on one feed) and a candidate (row
+        ``candidate`` of ``theirs``), one row per feed of the candidate other than the
+        VIN's, as ``vin``, ``candidate``, ``kind``, ``feed`` and ``candidate_feed``; sorted
+        by VIN, candidate and kind, then in the order of :data:`VIN_FEEDS`."""
         bits = np.uint8(1) << np.arange(len(VIN_FEEDS), dtype=np.uint8)
-        order = np.lexsort((kind, self.codes.labels[candidate], self.codes.labels[lone]))
-        lone, candidate, kind = lone[order], candidate[order], kind[order]
-        mine, theirs = self.feeds[lone], self.feeds[candidate]
+        order = np.lexsort((kind, theirs.codes.labels[candidate], self.codes.labels[mine]))
+        mine, candidate, kind = mine[order], candidate[order], kind[order]
+        on, theirs_on = self.feeds[mine], theirs.feeds[candidate]
         # Per pair and feed: the candidate's there and the lone VIN is not.
-        across = ((theirs[:, None] & bits) != 0) & (mine[:, None] != bits)
+        across = ((theirs_on[:, None] & bits) != 0) & (on[:, None] != bits)
         pair, feed = np.nonzero(across)
         names = np.array(VIN_FEEDS)
         return pd.DataFrame(
             {
-                "vin": self.codes.vins(lone[pair]),
-                "candidate": self.codes.vins(candidate[pair]),
+                "vin": self.codes.vins(mine[pair]),
+                "candidate": theirs.codes.vins(candidate[pair]),
                 "kind": pd.Series(np.array(EDITS)[kind[pair]], dtype="str"),
-                "feed": pd.Series(names[np.argmax(mine[pair, None] == bits, axis=1)], dtype="str"),
+                "feed": pd.Series(names[np.argmax(on[pair, None] == bits, axis=1)], dtype="str"),
                 "candidate_feed": pd.Series(names[feed], dtype="str"),
             }
         )
 
 
-def _legal_vins_on(ctx: RuleContext, feed: str) -> np.ndarray:
-    """The distinct legal VINs of one feed (a trade-in claim's two VIN columns are one), as
-    17 bytes each, sorted. Each column is made distinct by the store, over its VIN index,
-    and read a chunk at a time (:func:`~vehiclehub.rules.base.fetch_batches`): only a
-    chunk's VINs are ever Python strings."""
-    parts = [np.zeros(0, "S17")]
-    for source in VIN_COLUMNS:
-        if source.source != feed:
-            continue
-        table = source.evidence(ctx)
-        distinct = select(table.c[source.column]).distinct()
-        for rows in fetch_batches(ctx.conn, distinct, HELD_CHUNK):
-            parts.append(_legal([value for (value,) in rows]))
-    vins = np.concatenate(parts)
-    del parts
-    vins.sort()  # in place: no second copy of the feed's VINs
-    first = np.ones(len(vins), bool)  # not a claim's VIN met again in its other column
-    first[1:] = vins[1:] != vins[:-1]
-    legal: np.ndarray = vins[first]
-    return legal
+def held_blocks(ctx: RuleContext) -> Iterator[HeldVins]:
+    """Every VIN the store holds, a block at a time in ascending order, each VIN in one
+    block with every feed it is on: memory follows a block, not the store."""
+    for vins, on in _held_vin_blocks(ctx):
+        yield HeldVins(VinCodes.of_legal(vins), on)
+
+
+def _held_vin_blocks(ctx: RuleContext) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The VINs held as 17 bytes each with their feed masks, a block at a time.
+
+    Every VIN column is read side by side in ascending order (:class:`_AscendingVins`),
+    :data:`HELD_BLOCK` ahead; a block ends at the least VIN a column with more to read
+    has reached, so every column has given all its VINs up to there."""
+    columns = [_AscendingVins(ctx, source) for source in VIN_COLUMNS]
+    while True:
+        for column in columns:
+            column.read_ahead(HELD_BLOCK)
+        reading = [column.ahead[-1] for column in columns if not column.done]
+        if not reading and not any(len(column.ahead) for column in columns):
+            return
+        through = min(reading) if reading else None
+        vins, feeds = np.zeros(0, "S17"), np.zeros(0, np.uint8)
+        for column in columns:
+            vins, feeds = _merged(vins, feeds, column.take_through(through), column.bit)
+        yield vins, feeds
+
+
+class _AscendingVins:
+    """One VIN column's distinct legal VINs in ascending order of their bytes, read a chunk
+    at a time (:func:`~vehiclehub.rules.base.fetch_batches`): only a chunk's VINs are ever
+    Python strings. The store sorts them (PostgreSQL by the "C" collation: by bytes,
+    whatever the database's own)."""
+
+    def __init__(self, ctx: RuleContext, source: VinColumn) -> None:
+        column: ColumnElement[Any] = source.evidence(ctx).c[source.column]
+        if ctx.conn.dialect.name == "postgresql":
+            column = column.collate("C")
+        vin = column.label("vin")
+        self._chunks = fetch_batches(ctx.conn, select(vin).distinct().order_by(vin), HELD_CHUNK)
+        self.bit = _feed_bit(source)
+        #: Read and not yet taken.
+        self.ahead = np.zeros(0, "S17")
+        #: Whether every VIN of the column has been read.
+        self.done = False
+
+    def read_ahead(self, count: int) -> None:
+        """Read on until ``count`` VINs are ahead or the column is done."""
+        while len(self.ahead) < count and not self.done:
+            rows = next(self._chunks, None)
+            if rows is None:
+                self.done = True
+            else:
+                self.ahead = np.concatenate([self.ahead, _legal([value for (value,) in rows])])
+
+    def take_through(self, last: bytes | None) -> np.ndarray:
+        """The VINs ahead up to ``last`` (all, for None), taken."""
+        end = len(self.ahead) if last is None else int(np.searchsorted(self.ahead, last, "right"))
+        taken, self.ahead = self.ahead[:end], self.ahead[end:]
+        return taken
+
+
+def _feed_bit(source: VinColumn) -> np.uint8:
+    """The bit of a VIN column's feed in a feed mask (:data:`VIN_FEEDS`)."""
+    return np.uint8(1 << VIN_FEEDS.index(source.source))
 
 
 def _merged(

@@ -15,13 +15,19 @@ from vehiclehub.rules import quality
 from vehiclehub.rules.base import RuleContext
 from vehiclehub.rules.history import finding_identity
 from vehiclehub.rules.quality import (
+    HELD_BLOCK,
     HELD_CHUNK,
     VIN_FEEDS,
     HeldVins,
     VinCodes,
     _legal,
+    held_blocks,
     near_vin_pairs,
 )
+from vehiclehub.rules.runner import evaluate_rules
+from vehiclehub.store import connect
+from vehiclehub.store.load import bulk_insert
+from vehiclehub.store.schema import reconcile_scope
 from vehiclehub.vin import VIN_PATTERN, check_digit
 from vehiclehub_samples.identifiers import make_vin
 
@@ -298,6 +304,41 @@ def test_vin003_lone_vins_a_block_at_a_time_find_what_all_at_once_finds(
     assert f"commerce:{other.licence_no}/{other.vin}" in both
 
 
+def test_vin003_in_scope_searches_the_vins_held_block_by_block(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scoped run looks up its lone VINs and searches every VIN held a block at a time:
+    what it finds for the VINs in scope is what a run over everything finds for them,
+    whichever blocks the candidates fall in."""
+    world = World()
+    typos = []
+    for i in range(6):
+        v = Vehicle()
+        typos.append(swapped(v.vin, 2 + i))
+        world.vehicle(v, item={"vin": typos[-1]})
+    world.load(settings)
+    everything = findings(settings, "VIN-003")
+    assert set(everything["vin"]) == set(typos)
+    scope = [*typos[::2], Vehicle().vin]  # and a VIN held by none
+    monkeypatch.setattr(quality, "HELD_CHUNK", 1)
+    monkeypatch.setattr(quality, "HELD_BLOCK", 2)
+    engine = connect(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            bulk_insert(conn, reconcile_scope, pd.DataFrame({"kind": "vin", "value": scope}))
+        with engine.connect() as conn:
+            assert len(list(held_blocks(RuleContext(conn, D, RuleParameters())))) > 3
+            ctx = RuleContext(conn, D, RuleParameters(), scoped=True)
+            scoped = evaluate_rules(ctx, ["VIN-003"], workers=1).findings
+    finally:
+        engine.dispose()
+    expected = everything[everything["vin"].isin(scope)]
+    pd.testing.assert_frame_equal(
+        scoped.sort_values(["record_key", "vin"], ignore_index=True),
+        expected.reset_index(drop=True),
+    )
+
+
 def test_vin_rules_on_an_empty_store(settings: Settings) -> None:
     World().load(settings)
     found = evaluation(settings, only=["VIN-001", "VIN-002", "VIN-003"]).findings
@@ -390,14 +431,24 @@ def test_legal_vins_of_a_batch_are_kept_in_order_as_bytes() -> None:
     assert _legal([]).dtype == np.dtype("S17") and len(_legal([None, "X"])) == 0
 
 
-@pytest.mark.parametrize("chunk", [3, HELD_CHUNK])
+def _feeds_of(held: HeldVins) -> dict[str, frozenset[str]]:
+    """Each VIN held with the names of the feeds it is on."""
+    return {
+        vin: frozenset(f for k, f in enumerate(VIN_FEEDS) if mask >> k & 1)
+        for vin, mask in zip(held.codes.vins(np.arange(len(held.codes))), held.feeds, strict=True)
+    }
+
+
+@pytest.mark.parametrize(("chunk", "block"), [(3, 2), (HELD_CHUNK, HELD_BLOCK)])
 def test_held_vins_are_the_legal_ones_with_the_feeds_the_store_has_them_on(
-    engine: Engine, chunk: int, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, chunk: int, block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The store counts each VIN's feeds: a claim's two VIN columns are one feed, a
     cancelled record is on none. A legal VIN alone on its feed is held, an illegal one not.
-    Read a few VINs at a time, none is lost between two chunks."""
+    Read a few VINs at a time, a block of a few per column at a time, none is lost or
+    split between two chunks or two blocks; and the VINs of a scope are looked up alone."""
     monkeypatch.setattr("vehiclehub.rules.quality.HELD_CHUNK", chunk)
+    monkeypatch.setattr("vehiclehub.rules.quality.HELD_BLOCK", block)
     rng = random.Random(11)
     pool = [make_vin(rng) for _ in range(8)]
     lone_legal, lone_illegal = make_vin(rng), "LSVAU2180N200000I"  # I: no VIN character
@@ -416,8 +467,14 @@ def test_held_vins_are_the_legal_ones_with_the_feeds_the_store_has_them_on(
     _load(engine, "commerce", "tradein_claims", *claims)
     _load(engine, "police", "events", *events)
     _load(engine, "customs", "declarations", *items)
+    scope = [pool[0], pool[5], lone_legal, lone_illegal, make_vin(rng)]  # the last held by none
+    with engine.begin() as conn:
+        bulk_insert(conn, reconcile_scope, pd.DataFrame({"kind": "vin", "value": scope}))
     with engine.connect() as conn:
-        held = HeldVins.read(RuleContext(conn, D, RuleParameters()))
+        ctx = RuleContext(conn, D, RuleParameters(), scoped=True)
+        held = HeldVins.read(ctx)
+        blocks = list(held_blocks(ctx))
+        in_scope = HeldVins.in_scope(ctx)
 
     # The same, straightforwardly: every active record's VINs, each with its feed.
     on = pd.DataFrame(
@@ -429,12 +486,16 @@ def test_held_vins_are_the_legal_ones_with_the_feeds_the_store_has_them_on(
     )
     on = on[on["vin"].str.fullmatch(VIN_PATTERN)]
     expected = on.groupby("vin")["feed"].agg(frozenset).to_dict()
-    got = {
-        vin: frozenset(f for k, f in enumerate(VIN_FEEDS) if mask >> k & 1)
-        for vin, mask in zip(held.codes.vins(np.arange(len(held.codes))), held.feeds, strict=True)
-    }
+    got = _feeds_of(held)
     assert got == expected
-    alone = set(held.codes.vins(held.alone))
+    lone = held.lone()
+    alone = set(lone.codes.vins(np.arange(len(lone.codes))))
     assert alone == {vin for vin, feeds in expected.items() if len(feeds) == 1}
     assert {lone_legal, both_columns} <= alone
     assert lone_illegal not in got and cancelled_only not in got
+    # Block by block: ascending, each VIN in one block with all its feeds.
+    assert len(blocks) > (1 if block == 2 else 0)
+    each = [vin for b in blocks for vin in b.codes.vins(np.arange(len(b.codes)))]
+    assert each == sorted(expected)
+    assert {vin: f for b in blocks for vin, f in _feeds_of(b).items()} == expected
+    assert _feeds_of(in_scope) == {vin: expected[vin] for vin in scope if vin in expected}

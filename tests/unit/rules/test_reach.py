@@ -9,6 +9,7 @@ from itertools import count
 from typing import Any
 
 import pandas as pd
+import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from vehiclehub.config import RuleParameters
@@ -17,7 +18,7 @@ from vehiclehub.rules import RULES
 from vehiclehub.rules.base import Night, Reach, RuleContext
 from vehiclehub.rules.export import PAST_DEREG_WINDOW
 from vehiclehub.rules.police import PAST_PENDING_EXPORT_WINDOW
-from vehiclehub.rules.quality import BY_NEIGHBOUR
+from vehiclehub.rules.quality import BY_NEIGHBOUR, HELD_BLOCK
 from vehiclehub.rules.reach import BY_APPLICANT, BY_DECLARATION_REF, BY_EXPORTER, BY_VIN
 from vehiclehub.rules.service import LICENCES_PENDING_PAST_LIMIT, REFUNDS_PENDING_PAST_LIMIT
 from vehiclehub.store.load import load_records
@@ -177,7 +178,13 @@ def test_a_changed_refund_line_reaches_its_declaration_reference(engine: Engine)
     assert _reached(engine, BY_DECLARATION_REF, since) == {DECL + "001"}
 
 
-def test_a_changed_vin_reaches_the_vins_one_typo_away(engine: Engine) -> None:
+@pytest.mark.parametrize("block", [1, HELD_BLOCK])
+def test_a_changed_vin_reaches_the_vins_one_typo_away(
+    engine: Engine, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether the VINs held are searched all in one block or one VIN at a time."""
+    monkeypatch.setattr("vehiclehub.rules.quality.HELD_BLOCK", block)
+    monkeypatch.setattr("vehiclehub.rules.quality.HELD_CHUNK", block)
     _load(engine, "police", "events", _event("E1", NEAR_A), _event("E2", FAR_A))
     since = _files(engine)
     _load(engine, "customs", "declarations", {"decl_no": DECL, "item_no": 1, "vin": VIN_A})
