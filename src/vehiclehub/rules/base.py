@@ -190,6 +190,9 @@ class RuleContext:
     calendar: WorkingDays = field(default_factory=package_calendar)
     #: Whether the rules keep to the records in ``reconcile_scope`` (an incremental run).
     scoped: bool = False
+    #: What one step of a reconciliation read over the whole store and hands on to a
+    #: later step reading the same (the reaches, then the rules): read once a night.
+    carried: dict[str, Any] = field(default_factory=dict)
 
     def reached(self, key: ColumnElement[Any], scope: Scope = "vin") -> ColumnElement[bool]:
         """Whether a record, by its ``key`` (a VIN, or a refund line's ``decl_ref``), is in

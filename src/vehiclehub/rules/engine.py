@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -86,19 +87,20 @@ def reconcile(
     ``calendar``: the working days the SLA rules count (the package's alone by default).
     """
     calendar = calendar or package_calendar()
+    carried: dict[str, Any] = {}
     with engine.begin() as conn:
         basis = basis_now(conn, params, calendar)
         why = "asked for" if full else why_in_full(conn, day, basis)
         clear_scope(conn)
         if why is None:
-            reached = widen_scope(RuleContext(conn, day, params, calendar))
+            reached = widen_scope(RuleContext(conn, day, params, calendar, carried=carried))
             log.info("reconciling %s incrementally: reached %s", day, reached)
         else:
             log.info("reconciling %s in full: %s", day, why)
     scoped = why is None
     # Committed before the rules run: they read the scope on connections of their own.
     with engine.begin() as conn:
-        ctx = RuleContext(conn, day, params, calendar, scoped=scoped)
+        ctx = RuleContext(conn, day, params, calendar, scoped=scoped, carried=carried)
         # Each rule's findings staged as the rule is done: the findings of all rules are
         # never held together (on SQLite a temporary table, which takes no lock of the
         # store's).

@@ -7,6 +7,7 @@ claim carries two VINs; each is checked on its own, and the finding's VIN says w
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -153,14 +154,16 @@ def find_vins_failing_check_digit(ctx: RuleContext) -> pd.DataFrame:
 def _neighbouring_vins(night: Night) -> pd.Series:
     """The VINs held one typo away from a VIN the night changed: whether theirs is alone on
     its feed, or which candidates agree with it, may have changed. The VINs held are
-    searched a block at a time (:func:`held_blocks`)."""
+    searched a block at a time (:func:`held_blocks`), and spooled for VIN-003 to search
+    again (:class:`SpooledVins`): the store is read once a night."""
     changed = pd.Series(night.ctx.conn.execute(night.changed("vin")).scalars().all(), dtype="str")
     codes = VinCodes.of(changed)
     if len(codes) == 0:
         return pd.Series([], dtype="str")
-    found = [
-        block.codes.vins(near_vin_rows(codes, block.codes)[1]) for block in held_blocks(night.ctx)
-    ]
+    spool = SpooledVins()
+    blocks = _prepared(spool.kept(_held_vin_blocks(night.ctx)))
+    found = [block.codes.vins(near_vin_rows(codes, block.codes)[1]) for block in blocks]
+    night.ctx.carried[_HELD_VINS] = spool  # VIN-003 reads them next
     return pd.concat([pd.Series([], dtype="str"), *found], ignore_index=True)
 
 
@@ -175,10 +178,14 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
     The candidates are shown for an operator to decide; nothing is linked, so the findings
     the typo causes elsewhere (EXP-001, LIC-001, ...) still fire.
     """
+    spool: SpooledVins | None = ctx.carried.pop(_HELD_VINS, None)
     if ctx.scoped:
-        # The lone VINs in scope, searched for against the VINs held a block at a time.
+        # The lone VINs in scope, searched for against the VINs held a block at a time:
+        # as the neighbouring-VIN reach spooled them, or from the store.
         lone = HeldVins.in_scope(ctx).lone()
-        blocks: Iterable[HeldVins] = held_blocks(ctx)
+        blocks: Iterable[HeldVins] = (
+            held_blocks(ctx) if spool is None else _prepared(spool.blocks())
+        )
     else:
         # Every VIN may be a lone one: the VINs held are searched all at once, each
         # looked up once per position rather than once per block.
@@ -417,6 +424,9 @@ def near_vin_pairs(left: pd.Series | VinCodes, right: pd.Series | VinCodes) -> p
     return pairs.sort_values(["vin", "candidate", "kind"], ignore_index=True)
 
 
+#: The VINs held, spooled by the neighbouring-VIN reach (:class:`SpooledVins`) and carried
+#: to VIN-003.
+_HELD_VINS = "held_vins"
 #: The feeds as VIN-003 counts them (a trade-in claim's two VIN columns are one feed), in
 #: order: bit k of a VIN's feed mask (:class:`HeldVins`) is the k-th.
 VIN_FEEDS = tuple(dict.fromkeys(source.source for source in VIN_COLUMNS))
@@ -497,11 +507,46 @@ class HeldVins:
 def held_blocks(ctx: RuleContext) -> Iterator[HeldVins]:
     """Every VIN the store holds, a block at a time in ascending order, each VIN in one
     block with every feed it is on: memory follows a block, not the store."""
-    for vins, on in _held_vin_blocks(ctx):
+    return _prepared(_held_vin_blocks(ctx))
+
+
+#: A block of the VINs held: their 17 bytes each, and their feed masks.
+VinBlock = tuple[np.ndarray, np.ndarray]
+
+
+def _prepared(blocks: Iterable[VinBlock]) -> Iterator[HeldVins]:
+    """Blocks of VINs prepared for the near-match search."""
+    for vins, on in blocks:
         yield HeldVins(VinCodes.of_legal(vins), on)
 
 
-def _held_vin_blocks(ctx: RuleContext) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+class SpooledVins:
+    """The blocks of the VINs held, written to a temporary file as a night first reads
+    them from the store (:meth:`kept`), for its second search over the same VINs
+    (:meth:`blocks`): 18 bytes a VIN on disk, a block at a time in memory."""
+
+    def __init__(self) -> None:
+        # Outlives this call: closed once its blocks are read, or with the spool.
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115
+        self._count = 0
+
+    def kept(self, blocks: Iterable[VinBlock]) -> Iterator[VinBlock]:
+        """The ``blocks``, each written to the spool as it is read."""
+        for vins, on in blocks:
+            np.save(self._file, vins)
+            np.save(self._file, on)
+            self._count += 1
+            yield vins, on
+
+    def blocks(self) -> Iterator[VinBlock]:
+        """The blocks kept, in their order; the spool is let go after the last."""
+        self._file.seek(0)
+        for _ in range(self._count):
+            yield np.load(self._file), np.load(self._file)
+        self._file.close()
+
+
+def _held_vin_blocks(ctx: RuleContext) -> Iterator[VinBlock]:
     """The VINs held as 17 bytes each with their feed masks, a block at a time.
 
     Every VIN column is read side by side in ascending order (:class:`_AscendingVins`),

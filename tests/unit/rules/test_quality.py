@@ -15,11 +15,14 @@ from vehiclehub.rules import quality
 from vehiclehub.rules.base import RuleContext
 from vehiclehub.rules.history import finding_identity
 from vehiclehub.rules.quality import (
+    _HELD_VINS,
     HELD_BLOCK,
     HELD_CHUNK,
     VIN_FEEDS,
     HeldVins,
+    SpooledVins,
     VinCodes,
+    _held_vin_blocks,
     _legal,
     held_blocks,
     near_vin_pairs,
@@ -304,12 +307,14 @@ def test_vin003_lone_vins_a_block_at_a_time_find_what_all_at_once_finds(
     assert f"commerce:{other.licence_no}/{other.vin}" in both
 
 
+@pytest.mark.parametrize("spooled", [False, True])
 def test_vin003_in_scope_searches_the_vins_held_block_by_block(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, spooled: bool
 ) -> None:
     """A scoped run looks up its lone VINs and searches every VIN held a block at a time:
     what it finds for the VINs in scope is what a run over everything finds for them,
-    whichever blocks the candidates fall in."""
+    whichever blocks the candidates fall in. Searched again from the blocks the
+    neighbouring-VIN reach spooled, the store's VINs are not read a second time."""
     world = World()
     typos = []
     for i in range(6):
@@ -329,7 +334,13 @@ def test_vin003_in_scope_searches_the_vins_held_block_by_block(
         with engine.connect() as conn:
             assert len(list(held_blocks(RuleContext(conn, D, RuleParameters())))) > 3
             ctx = RuleContext(conn, D, RuleParameters(), scoped=True)
+            if spooled:
+                spool = SpooledVins()
+                assert len(list(spool.kept(_held_vin_blocks(ctx)))) > 3
+                ctx.carried[_HELD_VINS] = spool
+                monkeypatch.setattr(quality, "_held_vin_blocks", None)  # not called again
             scoped = evaluate_rules(ctx, ["VIN-003"], workers=1).findings
+            assert not ctx.carried
     finally:
         engine.dispose()
     expected = everything[everything["vin"].isin(scope)]

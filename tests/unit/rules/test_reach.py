@@ -18,7 +18,7 @@ from vehiclehub.rules import RULES
 from vehiclehub.rules.base import Night, Reach, RuleContext
 from vehiclehub.rules.export import PAST_DEREG_WINDOW
 from vehiclehub.rules.police import PAST_PENDING_EXPORT_WINDOW
-from vehiclehub.rules.quality import BY_NEIGHBOUR, HELD_BLOCK
+from vehiclehub.rules.quality import _HELD_VINS, BY_NEIGHBOUR, HELD_BLOCK, _held_vin_blocks
 from vehiclehub.rules.reach import BY_APPLICANT, BY_DECLARATION_REF, BY_EXPORTER, BY_VIN
 from vehiclehub.rules.service import LICENCES_PENDING_PAST_LIMIT, REFUNDS_PENDING_PAST_LIMIT
 from vehiclehub.store.load import load_records
@@ -189,6 +189,22 @@ def test_a_changed_vin_reaches_the_vins_one_typo_away(
     since = _files(engine)
     _load(engine, "customs", "declarations", {"decl_no": DECL, "item_no": 1, "vin": VIN_A})
     assert _reached(engine, BY_NEIGHBOUR, since) == {NEAR_A}
+
+
+def test_the_neighbouring_vin_reach_spools_the_vins_it_read_for_vin003(engine: Engine) -> None:
+    """The VINs held, block by block as read from the store, handed to VIN-003 on disk."""
+    _load(engine, "police", "events", _event("E1", NEAR_A), _event("E2", FAR_A))
+    since = _files(engine)
+    _load(engine, "customs", "declarations", {"decl_no": DECL, "item_no": 1, "vin": VIN_A})
+    with engine.connect() as conn:
+        ctx = RuleContext(conn, D, RuleParameters())
+        BY_NEIGHBOUR.expand(Night(ctx, since, D))
+        spool = ctx.carried.pop(_HELD_VINS)
+        read = list(_held_vin_blocks(ctx))
+    spooled = list(spool.blocks())
+    assert [len(vins) for vins, _ in spooled] == [len(vins) for vins, _ in read] == [3]
+    for (vins, on), (again, again_on) in zip(spooled, read, strict=True):
+        assert vins.tolist() == again.tolist() and on.tolist() == again_on.tolist()
 
 
 def test_a_new_date_reaches_the_exports_it_carries_past_the_deregistration_window(
