@@ -203,10 +203,12 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
 def _near_pairs_across_feeds(lone: HeldVins, blocks: Iterable[HeldVins]) -> pd.DataFrame:
     """The near pairs of the ``lone`` VINs and the VINs of ``blocks`` (each VIN of the
     store in one block) on another feed (:meth:`HeldVins.across_feeds`), sorted by VIN,
-    candidate and kind, then in the order of :data:`VIN_FEEDS`."""
+    candidate and kind, then in the order of :data:`VIN_FEEDS`; none for no blocks (a
+    store without VINs)."""
     parts = [lone.across_feeds(block, *near_vin_rows(lone.codes, block.codes)) for block in blocks]
-    if len(parts) == 1:
-        return parts[0]
+    if len(parts) <= 1:
+        nothing = np.zeros(0, np.intp)
+        return parts[0] if parts else lone.across_feeds(lone, nothing, nothing, nothing)
     pairs = pd.concat(parts, ignore_index=True)
     return pairs.sort_values(["vin", "candidate", "kind"], kind="stable", ignore_index=True)
 

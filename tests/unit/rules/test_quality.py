@@ -350,9 +350,20 @@ def test_vin003_in_scope_searches_the_vins_held_block_by_block(
     )
 
 
-def test_vin_rules_on_an_empty_store(settings: Settings) -> None:
+@pytest.mark.parametrize("scoped", [False, True])
+def test_vin_rules_on_an_empty_store(settings: Settings, scoped: bool) -> None:
+    """Nothing found, whether over everything or by a scope (a VIN no feed holds)."""
     World().load(settings)
-    found = evaluation(settings, only=["VIN-001", "VIN-002", "VIN-003"]).findings
+    engine = connect(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            vin = pd.DataFrame({"kind": ["vin"], "value": [Vehicle().vin]})
+            bulk_insert(conn, reconcile_scope, vin)
+        with engine.connect() as conn:
+            ctx = RuleContext(conn, D, RuleParameters(), scoped=scoped)
+            found = evaluate_rules(ctx, ["VIN-001", "VIN-002", "VIN-003"], workers=1).findings
+    finally:
+        engine.dispose()
     assert found.empty
     assert isinstance(found, pd.DataFrame)
 
