@@ -303,13 +303,13 @@ def publish(settings: Settings, day: date) -> PublishResult:
         timed_stage(settings, "publish"),
         _store(settings) as engine,
         _docs(engine, settings, day) as docs,
+        FindingsSheet(day) as sheet,
     ):
         counts: dict[str, int] = {}
         written = []
         with engine.connect() as conn:
             decisions = counted_decisions(conn, day)
             # The findings drops and the workbook's findings: one read of the findings.
-            sheet = FindingsSheet(day)
             together = write_findings_data(conn, day, directory, decisions, sheet.add)
             seal = Seal(missing_evidence(feed_completeness(conn, settings, day)), key)
             for drop in each_drop(conn, day, settings.rules, decisions):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import IO
@@ -234,11 +234,23 @@ class Sheet:
 
     def table(self, frame: pd.DataFrame, numbers: Sequence[str] = ()) -> None:
         """The whole sheet as one table: header row frozen, autofilter over every row."""
-        self.open(list(frame.columns), frozen=True)
-        self.line(*frame.columns, style=HEADER)
-        self.rows(frame, numbers)
-        self.filtered = (_letter(len(frame.columns) - 1), max(self.row, 2))
+        self.table_in_parts(list(frame.columns), iter([frame]), numbers)
+
+    def table_in_parts(
+        self, columns: Sequence[str], parts: Iterator[pd.DataFrame], numbers: Sequence[str] = ()
+    ) -> int:
+        """The whole sheet as one table of ``columns`` whose rows come a part at a time, each
+        written as it comes: header row frozen, autofilter over every row. Returns the rows
+        written under the header."""
+        self.open(columns, frozen=True)
+        self.line(*columns, style=HEADER)
+        for part in parts:
+            if list(part.columns) != list(columns):
+                raise ValueError(f"a part of columns {list(part.columns)}, not {list(columns)}")
+            self.rows(part, numbers)
+        self.filtered = (_letter(len(columns) - 1), max(self.row, 2))
         self.close()
+        return self.row - 1
 
 
 def package_parts(names: Sequence[str], filters: Mapping[int, str]) -> dict[str, str]:

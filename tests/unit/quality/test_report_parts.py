@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -278,13 +279,13 @@ def test_the_findings_sheet_lists_the_findings_the_publish_read(
     with engine.connect() as conn:
         chunks = [c.held for c in findings_chunks(conn, D, counted_decisions(conn, D))]
         assert [len(c) for c in chunks] == [1, 1]
-        sheet, first = workbook.FindingsSheet(D), workbook.FindingsSheet(D)
-        for chunk in chunks:
-            sheet.add(chunk)
-        first.add(chunks[0])
-        write_workbook(conn, D, read, {})
-        write_workbook(conn, D, given, {}, findings=sheet.section())
-        write_workbook(conn, D, fewer, {}, findings=first.section())
+        with workbook.FindingsSheet(D) as sheet, workbook.FindingsSheet(D) as first:
+            for chunk in chunks:
+                sheet.add(chunk)
+            first.add(chunks[0])
+            write_workbook(conn, D, read, {})
+            write_workbook(conn, D, given, {}, findings=sheet.section())
+            write_workbook(conn, D, fewer, {}, findings=first.section())
     rows = _rows(given, "findings")
     assert rows == _rows(read, "findings")
     assert [(r[3], r[6], r[7]) for r in rows[1:]] == [
@@ -342,3 +343,94 @@ def test_a_sheet_never_overflows(monkeypatch: pytest.MonkeyPatch) -> None:
     sheet.rows(pd.DataFrame({"a": ["1", "2", "3", "4"]}))
     with pytest.raises(OverflowError):
         sheet.line("one more")
+
+
+def test_a_table_in_parts_is_the_table_of_its_rows_together() -> None:
+    frame = pd.DataFrame({"a": ["1", "2", "3"], "n": [4, 5, 6]})
+    whole, in_parts = io.BytesIO(), io.BytesIO()
+    xlsx.Sheet(whole).table(frame, ["n"])
+    written = xlsx.Sheet(in_parts).table_in_parts(
+        ["a", "n"], iter([frame.head(2), frame.tail(1)]), ["n"]
+    )
+    assert written == 3 and in_parts.getvalue() == whole.getvalue()
+    # Near miss: a part whose columns are not the table's is refused, not misplaced.
+    with pytest.raises(ValueError, match="not"):
+        xlsx.Sheet(io.BytesIO()).table_in_parts(["n", "a"], iter([frame]))
+
+
+def test_at_most_stops_reading_once_it_has_the_rows() -> None:
+    read, closed = [], []
+
+    def parts() -> Iterator[pd.DataFrame]:
+        try:
+            for n in range(4):
+                read.append(n)
+                yield pd.DataFrame({"n": [n, n]})
+        finally:
+            closed.append(True)
+
+    taken = list(workbook.at_most(parts(), 3))
+    assert [len(p) for p in taken] == [2, 1] and read == [0, 1] and closed == [True]
+    assert [len(p) for p in workbook.at_most(parts(), 8)] == [2, 2, 2, 2]
+
+
+def _rejected(conn: Connection, agency: str, feed: str, lines: int) -> None:
+    file_id = loaded_file(conn, agency, feed, D)
+    name = f"{agency}_{feed}_20251103_001.csv"
+    conn.execute(
+        insert(rejections),
+        [
+            {
+                "file_id": file_id,
+                "agency": agency,
+                "file": name,
+                "line": line,
+                "column": "vin",
+                "value": "x",
+                "error": "not a VIN",
+            }
+            for line in range(2, 2 + lines)
+        ],
+    )
+
+
+@pytest.mark.parametrize("limit", [3, 4])
+def test_the_rejections_sheet_lists_agencies_in_turn_up_to_its_limit_and_counts_all(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    monkeypatch.setattr(workbook, "MAX_ROWS", limit)
+    monkeypatch.setattr(drops, "CHUNK_ROWS", 1)  # read a row at a time
+    engine = connect(settings.database_url)
+    with engine.begin() as conn:
+        _rejected(conn, "customs", "declarations", 2)
+        _rejected(conn, "tax", "refunds", 2)
+    target = tmp_path / "book.xlsx"
+    with engine.connect() as conn:
+        truncated = write_workbook(conn, D, target, {})
+    listed = [(r[0], r[2]) for r in _rows(target, "rejections")[1:]]
+    assert listed == [("customs", 2), ("customs", 3), ("tax", 2), ("tax", 3)][:limit]
+    summary = _rows(target, "summary")
+    assert ["customs", 0, 0, 0, 2] in [r[:5] for r in summary]
+    assert ["tax", 0, 0, 0, 2] in [r[:5] for r in summary]
+    assert {r[0]: r[2:4] for r in summary}["rejections"] == [limit, 4]
+    # Near miss: at a limit of four, every rejection is listed and nothing is said cut.
+    assert truncated == (["rejections"] if limit == 3 else [])
+
+
+def test_the_findings_sheet_keeps_what_it_lists_on_disk_until_closed() -> None:
+    found = pd.DataFrame(
+        {
+            "id": [1, 2], "rule_id": ["EXP-001"] * 2, "severity": ["error"] * 2,
+            "vin": [None, None], "agency": ["police"] * 2, "record_key": ["E0", "E1"],
+            "related": ["", ""], "detail": ["no export"] * 2, "first_seen": ["2025-11-03"] * 2,
+        }
+    )  # fmt: skip
+    with workbook.FindingsSheet(D) as sheet:
+        sheet.add(found.head(1))
+        sheet.add(found.tail(1))
+        section = sheet.section()
+        assert [p["record_key"].tolist() for p in section.parts()] == [["E0"], ["E1"]]
+        # read again, the same rows
+        assert sum(len(p) for p in section.parts()) == 2 == section.total
+    with pytest.raises(ValueError):  # closed: the rows are gone with the file
+        next(section.parts())

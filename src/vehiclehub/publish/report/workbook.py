@@ -16,27 +16,36 @@ The sheets are written by :mod:`vehiclehub.xlsx`.
 
 from __future__ import annotations
 
+import functools
+import io
+import pickle
+import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 from sqlalchemy import Connection, func, select
 
 from vehiclehub.config import AGENCIES
 from vehiclehub.icd.codes import PoliceVerdict
-from vehiclehub.icd.drops import FINDING_COLUMNS, REJECTIONS_COLUMNS, reports_with_verdicts
+from vehiclehub.icd.drops import (
+    FINDING_COLUMNS,
+    REJECTIONS_COLUMNS,
+    REPORT_COLUMNS,
+    reports_with_verdicts,
+)
 from vehiclehub.publish import drops
 from vehiclehub.publish.drops import (
-    columns_of,
     concerns,
     drop_name,
     open_findings_query,
     rejections_query,
-    verdict_rows,
+    verdict_parts,
 )
 from vehiclehub.publish.report.model import FeedRow
 from vehiclehub.rules.base import read_frames
@@ -61,25 +70,46 @@ FEED_COLUMNS = [
 
 @dataclass(frozen=True)
 class Section:
-    """A table sheet: its rows (at most :data:`MAX_ROWS`), how many there are, and where
-    all of them are when the sheet lists fewer."""
+    """A table sheet: its columns, the rows it lists (at most :data:`MAX_ROWS`) read a part
+    at a time as the sheet is written, how many there are in all, and where all of them are
+    when it lists fewer."""
 
     name: str
     holds: str
-    frame: pd.DataFrame
+    columns: Sequence[str]
+    #: The listed rows, a part at a time, read anew by each call.
+    parts: Callable[[], Iterator[pd.DataFrame]]
     total: int
     numbers: Sequence[str] = ()
     more: str = "the drops carry all of them"
     #: Rows per agency, of all of them (not only those listed).
     per_agency: Mapping[str, int] = field(default_factory=dict)
 
+
+@dataclass(frozen=True)
+class Listed:
+    """A section as its sheet was written: how many of its rows the sheet lists."""
+
+    section: Section
+    rows: int
+
     @property
     def truncated(self) -> bool:
-        return len(self.frame) < self.total
+        return self.rows < self.section.total
 
 
 def _count(conn: Connection, query: Any) -> int:
     return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar() or 0)
+
+
+def at_most(parts: Generator[pd.DataFrame, None, None], rows: int) -> Iterator[pd.DataFrame]:
+    """The first ``rows`` rows of the parts, as parts; the rest is not read."""
+    with closing(parts):
+        for part in parts if rows > 0 else ():
+            yield part.head(rows)
+            rows -= len(part)
+            if rows <= 0:
+                return
 
 
 def run_findings(found: pd.DataFrame, day: date) -> pd.DataFrame:
@@ -91,16 +121,34 @@ def run_findings(found: pd.DataFrame, day: date) -> pd.DataFrame:
     return found[names].assign(status=status)
 
 
-@dataclass
 class FindingsSheet:
     """The findings section, gathered a chunk of the run's findings at a time (:meth:`add`):
-    every finding once, with the agencies whose findings drop carries it; the first
-    :data:`MAX_ROWS` listed, all of them counted."""
+    every finding once, with the agencies whose findings drop carries it; all of them
+    counted, the first :data:`MAX_ROWS` listed.
 
-    day: date
-    listed: list[pd.DataFrame] = field(default_factory=list)
-    total: int = 0
-    per_agency: dict[str, int] = field(default_factory=lambda: dict.fromkeys(AGENCIES, 0))
+    The listed rows go to a temporary file as they come, so a publish that gathers them
+    while it writes its drops does not hold them until the workbook is written. Closing
+    the sheet (or leaving its ``with`` block) removes the file.
+    """
+
+    COLUMNS = (*FINDINGS_SHEET_COLUMNS, "agencies")
+
+    def __init__(self, day: date) -> None:
+        self.day = day
+        self.total = 0
+        self.listed = 0
+        self.per_agency = dict.fromkeys(AGENCIES, 0)
+        # Outlives this call: closed with the sheet.
+        self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+
+    def __enter__(self) -> FindingsSheet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._spool.close()
 
     def add(self, found: pd.DataFrame) -> None:
         """Take the next chunk of the findings holding at the end of the run."""
@@ -110,47 +158,60 @@ class FindingsSheet:
             concerned = concerns(agency, found)
             self.per_agency[agency] += int(concerned.sum())
             goes_to = goes_to.mask(concerned, goes_to + "; " + agency)
-        room = MAX_ROWS - sum(map(len, self.listed))
-        if room > 0:
+        room = MAX_ROWS - self.listed
+        if room > 0 and not found.empty:
             frame = found[FINDINGS_SHEET_COLUMNS].assign(agencies=goes_to.str.removeprefix("; "))
-            self.listed.append(frame.head(room))
+            listed = frame.head(room)
+            pickle.dump(listed, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+            self.listed += len(listed)
         self.total += len(found)
 
+    def _parts(self) -> Iterator[pd.DataFrame]:
+        """The listed rows as they were added, read back from the temporary file."""
+        end = self._spool.seek(0, io.SEEK_END)
+        self._spool.seek(0)
+        while self._spool.tell() < end:
+            part: pd.DataFrame = pickle.load(self._spool)
+            yield part
+
     def section(self) -> Section:
-        columns = [*FINDINGS_SHEET_COLUMNS, "agencies"]
-        listed = [f for f in self.listed if not f.empty]
-        frame = pd.concat(listed, ignore_index=True) if listed else pd.DataFrame(columns=columns)
         return Section(
             "findings",
             "every finding holding at the end of the run; agencies: whose findings drop has it",
-            frame,
+            list(self.COLUMNS),
+            self._parts,
             self.total,
             more="each agency's findings drop lists every one of its own",
             per_agency=dict(self.per_agency),
         )
 
 
-def findings_section(conn: Connection, day: date) -> Section:
-    """The findings section of the run for ``day``, read from the store a chunk at a time."""
-    sheet = FindingsSheet(day)
+def findings_section(conn: Connection, day: date, sheet: FindingsSheet) -> Section:
+    """The findings section of the run for ``day``, read from the store a chunk at a time
+    into ``sheet``."""
     for held in read_frames(conn, open_findings_query(day), drops.CHUNK_ROWS):
         sheet.add(held)
     return sheet.section()
 
 
+def _rejections_parts(conn: Connection, day: date) -> Generator[pd.DataFrame, None, None]:
+    """The rejections of the files taken by the run, agency by agency, a part at a time;
+    at most :data:`MAX_ROWS` of each agency are read."""
+    for agency in AGENCIES:
+        query = rejections_query(agency, day).limit(MAX_ROWS)
+        for part in read_frames(conn, query, drops.CHUNK_ROWS):
+            line = part["line"].astype("Int64")
+            yield part.assign(line=line, agency=agency)[["agency", *REJECTIONS_COLUMNS]]
+
+
 def rejections_section(conn: Connection, day: date) -> Section:
     """The rejections of every file taken by the run, agency by agency."""
-    frames, per_agency = [], {}
-    for agency in AGENCIES:
-        query = rejections_query(agency, day)
-        frame = columns_of(conn, query.limit(MAX_ROWS), REJECTIONS_COLUMNS)
-        per_agency[agency] = _count(conn, query) if len(frame) == MAX_ROWS else len(frame)
-        frames.append(frame.assign(line=frame["line"].astype("Int64")).assign(agency=agency))
-    rejected = pd.concat(frames, ignore_index=True)[["agency", *REJECTIONS_COLUMNS]]
+    per_agency = {agency: _count(conn, rejections_query(agency, day)) for agency in AGENCIES}
     return Section(
         "rejections",
         "every rejected row or file of the files taken by the run",
-        rejected.head(MAX_ROWS),
+        ["agency", *REJECTIONS_COLUMNS],
+        lambda: at_most(_rejections_parts(conn, day), MAX_ROWS),
         sum(per_agency.values()),
         numbers=["line"],
         more="each agency's rejections drop lists every one of its own",
@@ -171,8 +232,9 @@ def verdict_counts(conn: Connection, day: date) -> dict[str, dict[str, int]]:
     return counts
 
 
-def to_act_on(conn: Connection, report: str, day: date) -> pd.DataFrame:
-    """The first :data:`MAX_ROWS` records holding on the day whose verdict is not verified."""
+def to_act_on(conn: Connection, report: str, day: date) -> Iterator[pd.DataFrame]:
+    """The first :data:`MAX_ROWS` records holding on the day whose verdict is not verified,
+    a part at a time."""
     query = (
         select(verdict_history.c.row_json)
         .where(
@@ -183,7 +245,7 @@ def to_act_on(conn: Connection, report: str, day: date) -> pd.DataFrame:
         .order_by(verdict_history.c.record_key)
         .limit(MAX_ROWS)
     )
-    return verdict_rows(conn, query, report)
+    return verdict_parts(conn, query, report)
 
 
 def feeds_section(feeds: Mapping[str, Sequence[FeedRow]]) -> Section:
@@ -194,11 +256,13 @@ def feeds_section(feeds: Mapping[str, Sequence[FeedRow]]) -> Section:
         for agency in AGENCIES
         for f in feeds.get(agency, [])
     ]  # fmt: skip
-    frame = pd.DataFrame(rows, columns=["agency", *FEED_COLUMNS], dtype=object)
+    columns = ["agency", *FEED_COLUMNS]
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
     return Section(
         "feeds",
         "each agency's feeds: expected state, files, rows, failed expectations",
-        frame,
+        columns,
+        lambda: iter([frame]),
         len(frame),
         numbers=FEED_COLUMNS[2:],
     )
@@ -217,7 +281,8 @@ def verdict_sections(
                     report,
                     f"{agency}: every record whose verdict is not {VERIFIED} (those are counted "
                     "on this sheet)",
-                    to_act_on(conn, report, day),
+                    REPORT_COLUMNS[report],
+                    functools.partial(to_act_on, conn, report, day),
                     sum(per_verdict.values()) - per_verdict.get(VERIFIED, 0),
                     more=f"{drop_name(agency, report, day)} carries the verdicts new or changed "
                     "since the previous drop",
@@ -229,24 +294,23 @@ def verdict_sections(
 def _write_summary(
     sheet: Sheet,
     day: date,
-    sections: list[Section],
+    feeds: Mapping[str, Sequence[FeedRow]],
+    listed: list[Listed],
     counted: Mapping[str, Mapping[str, int]],
 ) -> None:
     """The cover sheet: per agency at a glance, records per verdict, and the other sheets."""
-    by_name = {s.name: s for s in sections}
+    by_name = {s.section.name: s.section for s in listed}
     sheet.open(["sheet", "what it holds", "rows listed", "rows in all", "rejections"])
     sheet.line(f"vehiclehub — run of business date {day.isoformat()}", style=TITLE)
     sheet.line("business date", day)
     sheet.skip()
     sheet.line("agency", "feeds expected", "feeds received", "findings", "rejections", style=HEADER)
-    feeds = by_name["feeds"].frame
     for agency in AGENCIES:
-        mine = feeds[feeds["agency"] == agency]
-        expected = mine[mine["state"] != "not expected"]
+        expected = [f for f in feeds.get(agency, []) if f.state != "not expected"]
         sheet.line(
             agency,
             len(expected),
-            int((expected["state"] == "received").sum()),
+            sum(f.state == "received" for f in expected),
             by_name["findings"].per_agency.get(agency, 0),
             by_name["rejections"].per_agency.get(agency, 0),
         )
@@ -258,12 +322,13 @@ def _write_summary(
             sheet.line(report, verdict, n)
     sheet.skip()
     sheet.line("sheet", "what it holds", "rows listed", "rows in all", style=HEADER)
-    for section in sections:
-        sheet.line(section.name, section.holds, len(section.frame), section.total)
-    for section in sections:
-        if section.truncated:
+    for written in listed:
+        sheet.line(written.section.name, written.section.holds, written.rows, written.section.total)
+    for written in listed:
+        if written.truncated:
+            section = written.section
             sheet.line(
-                f"{section.name} lists its first {len(section.frame):,} of {section.total:,} "
+                f"{section.name} lists its first {written.rows:,} of {section.total:,} "
                 f"rows (at most {MAX_ROWS:,} per sheet); {section.more}."
             )
     sheet.close()
@@ -283,29 +348,47 @@ def write_workbook(
     ``counted`` are the day's records per verification report and verdict
     (:func:`verdict_counts`), ``findings`` the findings section (:class:`FindingsSheet`,
     gathered as the publish wrote the findings drops), each when the caller has them
-    already. Returns the sheets
-    that list fewer rows than there are.
+    already. The sheets are written one after the other, each read a part at a time, so
+    the workbook holds one part of one sheet at a time; the summary, which counts what
+    the others list, is written last. Returns the sheets that list fewer rows than
+    there are.
     """
     counted = verdict_counts(conn, day) if counted is None else counted
-    findings = findings_section(conn, day) if findings is None else findings
-    sections = [
-        feeds_section(feeds),
-        findings,
-        rejections_section(conn, day),
-        *verdict_sections(conn, day, counted),
-    ]
+    with ExitStack() as stack:
+        if findings is None:
+            findings = findings_section(conn, day, stack.enter_context(FindingsSheet(day)))
+        sections = [
+            feeds_section(feeds),
+            findings,
+            rejections_section(conn, day),
+            *verdict_sections(conn, day, counted),
+        ]
+        listed = _write_book(target, day, feeds, sections, counted)
+    return [s.section.name for s in listed if s.truncated]
+
+
+def _write_book(
+    target: Path,
+    day: date,
+    feeds: Mapping[str, Sequence[FeedRow]],
+    sections: list[Section],
+    counted: Mapping[str, Mapping[str, int]],
+) -> list[Listed]:
+    """The workbook's package: a sheet per section, then the summary as its first sheet."""
     filters: dict[int, str] = {}
+    listed = []
     with (
         written_whole(target) as partial,
         zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as book,
     ):
-        with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as stream:
-            _write_summary(Sheet(stream), day, sections, counted)
         for n, section in enumerate(sections, start=2):
             with book.open(f"xl/worksheets/sheet{n}.xml", "w", force_zip64=True) as stream:
                 sheet = Sheet(stream)
-                sheet.table(section.frame, section.numbers)
+                rows = sheet.table_in_parts(section.columns, section.parts(), section.numbers)
                 filters[n - 1] = sheet.filter_ref(absolute=True)
+            listed.append(Listed(section, rows))
+        with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as stream:
+            _write_summary(Sheet(stream), day, feeds, listed, counted)
         for name, text in package_parts(["summary", *(s.name for s in sections)], filters).items():
             book.writestr(name, text)
-    return [s.name for s in sections if s.truncated]
+    return listed
