@@ -60,8 +60,9 @@ from vehiclehub.store.schema import deliveries, findings, intake_files, rejectio
 from vehiclehub.store.verdicts import previous_run, verdict_holds_on
 from vehiclehub.workfiles import written_whole
 
-#: Rows read from the store, and written to a drop, at a time.
-CHUNK_ROWS = 100_000
+#: Rows read from the store, and written to a drop, at a time: at 1M vehicles a steady
+#: publish peaks at 0.70 GiB with 50,000 (0.82-0.87 GiB with 100,000) in the same time.
+CHUNK_ROWS = 50_000
 
 
 def drop_name(agency: str, report: str, day: date) -> str:
