@@ -186,14 +186,11 @@ def find_vins_with_likely_counterpart(ctx: RuleContext) -> pd.DataFrame:
         blocks: Iterable[HeldVins] = (
             held_blocks(ctx) if spool is None else _prepared(spool.blocks())
         )
+        pairs = _near_pairs_across_feeds(lone, blocks)
+        del lone, blocks
     else:
-        # Every VIN may be a lone one: the VINs held are searched all at once, each
-        # looked up once per position rather than once per block.
-        held = HeldVins.read(ctx)
-        lone, blocks = held.lone(), [held]
-        del held
-    pairs = _near_pairs_across_feeds(lone, blocks)
-    del lone, blocks
+        # Every VIN may be a lone one: searched among the VINs it shares a span with.
+        pairs = _near_pairs_of_all(_held_vin_blocks(ctx))
     return pd.concat(
         [_agreeing(ctx, block) for block in _by_lone_vins(pairs, LONE_VINS_AT_A_TIME)],
         ignore_index=True,
@@ -205,12 +202,95 @@ def _near_pairs_across_feeds(lone: HeldVins, blocks: Iterable[HeldVins]) -> pd.D
     store in one block) on another feed (:meth:`HeldVins.across_feeds`), sorted by VIN,
     candidate and kind, then in the order of :data:`VIN_FEEDS`; none for no blocks (a
     store without VINs)."""
-    parts = [lone.across_feeds(block, *near_vin_rows(lone.codes, block.codes)) for block in blocks]
+    return _in_pair_order(
+        [lone.across_feeds(block, *near_vin_rows(lone.codes, block.codes)) for block in blocks]
+    )
+
+
+def _in_pair_order(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Near pairs found in parts, each pair in one part, as one search over everything
+    orders them: by VIN, candidate and kind, then in the order of :data:`VIN_FEEDS`."""
     if len(parts) <= 1:
         nothing = np.zeros(0, np.intp)
-        return parts[0] if parts else lone.across_feeds(lone, nothing, nothing, nothing)
+        none = HeldVins(VinCodes.of_legal(np.zeros(0, "S17")), np.zeros(0, np.uint8))
+        return parts[0] if parts else none.across_feeds(none, nothing, nothing, nothing)
     pairs = pd.concat(parts, ignore_index=True)
     return pairs.sort_values(["vin", "candidate", "kind"], kind="stable", ignore_index=True)
+
+
+#: The spans of a VIN that VIN-003 over everything groups by: positions 1-8 (``[:HEAD]``)
+#: and 11-17 (``[TAIL:]``). An edit (one position, or two adjacent ones) leaves one of
+#: them whole, since two positions (9 and 10) lie between them.
+HEAD, TAIL = 8, 10
+#: VINs per bucket of the VINs that share their positions 11-17 (VIN-003 over everything).
+TAIL_BUCKET_VINS = 500_000
+
+
+def _near_pairs_of_all(blocks: Iterable[VinBlock]) -> pd.DataFrame:
+    """The near pairs of every lone VIN held and a VIN held on another feed (VIN-003 over
+    everything), as :func:`_near_pairs_across_feeds` gives them; memory follows the
+    largest group of VINs sharing a span, not the store.
+
+    The two VINs of a near pair agree on positions 1-8 or on 11-17 (:data:`HEAD`,
+    :data:`TAIL`). The pairs agreeing on 1-8 are searched within the ascending blocks
+    of the store, each carried on to the end of its last group sharing 1-8
+    (:func:`_head_groups`). Meanwhile the blocks are spooled to disk; the pairs whose
+    positions 1-8 differ, which agree on 11-17, are searched within buckets of the VINs
+    spooled again by a hash of their 11-17 (:func:`_tail_buckets`). Each pair is found
+    in one pass only.
+    """
+    spool = SpooledVins()
+    parts = [_pairs_within(group, same_head=True) for group in _head_groups(spool.kept(blocks))]
+    parts += [_pairs_within(bucket, same_head=False) for bucket in _tail_buckets(spool)]
+    return _in_pair_order([part for part in parts if not part.empty])
+
+
+def _pairs_within(held: HeldVins, same_head: bool) -> pd.DataFrame:
+    """The near pairs across feeds of the lone VINs of ``held`` and ``held``, of those
+    whose positions 1-8 are the same (``same_head``) or differ."""
+    lone = held.lone()
+    mine, candidate, kind = near_vin_rows(lone.codes, held.codes)
+    heads = lone.codes.chars[mine, :HEAD] == held.codes.chars[candidate, :HEAD]
+    keep = heads.all(axis=1) == same_head
+    return lone.across_feeds(held, mine[keep], candidate[keep], kind[keep])
+
+
+def _head_groups(blocks: Iterable[VinBlock]) -> Iterator[HeldVins]:
+    """The ascending blocks of the VINs held, each ending with a whole group of the VINs
+    that share positions 1-8: what a block ends with is carried into the next."""
+    carried: VinBlock = (np.zeros(0, "S17"), np.zeros(0, np.uint8))
+    for vins, on in blocks:
+        vins, on = np.concatenate([carried[0], vins]), np.concatenate([carried[1], on])
+        if not len(vins):
+            continue
+        heads = vins.astype(f"S{HEAD}")
+        last = int(np.searchsorted(heads, heads[-1], "left"))
+        carried = (vins[last:], on[last:])
+        if last:
+            yield HeldVins(VinCodes.of_legal(vins[:last]), on[:last])
+    if len(carried[0]):
+        yield HeldVins(VinCodes.of_legal(carried[0]), carried[1])
+
+
+def _tail_buckets(spool: SpooledVins) -> Iterator[HeldVins]:
+    """The VINs spooled, in buckets of about :data:`TAIL_BUCKET_VINS` by a hash of their
+    positions 11-17, each bucket written to a spool of its own, then read whole."""
+    count = max(1, -(-spool.vins // TAIL_BUCKET_VINS))
+    buckets = [SpooledVins() for _ in range(count)]
+    for vins, on in spool.blocks():
+        tails = np.zeros((len(vins), 8), np.uint8)
+        tails[:, : 17 - TAIL] = vins.view(np.uint8).reshape(-1, 17)[:, TAIL:]
+        mixed = tails.view(np.uint64)[:, 0] * np.uint64(0x9E3779B97F4A7C15)
+        bucket = (mixed >> np.uint64(32)) % np.uint64(count)
+        for n, spooled in enumerate(buckets):
+            mine = bucket == n
+            spooled.keep(vins[mine], on[mine])
+    for spooled in buckets:
+        kept = list(spooled.blocks())
+        vins = np.concatenate([np.zeros(0, "S17"), *(vins for vins, _ in kept)])
+        on = np.concatenate([np.zeros(0, np.uint8), *(on for _, on in kept)])
+        del kept
+        yield HeldVins(VinCodes.of_legal(vins), on)
 
 
 #: VIN-003 reads the records of this many lone VINs' near pairs at a time, with their
@@ -454,15 +534,6 @@ class HeldVins:
     feeds: np.ndarray
 
     @classmethod
-    def read(cls, ctx: RuleContext) -> HeldVins:
-        """Every VIN held, all at once: the blocks of :func:`held_blocks` end to end."""
-        blocks = list(_held_vin_blocks(ctx))
-        vins = np.concatenate([np.zeros(0, "S17"), *(vins for vins, _ in blocks)])
-        on = np.concatenate([np.zeros(0, np.uint8), *(on for _, on in blocks)])
-        del blocks
-        return cls(VinCodes.of_legal(vins), on)
-
-    @classmethod
     def in_scope(cls, ctx: RuleContext) -> HeldVins:
         """The VINs held of a scoped run's scope, looked up by the feeds' VIN indexes."""
         vins, feeds = np.zeros(0, "S17"), np.zeros(0, np.uint8)
@@ -531,13 +602,20 @@ class SpooledVins:
         # Outlives this call: closed once its blocks are read, or with the spool.
         self._file = tempfile.TemporaryFile()  # noqa: SIM115
         self._count = 0
+        #: The VINs kept, over all blocks.
+        self.vins = 0
+
+    def keep(self, vins: np.ndarray, on: np.ndarray) -> None:
+        """Write one more block to the spool."""
+        np.save(self._file, vins)
+        np.save(self._file, on)
+        self._count += 1
+        self.vins += len(vins)
 
     def kept(self, blocks: Iterable[VinBlock]) -> Iterator[VinBlock]:
         """The ``blocks``, each written to the spool as it is read."""
         for vins, on in blocks:
-            np.save(self._file, vins)
-            np.save(self._file, on)
-            self._count += 1
+            self.keep(vins, on)
             yield vins, on
 
     def blocks(self) -> Iterator[VinBlock]:
