@@ -212,7 +212,7 @@ def _in_pair_order(parts: list[pd.DataFrame]) -> pd.DataFrame:
     orders them: by VIN, candidate and kind, then in the order of :data:`VIN_FEEDS`."""
     if len(parts) <= 1:
         nothing = np.zeros(0, np.intp)
-        none = HeldVins(VinCodes.of_legal(np.zeros(0, "S17")), np.zeros(0, np.uint8))
+        none = HeldVins(VinCodes.of_legal(_NO_VINS[0]), _NO_VINS[1])
         return parts[0] if parts else none.across_feeds(none, nothing, nothing, nothing)
     pairs = pd.concat(parts, ignore_index=True)
     return pairs.sort_values(["vin", "candidate", "kind"], kind="stable", ignore_index=True)
@@ -258,9 +258,9 @@ def _pairs_within(held: HeldVins, same_head: bool) -> pd.DataFrame:
 def _head_groups(blocks: Iterable[VinBlock]) -> Iterator[HeldVins]:
     """The ascending blocks of the VINs held, each ending with a whole group of the VINs
     that share positions 1-8: what a block ends with is carried into the next."""
-    carried: VinBlock = (np.zeros(0, "S17"), np.zeros(0, np.uint8))
-    for vins, on in blocks:
-        vins, on = np.concatenate([carried[0], vins]), np.concatenate([carried[1], on])
+    carried = _NO_VINS
+    for block in blocks:
+        vins, on = _joined([carried, block])
         if not len(vins):
             continue
         heads = vins.astype(f"S{HEAD}")
@@ -286,10 +286,7 @@ def _tail_buckets(spool: SpooledVins) -> Iterator[HeldVins]:
             mine = bucket == n
             spooled.keep(vins[mine], on[mine])
     for spooled in buckets:
-        kept = list(spooled.blocks())
-        vins = np.concatenate([np.zeros(0, "S17"), *(vins for vins, _ in kept)])
-        on = np.concatenate([np.zeros(0, np.uint8), *(on for _, on in kept)])
-        del kept
+        vins, on = _joined(spooled.blocks())
         yield HeldVins(VinCodes.of_legal(vins), on)
 
 
@@ -536,13 +533,13 @@ class HeldVins:
     @classmethod
     def in_scope(cls, ctx: RuleContext) -> HeldVins:
         """The VINs held of a scoped run's scope, looked up by the feeds' VIN indexes."""
-        vins, feeds = np.zeros(0, "S17"), np.zeros(0, np.uint8)
-        for source in VIN_COLUMNS:
-            table = source.evidence(ctx)
-            column = table.c[source.column]
+
+        def found(source: VinColumn) -> np.ndarray:
+            column = source.evidence(ctx).c[source.column]
             query = select(column).where(column.in_(ctx.in_scope())).distinct()
-            found = np.unique(_legal(ctx.conn.execute(query).scalars().all()))
-            vins, feeds = _merged(vins, feeds, found, _feed_bit(source))
+            return np.unique(_legal(ctx.conn.execute(query).scalars().all()))
+
+        vins, feeds = _on_feeds((found(source), _feed_bit(source)) for source in VIN_COLUMNS)
         return cls(VinCodes.of_legal(vins), feeds)
 
     def lone(self) -> HeldVins:
@@ -585,6 +582,8 @@ def held_blocks(ctx: RuleContext) -> Iterator[HeldVins]:
 
 #: A block of the VINs held: their 17 bytes each, and their feed masks.
 VinBlock = tuple[np.ndarray, np.ndarray]
+#: A block of no VINs.
+_NO_VINS: VinBlock = (np.zeros(0, "S17"), np.zeros(0, np.uint8))
 
 
 def _prepared(blocks: Iterable[VinBlock]) -> Iterator[HeldVins]:
@@ -640,10 +639,7 @@ def _held_vin_blocks(ctx: RuleContext) -> Iterator[VinBlock]:
         if not reading and not any(len(column.ahead) for column in columns):
             return
         through = min(reading) if reading else None
-        vins, feeds = np.zeros(0, "S17"), np.zeros(0, np.uint8)
-        for column in columns:
-            vins, feeds = _merged(vins, feeds, column.take_through(through), column.bit)
-        yield vins, feeds
+        yield _on_feeds((column.take_through(through), column.bit) for column in columns)
 
 
 class _AscendingVins:
@@ -683,6 +679,21 @@ class _AscendingVins:
 def _feed_bit(source: VinColumn) -> np.uint8:
     """The bit of a VIN column's feed in a feed mask (:data:`VIN_FEEDS`)."""
     return np.uint8(1 << VIN_FEEDS.index(source.source))
+
+
+def _on_feeds(found: Iterable[tuple[np.ndarray, np.uint8]]) -> VinBlock:
+    """Sorted distinct VINs with their feed masks, from each feed's sorted distinct VINs
+    and the feed's bit."""
+    vins, feeds = _NO_VINS
+    for more, bit in found:
+        vins, feeds = _merged(vins, feeds, more, bit)
+    return vins, feeds
+
+
+def _joined(blocks: Iterable[VinBlock]) -> VinBlock:
+    """Blocks of VINs end to end, as one."""
+    kept = [_NO_VINS, *blocks]
+    return np.concatenate([vins for vins, _ in kept]), np.concatenate([on for _, on in kept])
 
 
 def _merged(
