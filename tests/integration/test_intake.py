@@ -17,7 +17,7 @@ from vehiclehub.config import Settings
 from vehiclehub.pipeline import intake_agency, run_cycle
 from vehiclehub.quality.gate import READS_AS_UTF8
 from vehiclehub.store import connect
-from vehiclehub.store.schema import feed_table, intake_files
+from vehiclehub.store.schema import feed_table, indexes_on, intake_files
 from vehiclehub.summary import format_summary
 
 DAY = date(2025, 11, 3)
@@ -407,7 +407,8 @@ def test_a_bulk_first_load_and_a_later_correction_count_the_same(
     assert (second["loaded"], second["ignored"], second["rejected"]) == (1, 0, 1)
     engine = connect(settings.database_url)
     names = {i["name"] for i in inspect(engine).get_indexes("customs_declarations")}
-    assert {str(i.name) for i in feed_table("customs", "declarations").indexes} <= names
+    table = feed_table("customs", "declarations")
+    assert {str(i.name) for i in indexes_on(table, engine.dialect.name)} <= names
 
 
 @pytest.mark.parametrize(("worker_rows", "in_process"), [(5, []), (7, ["_001", "_002"])])
@@ -432,3 +433,4 @@ def test_small_files_before_a_big_one_are_prepared_by_its_worker(
         assert (preparer.worker_pid is not None) == (not in_process)
     assert [f["loaded"] for f in result["files"]] == [2, 6]
     assert [name[-8:-4] for name in here] == in_process
+

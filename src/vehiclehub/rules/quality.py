@@ -652,11 +652,7 @@ class _AscendingVins:
     whatever the database's own)."""
 
     def __init__(self, ctx: RuleContext, source: VinColumn) -> None:
-        column: ColumnElement[Any] = source.evidence(ctx).c[source.column]
-        if ctx.conn.dialect.name == "postgresql":
-            column = column.collate("C")
-        vin = column.label("vin")
-        self._chunks = fetch_batches(ctx.conn, select(vin).distinct().order_by(vin), HELD_CHUNK)
+        self._chunks = fetch_batches(ctx.conn, ascending_vins(ctx, source), HELD_CHUNK)
         self.bit = _feed_bit(source)
         #: Read and not yet taken.
         self.ahead = np.zeros(0, "S17")
@@ -677,6 +673,17 @@ class _AscendingVins:
         end = len(self.ahead) if last is None else int(np.searchsorted(self.ahead, last, "right"))
         taken, self.ahead = self.ahead[:end], self.ahead[end:]
         return taken
+
+
+def ascending_vins(ctx: RuleContext, source: VinColumn) -> Select[Any]:
+    """The distinct VINs of a VIN column's evidence, ascending by their bytes: on
+    PostgreSQL by the "C" collation, read from the column's index of the VINs held
+    (vehiclehub.store.schema), on SQLite from its VIN look-up index."""
+    column: ColumnElement[Any] = source.evidence(ctx).c[source.column]
+    if ctx.conn.dialect.name == "postgresql":
+        column = column.collate("C")
+    vin = column.label("vin")
+    return select(vin).distinct().order_by(vin)
 
 
 def _feed_bit(source: VinColumn) -> np.uint8:

@@ -22,7 +22,7 @@ from vehiclehub.store.migrate import (
     store_revision,
     upgrade_store,
 )
-from vehiclehub.store.schema import SUPERSEDED_INDEXES
+from vehiclehub.store.schema import SUPERSEDED_INDEXES, indexes_on
 from vehiclehub.store.upgrade import needs_verdict_upgrade
 
 #: SQLSTATEs of faults that pass by themselves: the connection failed or was lost
@@ -142,7 +142,7 @@ def schema_lag(conn: Connection) -> list[str]:
         f"index {i.name} missing"
         for t in metadata.sorted_tables
         if t.name in tables
-        for i in t.indexes
+        for i in indexes_on(t, conn.dialect.name)
         if i.name not in indexes
     ]
     lag += [f"superseded index {n} still there" for n in SUPERSEDED_INDEXES if n in indexes]

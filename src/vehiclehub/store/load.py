@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy import select as sa_select
 
 from vehiclehub.contract import FeedSpec
-from vehiclehub.store.schema import CHANGE_KEYS, EVERYTHING, feed_table, record_changes
+from vehiclehub.store.schema import CHANGE_KEYS, EVERYTHING, feed_table, indexes_on, record_changes
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,8 @@ class DeferredIndexes:
             build_after = rows - int(rows * SQLITE_ROWS_AFTER_INDEXES)
         else:
             build_after = rows
-        indexes = sorted(feed_table(spec.agency, spec.feed).indexes, key=lambda i: str(i.name))
+        table = feed_table(spec.agency, spec.feed)
+        indexes = sorted(indexes_on(table, conn.dialect.name), key=lambda i: str(i.name))
         for index in indexes:
             index.drop(conn)
         return cls(indexes, build_after)

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from vehiclehub.contract import RAW_VIN_MAX_CHARS, FeedSpec, feeds
+from vehiclehub.icd.codes import RecordStatus
 
 metadata = MetaData()
 
@@ -90,6 +91,27 @@ def vin_index_name(table: str, vin_column: str) -> str:
 SUPERSEDED_INDEXES = tuple(f"ix_{table}_vin" for table in VIN_LOOKUP_COLUMNS)
 
 
+def held_vin_index_name(table: str, vin_column: str) -> str:
+    """The index of the VINs a feed table holds, in byte order (PostgreSQL only)."""
+    return f"ix_{table}_{vin_column}_held"
+
+
+def _held_vin_index(table: Table, vin_column: str) -> Index:
+    """PostgreSQL: the column's VINs of active records in byte order (the "C" collation),
+    nothing else. VIN-003 and its reach read every VIN held, distinct and ascending by
+    bytes, each night (vehiclehub.rules.quality.held_blocks). From this index that is a
+    scan of the index alone, already in order; without it, a scan of the whole table, a
+    hash of its VINs and a sort of them that spills to disk once the store is large (the
+    VIN look-up index is in the database's collation and holds the rules' columns too).
+    SQLite compares text by its bytes and reads its VIN look-up index in that order."""
+    index = Index(
+        held_vin_index_name(table.name, vin_column),
+        table.c[vin_column].collate("C"),
+        postgresql_where=table.c.record_status == RecordStatus.ACTIVE.value,
+    )
+    return index.ddl_if(dialect="postgresql")
+
+
 def _build_feed_table(spec: FeedSpec) -> Table:
     table = Table(
         spec.table,
@@ -104,12 +126,30 @@ def _build_feed_table(spec: FeedSpec) -> Table:
             table.c[vin_column],
             *(table.c[c] for c in covered),
         )
+        _held_vin_index(table, vin_column)
     return table
 
 
 FEED_TABLES: dict[tuple[str, str], Table] = {
     key: _build_feed_table(spec) for key, spec in sorted(feeds().items())
 }
+
+#: The indexes only PostgreSQL has (:func:`_held_vin_index`).
+POSTGRESQL_ONLY_INDEXES = tuple(
+    held_vin_index_name(spec.table, vin_column)
+    for spec in feeds().values()
+    for vin_column in spec.vin_columns
+)
+
+
+def indexes_on(table: Table, dialect: str) -> list[Index]:
+    """The table's indexes as a store on ``dialect`` (``sqlite``, ``postgresql``) has them."""
+    return [
+        index
+        for index in table.indexes
+        if dialect == "postgresql" or str(index.name) not in POSTGRESQL_ONLY_INDEXES
+    ]
+
 
 Index("ix_customs_declarations_licence", FEED_TABLES["customs", "declarations"].c.licence_no)
 Index("ix_tax_refunds_decl_ref", FEED_TABLES["tax", "refunds"].c.decl_ref)

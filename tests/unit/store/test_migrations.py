@@ -4,16 +4,24 @@ store is upgraded once, by the upgrade, never by opening it; the SQL for a DBA."
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.types import String, TypeEngine
+from tests.conftest import postgres_database
+from tests.unit.rules.test_reach import _event, _load
+from tests.unit.rules.world import D
 
+from vehiclehub.config import RuleParameters
+from vehiclehub.rules.base import RuleContext
+from vehiclehub.rules.quality import held_blocks
 from vehiclehub.store import StoreUnavailable, connect
 from vehiclehub.store.db import upgrade
 from vehiclehub.store.migrate import (
@@ -24,6 +32,7 @@ from vehiclehub.store.migrate import (
     store_revision,
     upgrade_sql,
 )
+from vehiclehub.store.schema import POSTGRESQL_ONLY_INDEXES
 
 
 def _lengths_differ_on_postgresql(
@@ -47,11 +56,23 @@ def _forced_by_the_primary_key(diff: Any) -> bool:
     return bool(defined_nullable) and column in store_metadata().tables[table].primary_key.c
 
 
+def _compared(_object: Any, name: str | None, kind: str, _reflected: bool, _other: Any) -> bool:
+    """Alembic cannot compare an index's collation: the indexes only PostgreSQL has are
+    compared by their definitions (:func:`_index_definitions`)."""
+    return not (kind == "index" and name in POSTGRESQL_ONLY_INDEXES)
+
+
 def schema_differences(conn: Connection) -> list[Any]:
     """What the store's tables, columns, types and indexes differ in from this release's."""
-    context = MigrationContext.configure(conn, opts={"compare_type": _lengths_differ_on_postgresql})
+    context = MigrationContext.configure(
+        conn, opts={"compare_type": _lengths_differ_on_postgresql, "include_object": _compared}
+    )
+    with warnings.catch_warnings():
+        # SQLite has none of the indexes only PostgreSQL has; alembic warns it cannot look.
+        warnings.filterwarnings("ignore", "autogenerate skipping .* expression-based index")
+        differences = compare_metadata(context, store_metadata())
     found = []
-    for diff in compare_metadata(context, store_metadata()):
+    for diff in differences:
         # Changes to one column come as a list of them.
         kept = (
             [d for d in diff if not _forced_by_the_primary_key(d)]
@@ -205,3 +226,56 @@ def test_a_store_on_postgresql_holds_the_tables_storage_parameters(pg_url: str, 
         _migrate_from_empty(pg_url)
     assert _defined_storage_parameters() == {"findings": ["fillfactor=50"]}
     assert _storage_parameters(pg_url) == _defined_storage_parameters()
+
+
+def _index_definitions(url: str) -> dict[str, str]:
+    """Every index of the store on PostgreSQL, by name, as the server writes it."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+        ).all()
+    engine.dispose()
+    return dict(rows)  # type: ignore[arg-type]
+
+
+@pytest.mark.postgres
+def test_a_store_on_postgresql_made_new_or_migrated_has_the_same_indexes(pg_url: str) -> None:
+    """Collations and partial indexes included, which alembic does not compare: the VINs
+    held by each VIN column, in byte order, of active records only."""
+    connect(pg_url).dispose()
+    new = _index_definitions(pg_url)
+    with postgres_database() as other:
+        _migrate_from_empty(other)
+        assert _index_definitions(other) == new
+    assert new["ix_commerce_tradein_claims_new_vin_held"] == (
+        "CREATE INDEX ix_commerce_tradein_claims_new_vin_held ON public.commerce_tradein_claims "
+        "USING btree (new_vin COLLATE \"C\") WHERE ((record_status)::text = 'active'::text)"
+    )
+    assert set(POSTGRESQL_ONLY_INDEXES) == {n for n in new if n.endswith("_held")}
+    assert len(POSTGRESQL_ONLY_INDEXES) == 5
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_of_the_release_before_gains_its_held_vin_indexes(pg_url: str) -> None:
+    """A store written at revision 0013 is given the indexes of the VINs held by the
+    upgrade, the same as a new store's; its records are kept and read from them."""
+    _migrate_from_empty(pg_url, "0013")
+    assert not [name for name in _index_definitions(pg_url) if name.endswith("_held")]
+    engine = create_engine(pg_url)
+    vins = ["LSVAU2180N2183294", "LFV3A23C0N3025519"]
+    _load(engine, "police", "events", _event("E1", vins[1]), _event("E2", vins[0]))
+    engine.dispose()
+    upgraded = upgrade(pg_url)
+    assert [step.revision for step in upgraded.steps] == ["0014"]
+    held = {n: d for n, d in _index_definitions(pg_url).items() if n.endswith("_held")}
+    with postgres_database() as other:
+        connect(other).dispose()
+        assert held == {n: d for n, d in _index_definitions(other).items() if n in held}
+    assert len(held) == len(POSTGRESQL_ONLY_INDEXES)
+    engine = connect(pg_url)
+    with engine.connect() as conn:
+        ctx = RuleContext(conn, D, RuleParameters())
+        blocks = [block.codes.vins(np.arange(len(block.codes))) for block in held_blocks(ctx)]
+    engine.dispose()
+    assert [vin for block in blocks for vin in block] == sorted(vins)
