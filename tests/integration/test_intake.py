@@ -434,3 +434,48 @@ def test_small_files_before_a_big_one_are_prepared_by_its_worker(
     assert [f["loaded"] for f in result["files"]] == [2, 6]
     assert [name[-8:-4] for name in here] == in_process
 
+
+def _visibility(url: str, table: str) -> tuple[int, int, object]:
+    """A PostgreSQL table's pages, those marked visible to every transaction, and when it
+    was last vacuumed (None: never)."""
+    from sqlalchemy import text
+
+    with connect(url).connect() as conn:
+        pages, visible = conn.execute(
+            text("SELECT relpages, relallvisible FROM pg_class WHERE relname = :t"), {"t": table}
+        ).one()
+        vacuumed = conn.execute(
+            text("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = :t"), {"t": table}
+        ).scalar()
+    return pages, visible, vacuumed
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_tables_of_the_feeds_loaded_are_vacuumed(
+    settings: Settings, pg_url: str
+) -> None:
+    """Once a feed's files are loaded, its table's pages are marked visible to every
+    transaction: the VINs held are then read from their index without visiting the table.
+    A feed with nothing loaded is not vacuumed."""
+    from sqlalchemy import text
+
+    from vehiclehub.config import RuleParameters
+    from vehiclehub.rules.base import RuleContext
+    from vehiclehub.rules.quality import VinColumn, ascending_vins
+
+    settings = settings.model_copy(update={"database_url": pg_url})
+    send(_root(settings), "customs", "declarations", [Vehicle().item() for _ in range(50)])
+    intake_agency(settings, "customs", DAY)
+    intake_agency(settings, "police", DAY)  # nothing sent
+    pages, visible, vacuumed = _visibility(pg_url, "customs_declarations")
+    assert pages > 0 and visible == pages and vacuumed is not None
+    assert _visibility(pg_url, "police_events")[2] is None
+    with connect(pg_url).connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        query = ascending_vins(
+            RuleContext(conn, DAY, RuleParameters()), VinColumn("customs", "declarations", "vin")
+        )
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        plan = conn.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) {compiled}")).scalars().all()
+    assert any("Index Only Scan using ix_customs_declarations_vin_held" in p for p in plan)
+    assert "Heap Fetches: 0" in [p.strip() for p in plan]

@@ -47,6 +47,7 @@ from vehiclehub.intake.manifest import (
 from vehiclehub.intake.shown import shown_name
 from vehiclehub.intake.signature import BadSignature, FileSignature, file_signature
 from vehiclehub.quality import FileQuality
+from vehiclehub.store.load import vacuum_loaded
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ def take_files(
             if outcome is not None:
                 outcomes.append(outcome)
             advance(1)
+    vacuum_loaded(engine, exchange.agency, (o.feed for o in outcomes if o.feed and o.loaded))
     return outcomes
 
 

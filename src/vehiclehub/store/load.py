@@ -8,6 +8,7 @@ with different content is rejected.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import pandas as pd
 from sqlalchemy import (
     Column,
     Connection,
+    Engine,
     Index,
     MetaData,
     Table,
@@ -238,6 +240,26 @@ def finish_load(conn: Connection, spec: FeedSpec) -> None:
     if conn.dialect.name == "postgresql":
         # Fresh statistics keep the rules' anti-joins on hash plans after big loads.
         conn.exec_driver_sql(f'ANALYZE "{feed_table(spec.agency, spec.feed).name}"')
+
+
+def vacuum_loaded(engine: Engine, agency: str, feeds: Iterable[str]) -> None:
+    """PostgreSQL: vacuum the tables of the feeds whose files an intake has loaded, once
+    they are committed, so that their pages are marked visible to every transaction.
+
+    The rules read a feed's records by VIN from its VIN look-up index, and the VINs held
+    from its index of them (:func:`~vehiclehub.store.schema.held_vin_index_name`): an
+    index-only scan reads the table's rows only on pages not so marked. Left to
+    PostgreSQL's autovacuum, that happens some time after the night's reconcile, or,
+    where autovacuum is off, never, and every such read visits the table. After a night's
+    change the vacuum visits the pages the night wrote; after a first load, the whole
+    table once. A role that does not own the table is told so by PostgreSQL, which
+    vacuums nothing; the intake goes on.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in sorted(set(feeds)):
+            conn.exec_driver_sql(f'VACUUM "{feed_table(agency, name).name}"')
 
 
 def _no_conflicts() -> pd.DataFrame:
