@@ -225,7 +225,8 @@ def _prepare_file(job: FileJob) -> Iterator[Prepared | Finished]:
         if seen.problems
         else pd.DataFrame(columns=REJECTION_COLUMNS)
     )
-    del seen  # the keys seen are of no more use
+    seen.seen_keys.close()  # the keys seen are of no more use
+    del seen
     # Arrow keeps freed blocks for reuse: the keys' go back to the system.
     pa.default_memory_pool().release_unused()
     # The quality gate sees the file's valid rows, repeated keys still in: the last slice,

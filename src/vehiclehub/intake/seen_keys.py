@@ -8,6 +8,8 @@ the chunk, not to the file read so far, and the keys must be held compactly.
 
 from __future__ import annotations
 
+import mmap
+import tempfile
 from itertools import pairwise
 
 import numpy as np
@@ -32,28 +34,31 @@ class SeenKeys:
 
     How the keys are held:
 
-    - each chunk's new keys, exactly, as one Arrow string array, with their lines —
-      stored once, never copied again, never concatenated;
-    - a 64-bit hash of every key, with the key's ordinal (its place in the order the
-      keys were added, which locates its chunk and position), in sorted runs: a chunk
-      adds one run, and a run at least as long as the one before it is merged into it,
-      so there are O(log n) runs and each key is copied O(log n) times in all. A
-      chunk's keys are looked up in each run by binary search.
+    - each chunk's new keys, exactly, as one Arrow string array, with their lines,
+      written once to a temporary file (:class:`SpooledKeys`) and read back only where
+      a hash is found again: a repeat, or two keys sharing a hash;
+    - in memory, a 64-bit hash of every key, with the key's ordinal (its place in the
+      order the keys were added, which locates its chunk and position), in sorted runs:
+      a chunk adds one run, and a run at least as long as the one before it is merged
+      into it, so there are O(log n) runs and each key is copied O(log n) times in all.
+      A chunk's keys are looked up in each run by binary search.
 
     A hash found is only a candidate: the key it belongs to is compared exactly, so two
     different keys that share a hash are never taken for one. Exact keys were chosen
-    over a 128-bit hash without them: the keys cost ~30 bytes a row more, but no
-    argument about collision odds is needed, and the keys were held before as well.
-    Per key: the key's text with a 4-byte offset, its line (8 bytes), its hash (8)
-    and ordinal (4); merging the largest runs briefly takes ~20 bytes more.
+    over a 128-bit hash without them: no argument about collision odds is needed. Per
+    key: its hash (8 bytes) and ordinal (4) in memory, merging the largest runs briefly
+    ~20 bytes more; the key's text with a 4-byte offset and its line (8) on disk.
     """
 
     def __init__(self) -> None:
         self._run_hashes: list[np.ndarray] = []  # each sorted
         self._run_ordinals: list[np.ndarray] = []  # the ordinals of those hashes, in step
-        self._keys: list[pa.Array] = []  # per chunk, the keys it added
-        self._lines: list[np.ndarray] = []  # and their lines, in step
+        self._chunks = SpooledKeys()  # per chunk, the keys it added and their lines
         self._starts: list[int] = [0]  # the ordinal of each chunk's first key; then the count
+
+    def close(self) -> None:
+        """Let the spooled keys go; no more keys are looked up."""
+        self._chunks.close()
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -119,9 +124,11 @@ class SeenKeys:
         lines: list[np.ndarray] = []
         for begin, end in pairwise(bounds):
             chunk = chunks[begin]
-            positions = ordinals[begin:end] - self._starts[chunk]
-            stored.append(self._keys[chunk].take(pa.array(positions)))
-            lines.append(self._lines[chunk][positions])
+            keys_there, lines_there = self._chunks.take(
+                chunk, ordinals[begin:end] - self._starts[chunk]
+            )
+            stored.append(keys_there)
+            lines.append(lines_there)
         have = pa.concat_arrays(stored)
         wanted = keys.take(pa.array(asked[order]))
         equal = pc.fill_null(pc.equal(have, wanted), pc.and_(have.is_null(), wanted.is_null()))
@@ -136,8 +143,7 @@ class SeenKeys:
         start = self._starts[-1]
         if start + len(keys) > np.iinfo(np.uint32).max:
             raise ValueError("more distinct keys in one file than SeenKeys can number")
-        self._keys.append(keys)
-        self._lines.append(lines.astype(np.int64, copy=False))
+        self._chunks.add(keys, lines)
         self._starts.append(start + len(keys))
         order = np.argsort(hashes)
         self._run_hashes.append(hashes[order])
@@ -160,3 +166,50 @@ class SeenKeys:
         ordinals[into], ordinals[from_a] = b_ordinals, a_ordinals
         self._run_hashes.append(hashes)
         self._run_ordinals.append(ordinals)
+
+
+class SpooledKeys:
+    """Chunks of keys with their lines, written to a temporary file as they come and read
+    back by position: the file is mapped into memory, so a look-up reads the pages of the
+    keys it takes, and only the operating system's cache holds the rest."""
+
+    def __init__(self) -> None:
+        # Outlives this call: closed with the keys (:meth:`close`), or when collected.
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115
+        #: Per chunk: where its keys begin, their size in bytes, where their lines begin.
+        self._places: list[tuple[int, int, int]] = []
+        self._size = 0
+        self._map: pa.Buffer | None = None
+
+    def add(self, keys: pa.Array, lines: np.ndarray) -> None:
+        """Write one more chunk: its keys (Arrow's stream format) and their lines."""
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, pa.schema([("key", keys.type)])) as writer:
+            writer.write_batch(pa.record_batch([keys], names=["key"]))
+        written = sink.getvalue()
+        self._file.seek(self._size)
+        self._file.write(written)
+        self._file.write(lines.astype(np.int64, copy=False).tobytes())
+        self._places.append((self._size, written.size, self._size + written.size))
+        self._size += written.size + 8 * len(lines)
+
+    def take(self, chunk: int, positions: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        """The keys of a chunk at ``positions`` (into the chunk), and their lines."""
+        at, size, lines_at = self._places[chunk]
+        mapped = self._mapped()
+        keys = pa.ipc.open_stream(mapped.slice(at, size)).read_next_batch().column(0)
+        lines = np.frombuffer(mapped, np.int64, len(keys), lines_at)
+        return keys.take(pa.array(positions)), lines[positions]
+
+    def _mapped(self) -> pa.Buffer:
+        """The file as written so far, mapped; mapped again once it has grown."""
+        if self._map is None or self._map.size < self._size:
+            self._file.flush()
+            self._map = pa.py_buffer(
+                mmap.mmap(self._file.fileno(), self._size, prot=mmap.PROT_READ)
+            )
+        return self._map
+
+    def close(self) -> None:
+        self._map = None
+        self._file.close()

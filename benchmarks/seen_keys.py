@@ -1,0 +1,73 @@
+"""The keys of one large file looked up chunk after chunk, as the intake does (ICD §1).
+
+    .venv/bin/python benchmarks/seen_keys.py --rows 30000000
+
+Feeds ``SeenKeys`` (vehiclehub.intake.seen_keys) N keys shaped like police event ids
+(22 characters), in chunks of 120,000 rows as the intake reads a file, one key in a
+thousand repeating an earlier one. Prints the wall time, the peak RSS (sampled every
+20 ms) less the RSS before, the repeats found (with a digest of the lines they name),
+and the temporary disk the keys take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import psutil
+
+from vehiclehub.intake.seen_keys import SeenKeys
+
+CHUNK = 120_000
+
+
+def chunk_keys(rng: np.random.Generator, start: int, rows: int) -> pd.Series:
+    """``rows`` keys from ordinal ``start``; one in a thousand repeats an earlier key."""
+    numbers = np.arange(start, start + rows)
+    repeats = rng.random(rows) < 0.001
+    numbers[repeats] = rng.integers(0, max(start, 1), int(repeats.sum()))
+    return pd.Series(np.char.add("PE3100202511", np.char.zfill(numbers.astype(str), 10)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    process = psutil.Process()
+    before = process.memory_info().rss
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    threading.Thread(target=sample, daemon=True).start()
+    rng = np.random.default_rng(args.seed)
+    seen = SeenKeys()
+    digest, repeats, started = hashlib.sha256(), 0, time.perf_counter()
+    for start in range(0, args.rows, CHUNK):
+        rows = min(CHUNK, args.rows - start)
+        lines = np.arange(start + 2, start + 2 + rows, dtype=np.int64)
+        first = seen.first_lines(chunk_keys(rng, start, rows), lines)
+        repeated = first != lines
+        repeats += int(repeated.sum())
+        digest.update(first[repeated].tobytes())
+    wall = time.perf_counter() - started
+    done.set()
+    spool = getattr(seen, "_chunks", None)
+    disk = os.fstat(spool._file.fileno()).st_size if spool is not None else 0
+    print(
+        f"{args.rows:,} keys: {wall:.1f} s, peak +{(peak[0] - before) / 2**30:.2f} GiB, "
+        f"{repeats:,} repeats (lines {digest.hexdigest()[:16]}), on disk {disk / 2**20:,.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
