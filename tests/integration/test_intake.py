@@ -457,7 +457,7 @@ def test_on_postgresql_the_tables_of_the_feeds_loaded_are_vacuumed(
     """Once a feed's files are loaded, its table's pages are marked visible to every
     transaction: the VINs held are then read from their index without visiting the table.
     A feed with nothing loaded is not vacuumed."""
-    from sqlalchemy import text
+    from tests.unit.rules.test_quality import plan_of
 
     from vehiclehub.config import RuleParameters
     from vehiclehub.rules.base import RuleContext
@@ -475,7 +475,6 @@ def test_on_postgresql_the_tables_of_the_feeds_loaded_are_vacuumed(
         query = ascending_vins(
             RuleContext(conn, DAY, RuleParameters()), VinColumn("customs", "declarations", "vin")
         )
-        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-        plan = conn.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) {compiled}")).scalars().all()
+        plan = plan_of(conn, query, "(ANALYZE, COSTS OFF)").splitlines()
     assert any("Index Only Scan using ix_customs_declarations_vin_held" in p for p in plan)
     assert "Heap Fetches: 0" in [p.strip() for p in plan]

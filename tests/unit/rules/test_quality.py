@@ -531,11 +531,12 @@ def test_held_vins_are_the_legal_ones_with_the_feeds_the_store_has_them_on(
     assert _feeds_of(in_scope) == {vin: expected[vin] for vin in scope if vin in expected}
 
 
-def _plan(conn: Connection, query: Select[Any]) -> str:
-    """PostgreSQL's plan of a query, sent as the hub's batched reads send it."""
+def plan_of(conn: Connection, query: Select[Any], options: str = "") -> str:
+    """PostgreSQL's plan of a query, sent as the hub's batched reads send it; ``options``
+    as EXPLAIN takes them (``(ANALYZE)``: run, with what it did)."""
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(f"EXPLAIN {compiled}", compiled.params)
+        cursor.execute(f"EXPLAIN {options} {compiled}", compiled.params)
         return "\n".join(line for (line,) in cursor.fetchall())
 
 
@@ -556,11 +557,11 @@ def test_the_vins_held_are_read_on_postgresql_from_each_columns_own_index(pg_url
         ctx = RuleContext(conn, D, RuleParameters())
         for source in VIN_COLUMNS:
             table = feeds()[source.agency, source.feed].table
-            plan = _plan(conn, ascending_vins(ctx, source))
+            plan = plan_of(conn, ascending_vins(ctx, source))
             assert f"Index Only Scan using {held_vin_index_name(table, source.column)}" in plan
             assert "Sort" not in plan
         conn.exec_driver_sql("DROP INDEX ix_police_events_vin_held")
-        plan = _plan(conn, ascending_vins(ctx, VinColumn("police", "events", "vin")))
+        plan = plan_of(conn, ascending_vins(ctx, VinColumn("police", "events", "vin")))
         assert "_held" not in plan and "Sort" in plan
         conn.rollback()
     engine.dispose()
