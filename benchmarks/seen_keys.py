@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import threading
 import time
 
 import numpy as np
 import pandas as pd
-import psutil
+from peak_rss import PeakRss
 
 from vehiclehub.intake.seen_keys import SeenKeys
 
@@ -39,32 +38,22 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    process = psutil.Process()
-    before = process.memory_info().rss
-    peak = [before]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.02):
-            peak[0] = max(peak[0], process.memory_info().rss)
-
-    threading.Thread(target=sample, daemon=True).start()
     rng = np.random.default_rng(args.seed)
     seen = SeenKeys()
     digest, repeats, started = hashlib.sha256(), 0, time.perf_counter()
-    for start in range(0, args.rows, CHUNK):
-        rows = min(CHUNK, args.rows - start)
-        lines = np.arange(start + 2, start + 2 + rows, dtype=np.int64)
-        first = seen.first_lines(chunk_keys(rng, start, rows), lines)
-        repeated = first != lines
-        repeats += int(repeated.sum())
-        digest.update(first[repeated].tobytes())
+    with PeakRss() as peak:
+        for start in range(0, args.rows, CHUNK):
+            rows = min(CHUNK, args.rows - start)
+            lines = np.arange(start + 2, start + 2 + rows, dtype=np.int64)
+            first = seen.first_lines(chunk_keys(rng, start, rows), lines)
+            repeated = first != lines
+            repeats += int(repeated.sum())
+            digest.update(first[repeated].tobytes())
     wall = time.perf_counter() - started
-    done.set()
-    spool = getattr(seen, "_chunks", None)
-    disk = os.fstat(spool._file.fileno()).st_size if spool is not None else 0
+    spool = seen._keys._batches
+    disk = os.fstat(spool._file.fileno()).st_size
     print(
-        f"{args.rows:,} keys: {wall:.1f} s, peak +{(peak[0] - before) / 2**30:.2f} GiB, "
+        f"{args.rows:,} keys: {wall:.1f} s, peak +{peak.growth_gib:.2f} GiB, "
         f"{repeats:,} repeats (lines {digest.hexdigest()[:16]}), on disk {disk / 2**20:,.0f} MB"
     )
 

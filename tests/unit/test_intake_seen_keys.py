@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from vehiclehub.intake import seen_keys
-from vehiclehub.intake.seen_keys import SeenKeys, SpooledKeys
+from vehiclehub.intake.seen_keys import SeenKeys
 
 
 def _first_lines(seen: SeenKeys, keys: list[str | None], first_line: int) -> list[int]:
@@ -58,7 +57,7 @@ def test_keys_repeated_across_chunks_far_apart_after_many_merges() -> None:
     assert got[-1][:2] == [2, line_of_middle]
     assert got[-1][3] == sum(len(c) for c in chunks) + 1  # its own line
     # The 37 chunks' runs were merged down to a few.
-    assert len(seen._run_hashes) <= 6
+    assert len(seen._keys._run_hashes) <= 6
 
 
 def test_random_repeats_match_a_whole_file_dictionary() -> None:
@@ -94,22 +93,6 @@ def test_a_missing_key_counts_as_one_key() -> None:
     seen = SeenKeys()
     assert _first_lines(seen, [None, "E1", None], 2) == [2, 3, 2]
     assert _first_lines(seen, ["E2", None], 5) == [5, 2]
-
-
-def test_spooled_keys_are_read_back_by_position_after_more_are_written() -> None:
-    spooled = SpooledKeys()
-    spooled.add(pa.array(["E1", "E22", None, "E333"]), np.array([2, 3, 4, 5]))
-    keys, lines = spooled.take(0, np.array([3, 0]))
-    assert keys.to_pylist() == ["E333", "E1"] and lines.tolist() == [5, 2]
-    # Written after the first look-up: the file is read again as it now is.
-    spooled.add(pa.array(["F1", "F22"]), np.array([9, 11]))
-    keys, lines = spooled.take(1, np.array([1]))
-    assert keys.to_pylist() == ["F22"] and lines.tolist() == [11]
-    keys, lines = spooled.take(0, np.array([2, 1]))
-    assert keys.to_pylist() == [None, "E22"] and lines.tolist() == [4, 3]
-    spooled.close()
-    with pytest.raises(ValueError, match="closed"):
-        spooled.add(pa.array(["G1"]), np.array([20]))
 
 
 def test_the_keys_seen_are_let_go_when_closed() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -38,6 +39,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import FromClause
 
+from vehiclehub.identifiers import arrow_text
+from vehiclehub.key_index import KeyIndex, key_hashes
 from vehiclehub.store.load import bulk_insert
 from vehiclehub.store.schema import reconcile_runs, verdict_history
 
@@ -80,37 +83,56 @@ def row_hashes(lines: list[str]) -> np.ndarray:
     return pd.util.hash_array(np.asarray(lines, dtype=object)).view(np.int64)
 
 
-def _held(conn: Connection, report: str, day: date, within: Select[Any] | None = None) -> pd.Series:
-    """The row hash of each record of the report holding on ``day`` (of the records
-    ``within`` names, when given), by record key."""
-    query = select(verdict_history.c.record_key, verdict_history.c.row_hash).where(
-        verdict_history.c.report == report, verdict_holds_on(day)
-    )
-    if within is not None:
-        query = query.where(verdict_history.c.record_key.in_(within))
-    rows = conn.execute(query).all()
-    keys = [key for key, _ in rows]
-    return pd.Series(np.array([h for _, h in rows], dtype=np.int64), index=pd.Index(keys))
+class HeldVerdicts:
+    """The records of a report holding on a day, each with its row hash (exactly, by
+    record key, in :class:`KeyIndex`: 12 bytes a record in memory, the keys on temporary
+    disk), and which of them the run gave again."""
+
+    def __init__(self, conn: Connection, report: str, day: date, within: Select[Any] | None):
+        self.records = KeyIndex()
+        query = select(verdict_history.c.record_key, verdict_history.c.row_hash).where(
+            verdict_history.c.report == report, verdict_holds_on(day)
+        )
+        if within is not None:
+            query = query.where(verdict_history.c.record_key.in_(within))
+        result = conn.execute(query, execution_options={"yield_per": VERDICT_BATCH})
+        for rows in result.partitions():
+            keys = pd.Series([key for key, _ in rows], dtype=object)
+            hashes = np.array([h for _, h in rows], dtype=np.int64)
+            self.records.add(arrow_text(keys), key_hashes(keys), hashes)
+        self.given = np.zeros(len(self.records), dtype=bool)
+
+    def same(self, keys: pd.Series, hashes: np.ndarray) -> np.ndarray:
+        """Whether each record (given by this run, a record once) holds with an equal
+        row already; each one held is noted as given."""
+        ordinals, held_hashes = self.records.find(arrow_text(keys), key_hashes(keys))
+        self.given[ordinals[ordinals >= 0]] = True
+        same: np.ndarray = (ordinals >= 0) & (held_hashes == hashes)
+        return same
+
+    def not_given(self) -> Iterator[pa.Array]:
+        """The keys of the records held that the run did not give, a batch at a time."""
+        missing = np.flatnonzero(~self.given)
+        for start in range(0, len(missing), VERDICT_BATCH):
+            keys, _ = self.records.take(missing[start : start + VERDICT_BATCH])
+            yield keys
+
+    def close(self) -> None:
+        self.records.close()
 
 
 def _changes(
-    parts: Iterable[pd.DataFrame], columns: list[str], held: pd.Series
+    parts: Iterable[pd.DataFrame], columns: list[str], held: HeldVerdicts
 ) -> Iterator[pd.DataFrame]:
     """The rows of ``parts`` that differ from what holds, at most :data:`VERDICT_BATCH`
-    rows compared at a time, then one row with a null verdict for each record that holds
+    rows compared at a time, then a row with a null verdict for each record that holds
     but is no longer given: a run's rows and changes are never all in memory at once."""
-    # A record not held looks its hash up at -1: the zero appended, never compared.
-    stored = np.append(held.to_numpy(), np.int64(0))
-    given = np.zeros(len(held), dtype=bool)
     for rows in parts:
         for start in range(0, len(rows), VERDICT_BATCH):
             part = rows.iloc[start : start + VERDICT_BATCH]
             lines = json_lines(part[columns])
             hashes = row_hashes(lines)
-            at = held.index.get_indexer(pd.Index(part["record_key"]))
-            given[at[at >= 0]] = True
-            same = (at >= 0) & (stored[at] == hashes)
-            keep = ~same
+            keep = ~held.same(part["record_key"], hashes)
             yield pd.DataFrame(
                 {
                     "record_key": part["record_key"].to_numpy()[keep],
@@ -119,10 +141,10 @@ def _changes(
                     "row_json": np.asarray(lines, dtype=object)[keep],
                 }
             )
-    gone = held.index[~given]
-    yield pd.DataFrame(
-        {"record_key": gone, "verdict": None, "row_hash": None, "row_json": None}
-    ).astype({"row_hash": "Int64"})
+    for gone in held.not_given():
+        yield pd.DataFrame(
+            {"record_key": gone.to_pandas(), "verdict": None, "row_hash": None, "row_json": None}
+        ).astype({"row_hash": "Int64"})
 
 
 def store_verdicts(
@@ -139,17 +161,20 @@ def store_verdicts(
     time as they come. ``within``: the record keys the rows stand for (a query), when they
     are not the whole report; the others hold on as they were. Returns the number of
     records whose row changed."""
-    held = _held(conn, report, day, within)
+    held = HeldVerdicts(conn, report, day, within)
     changes = _changes(parts, columns, held)
     later = next_run(conn, day)
     first = not conn.execute(select(exists().where(verdict_history.c.report == report))).scalar()
     changed = 0
-    if first:  # the report's first run: nothing to close or split
-        for part in changes:
-            bulk_insert(conn, verdict_history, _history_rows(part, report, day, later))
-            changed += len(part)
-    else:
-        changed = _rewrite(conn, report, day, later, changes)
+    try:
+        if first:  # the report's first run: nothing to close or split
+            for part in changes:
+                bulk_insert(conn, verdict_history, _history_rows(part, report, day, later))
+                changed += len(part)
+        else:
+            changed = _rewrite(conn, report, day, later, changes)
+    finally:
+        held.close()
     if changed and conn.dialect.name == "postgresql":
         # Without statistics the next publish's comparison with the previous run's rows
         # (changed_verdicts) may be planned as a nested loop over both.

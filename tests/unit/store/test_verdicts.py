@@ -4,8 +4,10 @@ reconciled date still reads back exactly the rows its run gave."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
@@ -67,11 +69,22 @@ def _drop(engine: Engine, day: date) -> list[str]:
 BATCHES = pytest.mark.parametrize("batch", [verdicts.VERDICT_BATCH, 2])
 
 
+def _all_alike(keys: pd.Series) -> np.ndarray:
+    return np.full(len(keys), 7, dtype=np.uint64)
+
+
 @BATCHES
+@pytest.mark.parametrize("hashed", [verdicts.key_hashes, _all_alike], ids=["keys", "alike"])
 def test_a_night_stores_only_what_it_changed(
-    engine: Engine, batch: int, monkeypatch: pytest.MonkeyPatch
+    engine: Engine,
+    batch: int,
+    hashed: Callable[[pd.Series], np.ndarray],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The records held are looked up by a hash of their key, then compared exactly: with
+    # every key hashed alike, the same rows are stored.
     monkeypatch.setattr(verdicts, "VERDICT_BATCH", batch)
+    monkeypatch.setattr(verdicts, "key_hashes", hashed)
     first = [_line(f"R{n}", "verified") for n in range(5)]
     assert _run(engine, D1, first) == 5
     assert _run(engine, D2, first) == 0  # nothing changed: nothing written
