@@ -9,7 +9,8 @@ characters, as a refund line's), then stores the same date's rows again with one
 changed and one in 1,000 no longer given, the parts coming 200,000 rows at a time as the
 reconcile reads them. Prints, for that second call, the wall time, the peak RSS
 (sampled every 20 ms) less the RSS before, and the records changed. The store is a new
-SQLite file unless a database URL is given (its tables are dropped first).
+SQLite file unless a database URL is given: an empty database, left as the run leaves
+it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from peak_rss import PeakRss
 
 from vehiclehub.icd.drops import REFUND_VERIFICATION_COLUMNS
 from vehiclehub.store import connect
-from vehiclehub.store.schema import metadata
 from vehiclehub.store.verdicts import record_run, store_verdicts
 
 DAY = date(2025, 11, 3)
@@ -67,9 +67,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'hub.db'}"
         engine = connect(url)
-        if args.database_url:
-            metadata.drop_all(engine)
-            engine = connect(url)
         started = time.perf_counter()
         with engine.begin() as conn:
             store_verdicts(conn, DAY, REPORT, parts(args.records), REFUND_VERIFICATION_COLUMNS)
@@ -85,8 +82,6 @@ def main() -> None:
             f"run again: {wall:.1f} s, peak RSS +{peak.growth_gib:.2f} GiB, "
             f"{changed:,} records changed"
         )
-        if args.database_url:
-            metadata.drop_all(engine)
         engine.dispose()
 
 
