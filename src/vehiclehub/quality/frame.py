@@ -181,7 +181,8 @@ class QualityFrame:
     the store, indexed by row position, repeated keys included) and keeps only their
     typed frame columns; :meth:`build` gives the frame of the rows added (the whole
     file's, or a slice's, quality.gate.FileGate). A count over the file
-    (:func:`rows_sharing`) keeps the fingerprint it counts by until then.
+    (:func:`rows_sharing`) keeps the fingerprint it counts by until then. A frame of no
+    columns, read only for its length (a file's row count), keeps nothing of a row.
     """
 
     def __init__(self, spec: FeedSpec, columns: set[str]) -> None:
@@ -194,9 +195,14 @@ class QualityFrame:
             raise KeyError(f"{spec.table}: no column {unknown[0]!r} in the quality frame")
         self._counted = whole_file_columns(spec)
         self._parts: list[pd.DataFrame] = []
+        self._per_row = bool(columns)
+        self._added = False
 
     def add(self, records: pd.DataFrame) -> None:
         """Reduce one chunk's records to their frame columns and keep those."""
+        self._added = True
+        if not self._per_row:
+            return
         part = pd.DataFrame(index=records.index)
         for name in self.columns:
             part[name] = self._column(name, records)
@@ -211,11 +217,14 @@ class QualityFrame:
         """The frame of the file's rows from ``start`` to ``end`` (of a file of ``end``
         data rows, by default), of the chunks added since the last build, which are let
         go."""
-        if not self._parts:
+        if not self._added:
             raise ValueError("a quality frame is built from at least one chunk")
-        kept = _united(self._parts)
+        self._added = False
         index = pd.RangeIndex(start, end)
         frame = pd.DataFrame(index=index)
+        if not self._per_row:
+            return frame
+        kept = _united(self._parts)
         frame["passed_schema"] = index.isin(kept.index)
         for name in self.columns:
             values = kept.pop(name)

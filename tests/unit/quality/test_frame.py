@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from tests.factories import Vehicle
 
 from vehiclehub.contract import feed
@@ -118,3 +119,31 @@ def test_rows_sharing_values_are_counted_by_fingerprint_and_an_empty_value_count
     # Near miss: a row without its HS code is in no group, and L1/8703 stays at two.
     assert counted.fillna(0).tolist() == [2, 2, 1, 1, 0, 0]
     assert counted.isna().tolist() == [False] * 4 + [True] * 2
+
+
+def test_a_frame_read_only_for_its_length_keeps_nothing_of_a_row() -> None:
+    """The police suite's whole-file expectations count the rows: the frame they read
+    holds each row's place, and nothing is kept of a chunk's records till then."""
+    spec = feed("police", "events")
+    records = _records(
+        "police",
+        "events",
+        [
+            v.export_deregistration(event_id=f"E{n}")
+            for n, v in enumerate(Vehicle() for _ in range(3))
+        ],
+        index=[0, 2, 3],
+    )
+    counted = QualityFrame(spec, set())
+    counted.add(records.iloc[:1])
+    counted.add(records.iloc[1:])
+    assert counted._parts == []
+    frame = counted.build(5)
+    assert len(frame) == 5 and list(frame.columns) == []
+    # Near miss: a frame of one column keeps it, with where each row passed the schema.
+    statuses = QualityFrame(spec, {"record_status"})
+    statuses.add(records)
+    assert len(statuses._parts) == 1
+    assert statuses.build(5)["passed_schema"].tolist() == [True, False, True, True, False]
+    with pytest.raises(ValueError, match="at least one chunk"):
+        counted.build(5)
