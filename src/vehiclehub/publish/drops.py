@@ -51,10 +51,11 @@ from vehiclehub.icd.drops import (
 from vehiclehub.icd.manifest import SCHEMA_VERSION, Manifest
 from vehiclehub.icd.names import FileName, manifest_name
 from vehiclehub.review.cases import counted_decisions, review_columns
-from vehiclehub.rules.base import fetch_batches, read_frame, read_frames
+from vehiclehub.rules.base import read_frame, read_frames
 from vehiclehub.rules.runner import FINDING_FIELDS
 from vehiclehub.rules.subsidy import export_subsidy
 from vehiclehub.signing import HubKey, SignatureRejected, sign_manifest, verify_manifest
+from vehiclehub.store.batches import fetch_batches
 from vehiclehub.store.exchange_log import LogHead, append_entry, log_head
 from vehiclehub.store.schema import deliveries, findings, intake_files, rejections, verdict_history
 from vehiclehub.store.verdicts import previous_run, verdict_holds_on

@@ -20,8 +20,7 @@ refund lines, and each rule's query keeps to the records in scope
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from operator import itemgetter
@@ -59,6 +58,7 @@ from vehiclehub.icd.codes import (
     Severity,
 )
 from vehiclehub.icd.codes import values as code_values
+from vehiclehub.store.batches import fetch_batches
 from vehiclehub.store.schema import feed_table, reconcile_scope, record_changes
 from vehiclehub.workdays import WorkingDays, package_calendar
 
@@ -297,33 +297,6 @@ def read_frames(
         frame = pd.DataFrame(columns)
         frame.columns = pd.Index(names)
         yield frame
-
-
-def fetch_batches(
-    conn: Connection, query: Select[Any] | CompoundSelect[Any], size: int = FETCH_BATCH
-) -> Iterator[Sequence[Sequence[Any]]]:
-    """A query's rows ``size`` at a time, never all at once, each row a tuple of values as
-    the driver gives them (no row object per row).
-
-    SQLite's cursor steps through the result as it is fetched: the rows are read from the
-    driver's cursor itself. PostgreSQL's come through a server-side cursor of the driver's
-    own, in the connection's transaction.
-    """
-    if conn.dialect.name == "sqlite":
-        result = conn.execute(query)
-        try:
-            while rows := result.cursor.fetchmany(size):
-                yield rows
-        finally:
-            result.close()
-        return
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    driver = conn.connection.driver_connection
-    name = f"vhub_batches_{uuid.uuid4().hex[:12]}"
-    with driver.cursor(name=name) as cursor:  # type: ignore[union-attr]
-        cursor.execute(str(compiled), compiled.params)
-        while rows := cursor.fetchmany(size):
-            yield rows
 
 
 _NOT_PROCESSED = (Date, DateTime, String, Integer)

@@ -34,8 +34,9 @@ from sqlalchemy import (
 
 from vehiclehub.contract import feeds
 from vehiclehub.identifiers import char_matrix
-from vehiclehub.rules.base import Night, Reach, RuleContext, fetch_batches, joined, rule
+from vehiclehub.rules.base import Night, Reach, RuleContext, joined, rule
 from vehiclehub.rules.reach import BY_VIN
+from vehiclehub.store.batches import fetch_batches
 from vehiclehub.store.load import bulk_insert
 from vehiclehub.vin import VIN_PATTERN
 
@@ -647,7 +648,7 @@ def _held_vin_blocks(ctx: RuleContext) -> Iterator[VinBlock]:
 
 class _AscendingVins:
     """One VIN column's distinct legal VINs in ascending order of their bytes, read a chunk
-    at a time (:func:`~vehiclehub.rules.base.fetch_batches`): only a chunk's VINs are ever
+    at a time (:func:`~vehiclehub.store.batches.fetch_batches`): only a chunk's VINs are ever
     Python strings. The store sorts them (PostgreSQL by the "C" collation: by bytes,
     whatever the database's own)."""
 

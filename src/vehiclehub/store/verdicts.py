@@ -41,6 +41,7 @@ from sqlalchemy.sql.expression import FromClause
 
 from vehiclehub.identifiers import arrow_text
 from vehiclehub.key_index import KeyIndex, key_hashes
+from vehiclehub.store.batches import fetch_batches
 from vehiclehub.store.load import bulk_insert
 from vehiclehub.store.schema import reconcile_runs, verdict_history
 
@@ -95,11 +96,10 @@ class HeldVerdicts:
         )
         if within is not None:
             query = query.where(verdict_history.c.record_key.in_(within))
-        result = conn.execute(query, execution_options={"yield_per": VERDICT_BATCH})
-        for rows in result.partitions():
-            keys = pd.Series([key for key, _ in rows], dtype=object)
-            hashes = np.array([h for _, h in rows], dtype=np.int64)
-            self.records.add(arrow_text(keys), key_hashes(keys), hashes)
+        for rows in fetch_batches(conn, query, VERDICT_BATCH):
+            keys, hashes = zip(*rows, strict=True)
+            text = pd.Series(keys, dtype=object)
+            self.records.add(arrow_text(text), key_hashes(text), np.array(hashes, dtype=np.int64))
         self.given = np.zeros(len(self.records), dtype=bool)
 
     def same(self, keys: pd.Series, hashes: np.ndarray) -> np.ndarray:
